@@ -1,0 +1,66 @@
+"""Settings: one class, read from the environment (prefix ``ALLIANCE_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Well-known values that must never protect real data; development uses them so that a newcomer needs nothing.
+DEVELOPMENT_MASTER_KEY = "ZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0wMDAwMDAwMDA="
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "placeholder", DEVELOPMENT_MASTER_KEY})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ALLIANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = "development"
+
+    # Database: a server given by URL, or (no URL) a private embedded PostgreSQL in `embedded_pgdata`.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ALLIANCE_DATABASE_URL", "DATABASE_URL")
+    )
+    embedded_pgdata: Path = Path(".alliance/pgdata")
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+    # Key material. The master key (32 bytes, base64) wraps every other key the service stores.
+    master_key: SecretStr | None = None
+
+    # HTTP
+    public_url: str = "http://localhost:8000"
+    log_level: str = "INFO"
+    log_json: bool = True
+    readiness_timeout_s: float = Field(default=3.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.master_key is None or self.master_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError("ALLIANCE_MASTER_KEY must be set to a real key in production")
+        if not self.database_url:
+            raise ValueError("DATABASE_URL must be set in production (no embedded database)")
+        return self
+
+    @property
+    def master_key_value(self) -> str:
+        """The master key in force; development and test fall back to a well-known key."""
+        if self.master_key is not None:
+            return self.master_key.get_secret_value()
+        return DEVELOPMENT_MASTER_KEY
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,104 @@
+"""The one PostgreSQL database: URL resolution, async engine, and the per-request session and transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.core.config import Settings
+from app.core.embedded_db import start_embedded_postgres
+
+log = structlog.get_logger(__name__)
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings (``postgres://``, ``postgresql://``) and use the asyncpg driver."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured server, or the embedded one (started on demand) when none is configured."""
+    if settings.database_url:
+        return normalise_url(settings.database_url)
+    return start_embedded_postgres(settings.embedded_pgdata)
+
+
+def redacted(url: str) -> str:
+    """The URL as it may appear in logs: never with its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": settings.db_connect_timeout_s,
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 5
+            if settings.db_statement_timeout_ms
+            else None,
+            "server_settings": {
+                "application_name": "alliance",
+                "statement_timeout": str(settings.db_statement_timeout_ms),
+                "timezone": "UTC",
+            },
+        },
+    )
+
+
+class Database:
+    """An engine and the session factory bound to it.
+
+    Tests bind the factory to one outer connection instead, so that every request joins a transaction that is
+    rolled back after the test.
+    """
+
+    def __init__(self, bind: AsyncEngine | AsyncConnection, *, join_savepoint: bool = False) -> None:
+        self.bind = bind
+        options: dict[str, Any] = {"join_transaction_mode": "create_savepoint"} if join_savepoint else {}
+        self.sessionmaker = async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=False, **options)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        url = resolve_database_url(settings)
+        log.info("database_selected", url=redacted(url))
+        return cls(create_engine(url, settings))
+
+    async def dispose(self) -> None:
+        if isinstance(self.bind, AsyncEngine):
+            await self.bind.dispose()
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def _request_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    # The request owns the one transaction: services flush, this commits once the endpoint returned, and
+    # before the response is sent, so a failed commit is never answered with a success.
+    async with database.sessionmaker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -1,0 +1,61 @@
+"""Operations endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import text
+from starlette.responses import Response
+
+from app.core.database import Database
+from app.core.migrations import head_revisions
+from app.core.problems import PROBLEM_RESPONSES, ServiceUnavailable
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    database: str
+    migrations: str
+
+
+@router.get("/healthz", response_model=Health, summary="The process is alive")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="The database is reachable and migrated to head",
+    responses={503: PROBLEM_RESPONSES[503]},
+)
+async def readyz(request: Request) -> Readiness:
+    database: Database = request.app.state.database
+    timeout = request.app.state.settings.readiness_timeout_s
+    try:
+        applied = await asyncio.wait_for(_applied_revisions(database), timeout)
+    except Exception as exc:
+        raise ServiceUnavailable("The database is unreachable.", headers={"Retry-After": "5"}) from exc
+    if applied != head_revisions():
+        raise ServiceUnavailable("The database schema is not at the latest migration; run `alliance migrate`.")
+    return Readiness(status="ready", database="ok", migrations="head")
+
+
+async def _applied_revisions(database: Database) -> set[str]:
+    async with database.sessionmaker() as session:
+        rows = await session.execute(text("SELECT version_num FROM alembic_version"))
+        return {row[0] for row in rows}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,42 @@
+"""Shared pieces of table models: the metadata naming convention, ids and timestamps."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# Constraint names Alembic can diff and downgrade deterministically.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = SQLModel.metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, unguessable id with a readable prefix, e.g. ``ptn_5Zk2...``."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+def id_field(prefix: str) -> str:
+    return Field(default_factory=lambda: new_id(prefix), primary_key=True, max_length=40)
+
+
+def created_at_field() -> datetime:
+    return Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now()},
+        nullable=False,
+    )

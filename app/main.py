@@ -1,0 +1,52 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.core.config import Settings, get_settings
+from app.core.database import Database
+from app.core.health import router as health_router
+from app.core.logging import configure_logging
+from app.core.middleware import RequestContextMiddleware
+from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
+
+DESCRIPTION = """
+Alliance is the securities firm's partner-alliance platform. Partner banks, insurers and corporates submit the
+clients they refer; the platform decides attribution, follows each referral through account opening, funding and
+bundled-product purchases, computes referral fees and lets finance settle them.
+
+* Partners authenticate with OAuth 2.0 client credentials (`POST /oauth/token`) and call `/v1/...`.
+* Errors are RFC 9457 `application/problem+json` with a stable `type`; lists are cursor-paginated.
+* Every create call takes an `Idempotency-Key`.
+"""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the ASGI application. Tests pass their own ``database`` bound to a rolled-back transaction."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    database = database or Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="Alliance",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses={status: PROBLEM_RESPONSES[status] for status in (422, 500)},
+    )
+    app.state.settings = settings
+    app.state.database = database
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,120 @@
+"""The test harness: a real PostgreSQL, the real migrations once per run, a rolled-back transaction per test.
+
+The server is ``TEST_DATABASE_URL`` or ``DATABASE_URL`` when set, otherwise the embedded one. Each run creates
+its own database on that server (so runs never share rows) and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+from app.core.config import Settings
+from app.core.database import Database, normalise_url
+from app.core.embedded_db import start_embedded_postgres
+from app.core.migrations import upgrade_to_head
+from app.main import create_app
+
+TEST_PGDATA = Path(__file__).resolve().parents[1] / ".alliance" / "test-pgdata"
+
+
+def _server_url() -> str:
+    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        return normalise_url(configured)
+    return start_embedded_postgres(TEST_PGDATA)
+
+
+def _asyncpg_dsn(url: str) -> dict[str, object]:
+    parsed = make_url(url)
+    return {
+        "user": parsed.username,
+        "password": parsed.password,
+        "host": parsed.query.get("host") or parsed.host,
+        "port": parsed.port,
+        "database": parsed.database,
+    }
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(**_asyncpg_dsn(url))  # type: ignore[arg-type]
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_scratch_database(server_url: str, name: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_scratch_database(server_url: str, name: str) -> None:
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    return _server_url()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"alliance_test_{uuid.uuid4().hex[:10]}"
+    url = create_scratch_database(server_url, name)
+    upgrade_to_head(url)
+    yield url
+    drop_scratch_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(environment="test", database_url=database_url, log_json=True, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session inside the test's transaction; what the code under test commits is a savepoint."""
+    database = Database(connection, join_savepoint=True)
+    async with database.sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    return create_app(settings, Database(connection, join_savepoint=True))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from app import __version__
+from tests.conftest import create_scratch_database, drop_scratch_database
+
+
+def alliance(*args: str, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if not key.endswith("DATABASE_URL")}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-c", "from app.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_version() -> None:
+    result = alliance("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"alliance {__version__}"
+
+
+def test_db_url_hides_the_password() -> None:
+    result = alliance("db-url", database_url="postgresql://app:s3cret@db.internal:5432/alliance")
+    assert result.returncode == 0
+    assert result.stdout.strip() == "postgresql+asyncpg://app:***@db.internal:5432/alliance"
+
+
+def test_unreachable_database_is_a_clear_error_not_a_traceback() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = alliance("migrate", database_url=f"postgresql://nobody:pw@127.0.0.1:{port}/none")
+    assert result.returncode == 2
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pw@" not in result.stderr
+
+
+@pytest.fixture
+def scratch_url(server_url: str) -> Iterator[str]:
+    name = f"alliance_cli_{uuid.uuid4().hex[:10]}"
+    url = create_scratch_database(server_url, name)
+    yield url
+    drop_scratch_database(server_url, name)
+
+
+def test_migrate_and_demo_are_idempotent(scratch_url: str) -> None:
+    for _ in range(2):
+        migrated = alliance("migrate", database_url=scratch_url)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "database at head" in migrated.stdout
+    first = alliance("demo", database_url=scratch_url)
+    second = alliance("demo", database_url=scratch_url)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
