@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -120,6 +122,9 @@ def serve(
 
         typer.echo(asyncio.run(load_demo(url)))
     typer.echo(f"serving on http://{host}:{port} with {workers} worker(s), database {redacted(url)}")
+    # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the embedded database
+    # (if any) stop with us instead of being orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "app.main:create_app",
         factory=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -28,11 +29,31 @@ def start_embedded_postgres(data_dir: Path) -> str:
         import pgserver
 
         data_dir.parent.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(data_dir)
         server = pgserver.get_server(data_dir, cleanup_mode="stop")
     _servers[data_dir] = server
     url = _asyncpg_url(server.get_uri())
     log.info("embedded_postgres_started", data_dir=str(data_dir))
     return url
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    # pgserver stops the server when the last process holding it exits, counting holders in this file. A holder
+    # that was killed never removes itself, and the server would then outlive every later run.
+    handles = data_dir / ".handle_pids.json"
+    if handles.exists():
+        alive = [pid for pid in json.loads(handles.read_text() or "[]") if _is_running(pid)]
+        handles.write_text(json.dumps(alive))
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _asyncpg_url(uri: str) -> str:
