@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from app import __version__
 from app.core.config import get_settings
 from app.core.database import redacted, resolve_database_url
+from app.core.problems import Problem
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     name="alliance",
@@ -136,9 +145,151 @@ def serve(
     )
 
 
+def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction against the migrated database."""
+    from app.core.database import Database as _Database
+    from app.core.database import create_engine
+
+    async def run() -> T:
+        database = _Database(create_engine(url, get_settings()))
+        try:
+            async with database.sessionmaker() as session, session.begin():
+                return await work(session)
+        finally:
+            await database.dispose()
+
+    _migrate(url)
+    return asyncio.run(run())
+
+
+def _print_credentials(client_id: str, secret: str | None, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        return
+    typer.echo(f"client_id:     {client_id}")
+    if secret:
+        typer.echo(f"client_secret: {secret}")
+        typer.echo("The secret is shown once; store it now.")
+
+
+staff_cli = typer.Typer(help="Staff accounts (OAuth clients with a role).", no_args_is_help=True)
+clients_cli = typer.Typer(help="OAuth clients of partners and the back office.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
+cli.add_typer(staff_cli, name="staff")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(keys_cli, name="keys")
+
+
+@staff_cli.command("create")
+def staff_create(
+    role: Annotated[str, typer.Option(help="alliance_manager | finance | admin | auditor")],
+    name: Annotated[str, typer.Option(help="Who this account is for.")] = "staff",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a staff account and print its credentials once."""
+    from app.audit.service import Actor
+    from app.auth.scopes import PrincipalKind, StaffRole
+    from app.auth.service import create_client
+
+    try:
+        staff_role = StaffRole(role)
+    except ValueError:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
+    created = _in_transaction(
+        _database_url(),
+        lambda session: create_client(session, Actor.system(), name=name, kind=PrincipalKind.staff, role=staff_role),
+    )
+    _print_credentials(created.client.id, created.secret, as_json)
+
+
+@clients_cli.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="A name for the integration.")],
+    partner: Annotated[str | None, typer.Option(help="Partner id, for a partner client.")] = None,
+    back_office: Annotated[bool, typer.Option("--back-office", help="A back-office (conversion feed) client.")] = False,
+    auth_method: Annotated[str, typer.Option(help="client_secret_basic | client_secret_post | private_key_jwt")] = (
+        "client_secret_basic"
+    ),
+    jwks_file: Annotated[Path | None, typer.Option(help="Public JWKS file, for private_key_jwt.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a partner or back-office client and print its credentials once."""
+    from app.audit.service import Actor
+    from app.auth.models import AuthMethod
+    from app.auth.scopes import PrincipalKind
+    from app.auth.service import create_client
+
+    if bool(partner) == back_office:
+        raise typer.BadParameter("give exactly one of --partner or --back-office")
+    jwks = json.loads(jwks_file.read_text()) if jwks_file else None
+    created = _in_transaction(
+        _database_url(),
+        lambda session: create_client(
+            session,
+            Actor.system(),
+            name=name,
+            kind=PrincipalKind.back_office if back_office else PrincipalKind.partner,
+            partner_id=partner,
+            auth_method=AuthMethod(auth_method),
+            jwks=jwks,
+        ),
+    )
+    _print_credentials(created.client.id, created.secret, as_json)
+
+
+@clients_cli.command("rotate")
+def clients_rotate(
+    client_id: str,
+    grace_hours: Annotated[float, typer.Option(help="How long the old secret keeps working.")] = 24.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Issue a new secret; the old one works until the grace period ends."""
+    from app.audit.service import Actor
+    from app.auth.service import rotate_client_secret
+
+    _, secret, until = _in_transaction(
+        _database_url(),
+        lambda session: rotate_client_secret(session, Actor.system(), client_id, grace_s=int(grace_hours * 3600)),
+    )
+    _print_credentials(client_id, secret, as_json)
+    if not as_json:
+        typer.echo(f"previous secret expires at {until.isoformat()}")
+
+
+@clients_cli.command("revoke")
+def clients_revoke(client_id: str) -> None:
+    """Revoke a client at once: its tokens stop working."""
+    from app.audit.service import Actor
+    from app.auth.service import revoke_client
+
+    _in_transaction(_database_url(), lambda session: revoke_client(session, Actor.system(), client_id))
+    typer.echo(f"revoked {client_id}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate() -> None:
+    """Rotate the access-token signing key; tokens signed by the old key stay valid until they expire."""
+    from app.audit import service as audit
+    from app.audit.service import Actor
+    from app.auth.keys import rotate_signing_key
+
+    async def rotate(session: AsyncSession) -> tuple[str | None, str]:
+        retired, active = await rotate_signing_key(session, get_settings())
+        await audit.record(
+            session, Actor.system(), "signing_key.rotated", object_type="signing_key", object_id=active, retired=retired
+        )
+        return retired, active
+
+    retired, active = _in_transaction(_database_url(), rotate)
+    typer.echo(f"active signing key: {active} (retired: {retired or 'none'})")
+
+
 def main() -> None:
     try:
         cli()
     except DatabaseUnreachable as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except Problem as exc:
+        typer.echo(f"error: {exc.detail or exc.title}", err=True)
+        raise SystemExit(1) from None

@@ -7,7 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import __version__
+from app import __version__, registry  # noqa: F401  (every table model, for relationships to resolve)
+from app.audit.router import router as audit_router
+from app.auth.keys import Keyring
+from app.auth.limits import FailureThrottle, TokenBuckets
+from app.auth.oauth_router import router as oauth_router
+from app.auth.router import router as credentials_router
+from app.auth.server import JwksFetcher, build_authorization_server
 from app.core.config import Settings, get_settings
 from app.core.database import Database
 from app.core.health import router as health_router
@@ -46,7 +52,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.keyring = Keyring(settings)
+    app.state.authorization_server = build_authorization_server(settings)
+    app.state.jwks_fetcher = JwksFetcher(settings)
+    app.state.api_rate_limits = TokenBuckets(settings.rate_limit_per_second)
+    app.state.client_failures = FailureThrottle(settings.auth_failures_per_client, settings.auth_failure_window_s)
+    app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    app.include_router(health_router)
+    for router in (health_router, oauth_router, credentials_router, audit_router):
+        app.include_router(router)
     return app

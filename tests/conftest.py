@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 import httpx
@@ -19,6 +21,13 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
+from app.audit.service import Actor
+from app.auth import service as auth_service
+from app.auth.models import OAuthClient
+from app.auth.scopes import PrincipalKind, StaffRole
+from app.auth.tokens import mint_access_token
+from app.catalog import service as catalog_service
+from app.catalog.models import Partner, PartnerKind
 from app.core.config import Settings
 from app.core.database import Database, normalise_url
 from app.core.embedded_db import start_embedded_postgres
@@ -118,3 +127,83 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+# --- principals and tokens -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Caller:
+    """A client created for a test, with a fresh access token for it."""
+
+    client: OAuthClient
+    secret: str | None
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def partner_id(self) -> str | None:
+        return self.client.partner_id
+
+
+class CallerFactory(Protocol):
+    async def __call__(
+        self,
+        kind: PrincipalKind | str = ...,
+        *,
+        role: StaffRole | str | None = ...,
+        partner: Partner | None = ...,
+        scopes: list[str] | None = ...,
+    ) -> Caller: ...
+
+
+@pytest.fixture
+async def make_partner(session: AsyncSession) -> Callable[..., Awaitable[Partner]]:
+    async def make(kind: PartnerKind = PartnerKind.bank, legal_name: str = "哈尔滨银行股份有限公司") -> Partner:
+        return await catalog_service.create_partner(session, kind=kind, legal_name=legal_name)
+
+    return make
+
+
+@pytest.fixture
+async def caller(app: FastAPI, session: AsyncSession, make_partner: Callable[..., Awaitable[Partner]]) -> CallerFactory:
+    """Any principal with a valid token: ``await caller("partner")``, ``await caller("staff", role="finance")``.
+
+    Partner callers get a new partner unless one is given; ``scopes`` narrows the client's allowance.
+    """
+
+    async def make(
+        kind: PrincipalKind | str = PrincipalKind.partner,
+        *,
+        role: StaffRole | str | None = None,
+        partner: Partner | None = None,
+        scopes: list[str] | None = None,
+    ) -> Caller:
+        kind = PrincipalKind(kind)
+        if kind is PrincipalKind.partner and partner is None:
+            partner = await make_partner()
+        created = await auth_service.create_client(
+            session,
+            Actor.system("test"),
+            name=f"test {kind.value}",
+            kind=kind,
+            role=StaffRole(role) if role else None,
+            partner_id=partner.id if partner else None,
+        )
+        granted = scopes if scopes is not None else list(created.client.scopes)
+        key = await app.state.keyring.signing_key(session)
+        token = mint_access_token(
+            key,
+            app.state.settings,
+            client_id=created.client.id,
+            scope=" ".join(granted),
+            kind=kind.value,
+            partner_id=created.client.partner_id,
+            role=created.client.role.value if created.client.role else None,
+        )
+        return Caller(created.client, created.secret, token)
+
+    return make

@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     # Key material. The master key (32 bytes, base64) wraps every other key the service stores.
     master_key: SecretStr | None = None
 
+    # OAuth
+    access_token_ttl_s: int = Field(default=600, ge=60, le=3600)
+    clock_skew_s: int = Field(default=30, ge=0, le=60)
+    retired_key_publish_s: int = Field(default=86_400, ge=3600)
+    secret_rotation_grace_s: int = Field(default=86_400, ge=0)
+    jwks_uri_cache_s: int = Field(default=300, ge=0)
+    auth_failures_per_client: int = Field(default=10, ge=1)
+    auth_failures_per_address: int = Field(default=50, ge=1)
+    auth_failure_window_s: int = Field(default=300, ge=1)
+    rate_limit_per_second: int = Field(default=50, ge=1)
+
     # HTTP
     public_url: str = "http://localhost:8000"
     log_level: str = "INFO"
@@ -49,9 +60,19 @@ class Settings(BaseSettings):
             return self
         if self.master_key is None or self.master_key.get_secret_value() in PLACEHOLDER_SECRETS:
             raise ValueError("ALLIANCE_MASTER_KEY must be set to a real key in production")
+        if not self.public_url.startswith("https://"):
+            raise ValueError("ALLIANCE_PUBLIC_URL must be https:// in production")
         if not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
         return self
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer + "/oauth/token"
 
     @property
     def master_key_value(self) -> str:

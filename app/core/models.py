@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -39,4 +40,17 @@ def created_at_field() -> datetime:
         sa_type=sa.DateTime(timezone=True),
         sa_column_kwargs={"server_default": sa.func.now()},
         nullable=False,
+    )
+
+
+def enum_type(enum: type[StrEnum], name: str) -> sa.Enum:
+    """A string column holding one of ``enum``'s values, checked by the database, loaded as the enum member."""
+    return sa.Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda members: [member.value for member in members],
     )

@@ -67,3 +67,33 @@ def test_migrate_and_demo_are_idempotent(scratch_url: str) -> None:
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert first.stdout == second.stdout
+
+
+def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
+    import json
+
+    staff = alliance("staff", "create", "--role", "finance", "--name", "Li Wei", "--json", database_url=scratch_url)
+    assert staff.returncode == 0, staff.stderr
+    credentials = json.loads(staff.stdout)
+    assert credentials["client_id"].startswith("cli_") and credentials["client_secret"].startswith("acs_")
+
+    bad_role = alliance("staff", "create", "--role", "cashier", database_url=scratch_url)
+    assert bad_role.returncode != 0 and "unknown role" in bad_role.stderr
+
+    unknown_partner = alliance("clients", "create", "--name", "x", "--partner", "ptn_none", database_url=scratch_url)
+    assert unknown_partner.returncode == 1
+    assert "No such partner" in unknown_partner.stderr and "Traceback" not in unknown_partner.stderr
+
+    back_office = alliance(
+        "clients", "create", "--name", "CRM feed", "--back-office", "--json", database_url=scratch_url
+    )
+    client_id = json.loads(back_office.stdout)["client_id"]
+    rotated = alliance("clients", "rotate", client_id, "--json", database_url=scratch_url)
+    assert json.loads(rotated.stdout)["client_secret"] != json.loads(back_office.stdout)["client_secret"]
+    assert alliance("clients", "revoke", client_id, database_url=scratch_url).returncode == 0
+
+    first = alliance("keys", "rotate", database_url=scratch_url)
+    second = alliance("keys", "rotate", database_url=scratch_url)
+    assert first.returncode == 0 and second.returncode == 0
+    first_kid = first.stdout.split()[3]
+    assert f"retired: {first_kid}" in second.stdout

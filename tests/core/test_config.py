@@ -21,11 +21,25 @@ def test_production_refuses_missing_or_placeholder_master_key(master_key: str | 
         _settings(environment="production", master_key=master_key, database_url="postgresql://db/alliance")
 
 
+def test_production_refuses_plain_http() -> None:
+    with pytest.raises(ValidationError, match="https"):
+        _settings(
+            environment="production",
+            master_key="a-real-key-from-the-vault-0123456789",
+            database_url="postgresql://db/alliance",
+            public_url="http://alliance.example",
+        )
+
+
 def test_production_refuses_the_embedded_database(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("ALLIANCE_DATABASE_URL", raising=False)
     with pytest.raises(ValidationError, match="DATABASE_URL"):
-        _settings(environment="production", master_key="a-real-key-from-the-vault-0123456789")
+        _settings(
+            environment="production",
+            master_key="a-real-key-from-the-vault-0123456789",
+            public_url="https://alliance.example",
+        )
 
 
 def test_plain_database_url_and_prefixed_name_are_both_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,33 @@
+"""The audit log, read-only, for admins and auditors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from app.audit import service
+from app.audit.schemas import AuditEventOut
+from app.auth.deps import Principal, requires
+from app.core.database import SessionDep
+from app.core.pagination import Page, PageParams, page_of, page_params
+from app.core.problems import PROBLEM_RESPONSES
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["audit"],
+    responses={status: PROBLEM_RESPONSES[status] for status in (401, 403, 429)},
+)
+
+
+@router.get("/audit-events", response_model=Page[AuditEventOut], summary="Search the audit log, newest first")
+async def list_audit_events(
+    session: SessionDep,
+    principal: Annotated[Principal, requires("audit:read")],
+    params: Annotated[PageParams, Depends(page_params)],
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    actor_id: Annotated[str | None, Query(max_length=80)] = None,
+    object_id: Annotated[str | None, Query(max_length=80)] = None,
+) -> Page[AuditEventOut]:
+    rows = await service.list_events(session, params, action=action, actor_id=actor_id, object_id=object_id)
+    return page_of(rows, params, AuditEventOut.model_validate)

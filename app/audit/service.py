@@ -1,0 +1,81 @@
+"""Recording and reading audit events. Callers never put personal data in ``details``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.audit.models import AuditEvent
+from app.core.pagination import PageParams, paginate_query
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did it, and from where."""
+
+    id: str
+    kind: str
+    request_id: str | None = None
+    ip_address: str | None = None
+
+    @classmethod
+    def system(cls, name: str = "cli") -> Actor:
+        return cls(id=name, kind="system")
+
+    @classmethod
+    def from_request(cls, request: Request, actor_id: str, actor_kind: str) -> Actor:
+        return cls(
+            id=actor_id,
+            kind=actor_kind,
+            request_id=getattr(request.state, "request_id", None),
+            ip_address=request.client.host if request.client else None,
+        )
+
+
+async def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Append one audit event to the current transaction."""
+    event = AuditEvent(
+        actor_id=actor.id,
+        actor_kind=actor.kind,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        request_id=actor.request_id,
+        ip_address=actor.ip_address,
+        details=details,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def list_events(
+    session: AsyncSession,
+    params: PageParams,
+    *,
+    action: str | None = None,
+    actor_id: str | None = None,
+    object_id: str | None = None,
+) -> list[AuditEvent]:
+    statement = select(AuditEvent)
+    if action:
+        statement = statement.where(col(AuditEvent.action) == action)
+    if actor_id:
+        statement = statement.where(col(AuditEvent.actor_id) == actor_id)
+    if object_id:
+        statement = statement.where(col(AuditEvent.object_id) == object_id)
+    statement = paginate_query(statement, params, col(AuditEvent.created_at), col(AuditEvent.id))
+    return list((await session.scalars(statement)).all())

@@ -1,0 +1,130 @@
+"""Resource protection: the one dependency that turns a bearer token into a ``Principal``, and the one helper
+that scopes partner-facing queries to the caller's partner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from sqlalchemy import Select, false, true
+from sqlalchemy.orm import InstrumentedAttribute
+
+from app.audit.service import Actor
+from app.auth.scopes import SCOPES, PrincipalKind
+from app.auth.service import token_standing
+from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
+from app.core.database import SessionDep
+from app.core.problems import Forbidden, NotFound, Problem, Unauthorized
+
+
+class RateLimited(Problem):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+class InvalidAccessToken(Unauthorized):
+    slug, title = "invalid-token", "Invalid access token"
+
+
+class InsufficientScope(Forbidden):
+    slug, title = "insufficient-scope", "Insufficient scope"
+
+
+bearer = OAuth2(
+    flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPES)),
+    scheme_name="oauth2",
+    description="OAuth 2.0 client credentials; send the access token as `Authorization: Bearer ...`.",
+    auto_error=False,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    client_id: str
+    kind: PrincipalKind
+    scopes: frozenset[str]
+    partner_id: str | None
+    role: str | None
+    token_id: str
+
+    @property
+    def is_partner(self) -> bool:
+        return self.kind is PrincipalKind.partner
+
+    def actor(self, request: Request) -> Actor:
+        return Actor.from_request(request, self.client_id, self.kind.value)
+
+
+def _challenge(error: str, description: str, scope: str | None = None) -> dict[str, str]:
+    value = f'Bearer error="{error}", error_description="{description}"'
+    if scope:
+        value += f', scope="{scope}"'
+    return {"WWW-Authenticate": value}
+
+
+async def authenticate(
+    security_scopes: SecurityScopes,
+    request: Request,
+    session: SessionDep,
+    authorization: Annotated[str | None, Depends(bearer)],
+) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise Unauthorized(
+            "Send an access token: `Authorization: Bearer <token>`.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    token = authorization[7:].strip()
+    app_state = request.app.state
+    try:
+        keys = await app_state.keyring.verification_keys(session, unverified_kid(token))
+        claims = verify_access_token(token, keys, app_state.settings)
+    except InvalidToken as exc:
+        raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
+    standing = await token_standing(session, claims["client_id"], claims["jti"])
+    if standing is None or not standing.client_active or not standing.partner_active or standing.token_revoked:
+        detail = "The access token was revoked or its client is no longer active."
+        raise InvalidAccessToken(detail, headers=_challenge("invalid_token", detail))
+    wait = app_state.api_rate_limits.take(claims["client_id"], standing.rate_limit_per_second)
+    if wait:
+        retry_after = str(max(1, round(wait + 0.5)))
+        raise RateLimited("This client's request rate is exceeded.", headers={"Retry-After": retry_after})
+    principal = Principal(
+        client_id=claims["client_id"],
+        kind=PrincipalKind(claims.get("kind", PrincipalKind.partner)),
+        scopes=frozenset(str(claims["scope"]).split()),
+        partner_id=claims.get("partner_id"),
+        role=claims.get("role"),
+        token_id=claims["jti"],
+    )
+    if missing := [scope for scope in security_scopes.scopes if scope not in principal.scopes]:
+        needed = " ".join(missing)
+        raise InsufficientScope(
+            f"This call needs the scope(s): {needed}.",
+            headers=_challenge("insufficient_scope", "The token lacks a scope this call needs.", needed),
+        )
+    return principal
+
+
+def requires(*scopes: str) -> Any:
+    """``Depends`` on an authenticated principal holding every one of ``scopes``."""
+    return Security(authenticate, scopes=list(scopes))
+
+
+def scoped_to_caller(
+    statement: Select[Any], principal: Principal, partner_column: InstrumentedAttribute[Any]
+) -> Select[Any]:
+    """Every partner-facing query goes through here: a partner sees only its own rows, staff see all."""
+    if principal.is_partner:
+        return statement.where(partner_column == principal.partner_id)
+    if principal.kind is PrincipalKind.staff:
+        return statement.where(true())
+    return statement.where(false())
+
+
+def ensure_visible(principal: Principal, owner_partner_id: str | None) -> None:
+    """Another tenant's object is simply not found, never forbidden."""
+    if principal.is_partner and owner_partner_id != principal.partner_id:
+        raise NotFound()

@@ -1,0 +1,296 @@
+"""Credential rules: creating, rotating and revoking OAuth clients; what the token endpoint and the resource
+check need to know about a client, in one query each."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.auth.models import AuthMethod, ClientSecret, ClientStatus, OAuthClient, RevokedToken, UsedClientAssertion
+from app.auth.scopes import PrincipalKind, StaffRole, allowance
+from app.catalog.models import Partner, PartnerStatus
+from app.catalog.service import get_partner
+from app.core.models import utcnow
+from app.core.pagination import PageParams, paginate_query
+from app.core.problems import NotFound, Unprocessable
+
+# OWASP's minimum argon2id profile: client secrets are 256-bit random, so the hash guards against a stolen
+# table, not against guessing; a heavier profile would only slow every token request.
+SECRET_HASHER = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+SECRET_PREFIX = "acs_"
+
+
+class InvalidClientConfiguration(Unprocessable):
+    slug, title = "invalid-client-configuration", "Invalid client configuration"
+
+
+def new_client_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def verify_secret(secret_hash: str, secret: str) -> bool:
+    try:
+        return SECRET_HASHER.verify(secret_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def validate_public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
+    """A partner's registered keys: importable, public only, for signing."""
+    try:
+        key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidClientConfiguration("`jwks` is not a valid JSON Web Key Set.") from exc
+    if not key_set.keys:
+        raise InvalidClientConfiguration("`jwks` holds no key.")
+    if any(key.is_private for key in key_set.keys):
+        raise InvalidClientConfiguration("`jwks` must hold public keys only; keep the private key with you.")
+    return dict(key_set.as_dict(private=False))
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    client: OAuthClient
+    secret: str | None
+
+
+async def create_client(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    name: str,
+    kind: PrincipalKind,
+    role: StaffRole | None = None,
+    partner_id: str | None = None,
+    scopes: list[str] | None = None,
+    auth_method: AuthMethod = AuthMethod.client_secret_basic,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    rate_limit_per_second: int | None = None,
+) -> NewClient:
+    """Register a client. A secret (for the secret methods) is returned here once and stored only as a hash."""
+    if kind is PrincipalKind.partner:
+        if not partner_id:
+            raise InvalidClientConfiguration("A partner client needs `partner_id`.")
+        partner = await get_partner(session, partner_id)
+        if partner.status is PartnerStatus.terminated:
+            raise InvalidClientConfiguration("The partner is terminated.")
+    elif partner_id:
+        raise InvalidClientConfiguration("Only partner clients belong to a partner.")
+    if kind is PrincipalKind.staff and role is None:
+        raise InvalidClientConfiguration("A staff client needs a `role`.")
+    if kind is not PrincipalKind.staff and role is not None:
+        raise InvalidClientConfiguration("Only staff clients have a role.")
+    allowed = allowance(kind, role)
+    granted = list(scopes) if scopes else list(allowed)
+    if outside := sorted(set(granted) - set(allowed)):
+        raise InvalidClientConfiguration(f"Scopes outside this kind's allowance: {', '.join(outside)}.")
+    if auth_method is AuthMethod.private_key_jwt:
+        if bool(jwks) == bool(jwks_uri):
+            raise InvalidClientConfiguration("private_key_jwt needs exactly one of `jwks` or `jwks_uri`.")
+        jwks = validate_public_jwks(jwks) if jwks else None
+    elif jwks or jwks_uri:
+        raise InvalidClientConfiguration("`jwks` and `jwks_uri` are only for private_key_jwt clients.")
+
+    client = OAuthClient(
+        name=name,
+        kind=kind,
+        role=role,
+        partner_id=partner_id,
+        scopes=granted,
+        auth_method=auth_method,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        rate_limit_per_second=rate_limit_per_second,
+    )
+    session.add(client)
+    await session.flush()
+    secret = None
+    if auth_method is not AuthMethod.private_key_jwt:
+        secret = new_client_secret()
+        session.add(ClientSecret(client_id=client.id, secret_hash=SECRET_HASHER.hash(secret)))
+        await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "client.created",
+        object_type="oauth_client",
+        object_id=client.id,
+        kind=kind.value,
+        role=role.value if role else None,
+        partner_id=partner_id,
+        auth_method=auth_method.value,
+        scopes=granted,
+    )
+    return NewClient(client, secret)
+
+
+async def get_client(session: AsyncSession, client_id: str) -> OAuthClient:
+    client = await session.get(OAuthClient, client_id)
+    if client is None:
+        raise NotFound("No such client.")
+    return client
+
+
+async def list_clients(
+    session: AsyncSession, params: PageParams, *, partner_id: str | None = None, kind: PrincipalKind | None = None
+) -> list[OAuthClient]:
+    statement = select(OAuthClient)
+    if partner_id:
+        statement = statement.where(col(OAuthClient.partner_id) == partner_id)
+    if kind:
+        statement = statement.where(col(OAuthClient.kind) == kind)
+    statement = paginate_query(statement, params, col(OAuthClient.created_at), col(OAuthClient.id))
+    return list((await session.scalars(statement)).all())
+
+
+async def rotate_client_secret(
+    session: AsyncSession, actor: Actor, client_id: str, *, grace_s: int
+) -> tuple[OAuthClient, str, datetime]:
+    """A new secret; the current ones keep working until the end of the grace period (returned)."""
+    client = await get_client(session, client_id)
+    if client.status is not ClientStatus.active:
+        raise InvalidClientConfiguration("A revoked client cannot be rotated.")
+    if client.auth_method is AuthMethod.private_key_jwt:
+        raise InvalidClientConfiguration("A private_key_jwt client has no secret; publish a new key instead.")
+    now = utcnow()
+    old_until = now + timedelta(seconds=grace_s)
+    await session.execute(
+        update(ClientSecret)
+        .where(
+            col(ClientSecret.client_id) == client_id,
+            or_(col(ClientSecret.expires_at).is_(None), col(ClientSecret.expires_at) > old_until),
+        )
+        .values(expires_at=old_until)
+    )
+    secret = new_client_secret()
+    session.add(ClientSecret(client_id=client_id, secret_hash=SECRET_HASHER.hash(secret)))
+    await session.flush()
+    await audit.record(
+        session, actor, "client.secret_rotated", object_type="oauth_client", object_id=client_id, grace_s=grace_s
+    )
+    return client, secret, old_until
+
+
+async def revoke_client(session: AsyncSession, actor: Actor, client_id: str) -> OAuthClient:
+    """Revoke at once: no new tokens, and tokens already issued stop working on their next use."""
+    client = await get_client(session, client_id)
+    if client.status is ClientStatus.revoked:
+        return client
+    client.status = ClientStatus.revoked
+    client.revoked_at = utcnow()
+    session.add(client)
+    await session.flush()
+    await audit.record(session, actor, "client.revoked", object_type="oauth_client", object_id=client_id)
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClient:
+    """What the token endpoint knows of a client: loaded before Authlib's synchronous checks run."""
+
+    client: OAuthClient
+    secret_hashes: tuple[str, ...]
+    partner_active: bool
+
+    @property
+    def active(self) -> bool:
+        return self.client.status is ClientStatus.active and self.partner_active
+
+
+async def load_token_client(session: AsyncSession, client_id: str) -> TokenClient | None:
+    now = utcnow()
+    row = (
+        await session.execute(
+            select(OAuthClient, col(Partner.status))
+            .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
+            .where(col(OAuthClient.id) == client_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    client: OAuthClient = row[0]
+    partner_status = row[1]
+    hashes = (
+        await session.scalars(
+            select(col(ClientSecret.secret_hash)).where(
+                col(ClientSecret.client_id) == client_id,
+                or_(col(ClientSecret.expires_at).is_(None), col(ClientSecret.expires_at) > now),
+            )
+        )
+    ).all()
+    partner_active = partner_status is None or partner_status == PartnerStatus.active
+    return TokenClient(client, tuple(hashes), partner_active)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStanding:
+    client_active: bool
+    partner_active: bool
+    token_revoked: bool
+    rate_limit_per_second: int | None
+
+
+async def token_standing(session: AsyncSession, client_id: str, jti: str) -> TokenStanding | None:
+    """Whether a verified token may still be used: one query on every protected call."""
+    row = (
+        await session.execute(
+            select(
+                col(OAuthClient.status),
+                col(Partner.status),
+                select(col(RevokedToken.jti)).where(col(RevokedToken.jti) == jti).exists(),
+                col(OAuthClient.rate_limit_per_second),
+            )
+            .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
+            .where(col(OAuthClient.id) == client_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    client_status, partner_status, revoked, rate = row
+    return TokenStanding(
+        client_active=client_status == ClientStatus.active,
+        partner_active=partner_status is None or partner_status == PartnerStatus.active,
+        token_revoked=bool(revoked),
+        rate_limit_per_second=rate if isinstance(rate, int) else None,
+    )
+
+
+async def revoke_token(session: AsyncSession, *, jti: str, client_id: str, expires_at: datetime) -> bool:
+    """Deny-list a token until it would have expired; False if it already was."""
+    inserted = await session.scalar(
+        insert(RevokedToken)
+        .values(jti=jti, client_id=client_id, expires_at=expires_at, created_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(col(RevokedToken.jti))
+    )
+    return inserted is not None
+
+
+async def accept_client_assertion(session: AsyncSession, *, client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Record a private_key_jwt assertion's ``jti``; False when it was already used (a replay)."""
+    await session.execute(
+        delete(UsedClientAssertion).where(
+            col(UsedClientAssertion.client_id) == client_id, col(UsedClientAssertion.expires_at) < utcnow()
+        )
+    )
+    inserted = await session.scalar(
+        insert(UsedClientAssertion)
+        .values(client_id=client_id, jti=jti, expires_at=expires_at)
+        .on_conflict_do_nothing()
+        .returning(col(UsedClientAssertion.jti))
+    )
+    return inserted is not None

@@ -1,0 +1,111 @@
+"""Run the benches: ``make bench``, or ``.venv/bin/python bench/run.py [--only NAME] [--quick] [--list]``.
+
+Benches run in the order of ``BENCHES``, ceilings first, all in one process and one event loop: a later bench reads
+the ceilings measured in the same run from ``ctx.results`` (see ``BenchContext.ratio_to``). Each result is printed
+and written to ``bench/results/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, Python puts bench/ first on the path, where a bench module could shadow a library; import the
+# benches as the ``bench`` package from the repository root instead.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(_ROOT), *(entry for entry in sys.path if Path(entry or ".").resolve() != _ROOT / "bench")]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import traceback  # noqa: E402
+
+from bench import ceiling_copy, ceiling_http  # noqa: E402
+from bench.common import (  # noqa: E402
+    Bench,
+    BenchContext,
+    BenchResult,
+    Stopwatch,
+    environment,
+    failed,
+    print_result,
+    print_table,
+    server_settings,
+    server_target,
+    write_result,
+)
+
+# Ceilings first: later benches report their figures as a ratio to them (declare them in ``needs``).
+BENCHES: list[Bench] = [
+    Bench(ceiling_copy.NAME, ceiling_copy.run, "bare asyncpg COPY of referral-shaped rows into a plain table"),
+    Bench(ceiling_http.NAME, ceiling_http.run, "bare FastAPI + one asyncpg INSERT per POST, uvicorn 1 worker, wrk"),
+]
+
+
+def select(names: list[str] | None) -> list[Bench]:
+    """The benches asked for, with the benches they need, in registry order."""
+    by_name = {bench.name: bench for bench in BENCHES}
+    if not names:
+        return list(BENCHES)
+    unknown = sorted(set(names) - by_name.keys())
+    if unknown:
+        raise SystemExit(f"unknown bench {', '.join(unknown)}; known: {', '.join(by_name)}")
+    wanted: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending.extend(by_name[name].needs)
+    return [bench for bench in BENCHES if bench.name in wanted]
+
+
+async def run_one(bench: Bench, ctx: BenchContext) -> BenchResult:
+    print(f"\n== {bench.name}: {bench.description}", flush=True)
+    with Stopwatch() as watch:
+        try:
+            result = await bench.run(ctx)
+        except Exception as error:
+            traceback.print_exc()
+            result = failed(bench.name, f"{type(error).__name__}: {error}")
+    result.seconds = watch.seconds
+    print_result(result)
+    path = write_result(result, ctx.environment)
+    print(f"  -> {path.relative_to(_ROOT)}", flush=True)
+    return result
+
+
+async def run_all(benches: list[Bench], quick: bool) -> dict[str, BenchResult]:
+    server = server_target()
+    settings = await server_settings(server)
+    ctx = BenchContext(server=server, quick=quick, environment=environment(server, settings, quick))
+    print(f"database: {server.describe()}, PostgreSQL {settings.get('server_version', '?')}", flush=True)
+    for bench in benches:
+        ctx.results[bench.name] = await run_one(bench, ctx)
+    return ctx.results
+
+
+def print_summary(results: dict[str, BenchResult]) -> None:
+    rows = [(r.name, r.status, r.headline, f"{r.seconds:.1f}s") for r in results.values()]
+    print_table("Summary", rows, header=("bench", "status", "figure", "took"))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Alliance benchmarks: reference ceilings, then the service.")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run only this bench (and what it needs)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter loads, for a smoke test")
+    parser.add_argument("--list", action="store_true", help="list the benches and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        print_table("Benches", [(bench.name, bench.description) for bench in BENCHES])
+        return 0
+    results = asyncio.run(run_all(select(args.only), args.quick))
+    print_summary(results)
+    return 1 if any(result.status == "failed" for result in results.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
