@@ -47,7 +47,10 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    pass
+    from app.core.logging import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
 
 
 def _database_url() -> str:
@@ -100,14 +103,36 @@ def db_url(
 
 
 @cli.command()
-def demo() -> None:
-    """Load the demo alliance (idempotent: running it twice changes nothing)."""
-    from app.demo import load_demo
-
+def demo(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the credentials as JSON.")] = False,
+    reset_secrets: Annotated[
+        bool, typer.Option("--reset-secrets", help="Give rotated demo clients their demo secret back.")
+    ] = False,
+) -> None:
+    """Load the demo alliance (idempotent) and print its credentials."""
     url = _database_url()
     _migrate(url)
-    summary = asyncio.run(load_demo(url))
-    typer.echo(summary)
+    _print_demo(_load_demo(url, reset_secrets=reset_secrets), as_json)
+
+
+def _load_demo(url: str, *, reset_secrets: bool = False) -> list[dict[str, str | None]]:
+    from app.demo import DemoRefused, load_demo
+
+    try:
+        return asyncio.run(load_demo(url, get_settings(), reset_secrets=reset_secrets))
+    except DemoRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print_demo(credentials: list[dict[str, str | None]], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(credentials, indent=2))
+        return
+    typer.echo("Demo alliance loaded. Credentials (development only):")
+    for item in credentials:
+        who = item["partner_id"] or item["role"] or item["kind"]
+        typer.echo(f"  {who:<22} {item['client_id']:<26} {item['client_secret']}")
 
 
 @cli.command()
@@ -127,9 +152,7 @@ def serve(
     else:
         _migrate(url)
     if with_demo:
-        from app.demo import load_demo
-
-        typer.echo(asyncio.run(load_demo(url)))
+        _print_demo(_load_demo(url), as_json=False)
     typer.echo(f"serving on http://{host}:{port} with {workers} worker(s), database {redacted(url)}")
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the embedded database
     # (if any) stop with us instead of being orphaned.

@@ -80,8 +80,13 @@ async def create_client(
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     rate_limit_per_second: int | None = None,
+    client_id: str | None = None,
+    secret: str | None = None,
 ) -> NewClient:
-    """Register a client. A secret (for the secret methods) is returned here once and stored only as a hash."""
+    """Register a client. A secret (for the secret methods) is returned here once and stored only as a hash.
+
+    ``client_id`` and ``secret`` are chosen by the caller only for the demo alliance.
+    """
     if kind is PrincipalKind.partner:
         if not partner_id:
             raise InvalidClientConfiguration("A partner client needs `partner_id`.")
@@ -116,11 +121,14 @@ async def create_client(
         jwks_uri=jwks_uri,
         rate_limit_per_second=rate_limit_per_second,
     )
+    if client_id:
+        client.id = client_id
     session.add(client)
     await session.flush()
-    secret = None
-    if auth_method is not AuthMethod.private_key_jwt:
-        secret = new_client_secret()
+    if auth_method is AuthMethod.private_key_jwt:
+        secret = None
+    else:
+        secret = secret or new_client_secret()
         session.add(ClientSecret(client_id=client.id, secret_hash=SECRET_HASHER.hash(secret)))
         await session.flush()
     await audit.record(

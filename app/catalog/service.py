@@ -9,10 +9,17 @@ from app.core.problems import NotFound
 
 
 async def create_partner(
-    session: AsyncSession, *, kind: PartnerKind, legal_name: str, display_name: str | None = None
+    session: AsyncSession,
+    *,
+    kind: PartnerKind,
+    legal_name: str,
+    display_name: str | None = None,
+    partner_id: str | None = None,
 ) -> Partner:
     """Register a partner; it starts active."""
     partner = Partner(kind=kind, legal_name=legal_name, display_name=display_name or legal_name)
+    if partner_id:
+        partner.id = partner_id
     session.add(partner)
     await session.flush()
     return partner

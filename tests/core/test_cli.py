@@ -97,3 +97,37 @@ def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
     assert first.returncode == 0 and second.returncode == 0
     first_kid = first.stdout.split()[3]
     assert f"retired: {first_kid}" in second.stdout
+
+
+async def test_demo_credentials_obtain_tokens(scratch_url: str, settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import httpx
+
+    from app.core.database import Database, create_engine
+    from app.core.migrations import upgrade_to_head
+    from app.demo import load_demo
+    from app.main import create_app
+
+    await asyncio.to_thread(upgrade_to_head, scratch_url)
+    scratch = settings.model_copy(update={"database_url": scratch_url})
+    credentials = await load_demo(scratch_url, scratch)
+    assert credentials == await load_demo(scratch_url, scratch)
+    database = Database(create_engine(scratch_url, scratch))
+    app = create_app(scratch, database)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        for item in credentials:
+            response = await client.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(item["client_id"] or "", item["client_secret"] or ""),
+            )
+            assert response.status_code == 200, (item["client_id"], response.text)
+            introspected = await client.post(
+                "/oauth/introspect",
+                data={"token": response.json()["access_token"]},
+                auth=(item["client_id"] or "", item["client_secret"] or ""),
+            )
+            assert introspected.json().get("partner_id") == item["partner_id"]
+            assert introspected.json().get("role") == item["role"]
+    await database.dispose()
