@@ -19,7 +19,7 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import traceback  # noqa: E402
 
-from bench import ceiling_copy, ceiling_http  # noqa: E402
+from bench import auth_throughput, ceiling_copy, ceiling_http  # noqa: E402
 from bench.common import (  # noqa: E402
     Bench,
     BenchContext,
@@ -38,6 +38,12 @@ from bench.common import (  # noqa: E402
 BENCHES: list[Bench] = [
     Bench(ceiling_copy.NAME, ceiling_copy.run, "bare asyncpg COPY of referral-shaped rows into a plain table"),
     Bench(ceiling_http.NAME, ceiling_http.run, "bare FastAPI + one asyncpg INSERT per POST, uvicorn 1 worker, wrk"),
+    Bench(
+        auth_throughput.NAME,
+        auth_throughput.run,
+        "alliance serve, 1 worker: POST /oauth/token and a protected GET, wrk",
+        needs=(ceiling_http.NAME,),
+    ),
 ]
 
 
