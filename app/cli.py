@@ -132,7 +132,8 @@ def _print_demo(credentials: list[dict[str, str | None]], as_json: bool) -> None
     typer.echo("Demo alliance loaded. Credentials (development only):")
     for item in credentials:
         who = item["partner_id"] or item["role"] or item["kind"]
-        typer.echo(f"  {who:<22} {item['client_id']:<26} {item['client_secret']}")
+        secret = item["client_secret"] or "(shown when created; `alliance demo --reset-secrets` for new ones)"
+        typer.echo(f"  {who:<22} {item['client_id']:<26} {secret}")
 
 
 @cli.command()

@@ -1,22 +1,19 @@
 """The demo alliance that ``make run`` loads: a bank, an insurer and a corporate, a back-office feed and one
-staff account per role, with credentials that are the same on every run (development and test only).
+staff account per role (development and test only).
 
-Loading is idempotent: rows have fixed ids and are created only when missing. Each domain adds its demo rows
-here as it arrives.
+Loading is idempotent: rows have fixed ids and are created only when missing. Secrets are shown only by the run
+that creates them, or after ``reset_secrets``, which gives every demo client a new one at once.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.auth import service as auth_service
-from app.auth.models import ClientSecret, OAuthClient
+from app.auth.models import OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
 from app.catalog import service as catalog_service
 from app.catalog.models import Partner, PartnerKind
@@ -55,12 +52,6 @@ class DemoRefused(Exception):
     pass
 
 
-def demo_secret(settings: Settings, client_id: str) -> str:
-    """A secret derived from the master key, so the demo prints the same credentials on every run."""
-    digest = hmac.new(settings.master_key_value.encode(), f"demo-secret:{client_id}".encode(), hashlib.sha256)
-    return "acs_" + base64.urlsafe_b64encode(digest.digest()).decode().rstrip("=")
-
-
 async def _ensure_partners(session: AsyncSession) -> None:
     for partner_id, kind, legal_name, display_name in PARTNERS:
         if await session.get(Partner, partner_id) is None:
@@ -69,11 +60,12 @@ async def _ensure_partners(session: AsyncSession) -> None:
             )
 
 
-async def _ensure_clients(session: AsyncSession, settings: Settings, reset_secrets: bool) -> None:
+async def _ensure_clients(session: AsyncSession, reset_secrets: bool) -> dict[str, str]:
+    """Create missing clients; returns the secrets created or reset by this run."""
+    secrets: dict[str, str] = {}
     for demo in CLIENTS:
-        secret = demo_secret(settings, demo.client_id)
         if await session.get(OAuthClient, demo.client_id) is None:
-            await auth_service.create_client(
+            created = await auth_service.create_client(
                 session,
                 ACTOR,
                 name=demo.name,
@@ -81,31 +73,31 @@ async def _ensure_clients(session: AsyncSession, settings: Settings, reset_secre
                 role=demo.role,
                 partner_id=demo.partner_id,
                 client_id=demo.client_id,
-                secret=secret,
             )
+            secrets[demo.client_id] = created.secret or ""
         elif reset_secrets:
-            await auth_service.rotate_client_secret(session, ACTOR, demo.client_id, grace_s=0)
-            session.add(ClientSecret(client_id=demo.client_id, secret_hash=auth_service.SECRET_HASHER.hash(secret)))
-            await session.flush()
+            _, secret, _ = await auth_service.rotate_client_secret(session, ACTOR, demo.client_id, grace_s=0)
+            secrets[demo.client_id] = secret
+    return secrets
 
 
 async def load_demo(
     database_url: str, settings: Settings, *, reset_secrets: bool = False
 ) -> list[dict[str, str | None]]:
-    """Create what is missing of the demo alliance; returns every demo credential."""
+    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made."""
     if settings.environment == "production":
         raise DemoRefused("the demo alliance is never loaded in production")
     database = Database(create_engine(database_url, settings))
     try:
         async with database.sessionmaker() as session, session.begin():
             await _ensure_partners(session)
-            await _ensure_clients(session, settings, reset_secrets)
+            secrets = await _ensure_clients(session, reset_secrets)
     finally:
         await database.dispose()
     return [
         {
             "client_id": demo.client_id,
-            "client_secret": demo_secret(settings, demo.client_id),
+            "client_secret": secrets.get(demo.client_id),
             "kind": demo.kind.value,
             "partner_id": demo.partner_id,
             "role": demo.role.value if demo.role else None,

@@ -120,8 +120,10 @@ def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int) -> BenchR
         metrics[f"{prefix}_non_2xx"] = load.report.non_2xx
         metrics[f"{prefix}_socket_errors"] = load.socket_errors
 
-    notes = [f"the server ran with ALLIANCE_RATE_LIMIT_PER_SECOND={RATE_LIMIT_PER_SECOND} (default 50/s per client)"]
-    notes.append("so the protected figure measures the service, not the rate limiter")
+    notes = [
+        f"the server ran with ALLIANCE_RATE_LIMIT_PER_SECOND={RATE_LIMIT_PER_SECOND} (default 50/s per client), "
+        "so the protected figure measures the service, not the rate limiter"
+    ]
     if api_ratio is None:
         notes.append("no ratio: ceiling_http did not run or did not succeed")
     for label, load in (("tokens", tokens), ("protected", api)):

@@ -66,7 +66,9 @@ def test_migrate_and_demo_are_idempotent(scratch_url: str) -> None:
     second = alliance("demo", database_url=scratch_url)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert first.stdout == second.stdout
+    assert "acs_" in first.stdout and "acs_" not in second.stdout
+    reset = alliance("demo", "--json", "--reset-secrets", database_url=scratch_url)
+    assert all(item["client_secret"].startswith("acs_") for item in __import__("json").loads(reset.stdout))
 
 
 def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
@@ -112,7 +114,10 @@ async def test_demo_credentials_obtain_tokens(scratch_url: str, settings) -> Non
     await asyncio.to_thread(upgrade_to_head, scratch_url)
     scratch = settings.model_copy(update={"database_url": scratch_url})
     credentials = await load_demo(scratch_url, scratch)
-    assert credentials == await load_demo(scratch_url, scratch)
+    assert all(item["client_secret"] for item in credentials)
+    again = await load_demo(scratch_url, scratch)
+    assert [item["client_id"] for item in again] == [item["client_id"] for item in credentials]
+    assert not any(item["client_secret"] for item in again), "secrets are shown only when created"
     database = Database(create_engine(scratch_url, scratch))
     app = create_app(scratch, database)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
