@@ -14,6 +14,8 @@ from app.auth.limits import FailureThrottle, TokenBuckets
 from app.auth.oauth_router import router as oauth_router
 from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
+from app.catalog.router import admin as catalog_router
+from app.catalog.router import partner_view as programs_router
 from app.core.config import Settings, get_settings
 from app.core.database import Database
 from app.core.health import router as health_router
@@ -60,6 +62,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    for router in (health_router, oauth_router, credentials_router, audit_router):
+    for router in (health_router, oauth_router, credentials_router, catalog_router, programs_router, audit_router):
         app.include_router(router)
     return app

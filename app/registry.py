@@ -2,14 +2,20 @@
 
 from app.audit.models import AuditEvent
 from app.auth.models import ClientSecret, OAuthClient, RevokedToken, SigningKey, UsedClientAssertion
-from app.catalog.models import Partner
+from app.catalog.models import BundledProduct, FeeSchedule, Partner, Program, ProgramProduct
+from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
 
 __all__ = [
     "AuditEvent",
+    "BundledProduct",
     "ClientSecret",
+    "FeeSchedule",
+    "IdempotencyRecord",
     "OAuthClient",
     "Partner",
+    "Program",
+    "ProgramProduct",
     "RevokedToken",
     "SigningKey",
     "UsedClientAssertion",

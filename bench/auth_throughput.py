@@ -46,6 +46,7 @@ RATE_LIMIT_PER_SECOND = 1_000_000
 API_PATH = "/v1/admin/audit-events?limit=1"
 STARTUP_TIMEOUT_S = 60.0
 CLI_TIMEOUT_S = 120.0
+LOG_TAIL_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ async def run(ctx: BenchContext) -> BenchResult:
             # The first command migrates the empty database; the second then finds it at head.
             back_office = await _cli(env, "clients", "create", "--name", "bench", "--back-office", "--json")
             admin = await _cli(env, "staff", "create", "--role", "admin", "--json")
-        async with _serve(env) as base_url:
+        async with _serve(env) as (base_url, server_log):
             token = await _access_token(base_url, admin)
             async with _scripts(back_office, token) as (token_script, api_script):
                 token_url, api_url = f"{base_url}/oauth/token", base_url + API_PATH
@@ -101,10 +102,13 @@ async def run(ctx: BenchContext) -> BenchResult:
                     tokens = await _wrk(wrk, token_url, token_script, TOKEN_CONNECTIONS, duration)
                 with stage(f"GET {API_PATH}: wrk -t{THREADS} -c{API_CONNECTIONS} -d{duration}s"):
                     api = await _wrk(wrk, api_url, api_script, API_CONNECTIONS, duration)
-    return _result(ctx, tokens, api, duration)
+            log_tail = _tail(server_log) if tokens.errors or api.errors else ""
+    if log_tail:
+        print(f"  the server's log ends with:\n{log_tail}", flush=True)
+    return _result(ctx, tokens, api, duration, log_tail)
 
 
-def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int) -> BenchResult:
+def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int, log_tail: str = "") -> BenchResult:
     token_rate, api_rate = tokens.report.requests_per_s, api.report.requests_per_s
     token_ratio = ctx.ratio_to("ceiling_http", "requests_per_s", token_rate)
     api_ratio = ctx.ratio_to("ceiling_http", "requests_per_s", api_rate)
@@ -132,6 +136,8 @@ def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int) -> BenchR
                 f"{label}: {load.report.non_2xx} non-2xx responses (statuses {load.statuses}), "
                 f"socket errors {load.report.socket_errors}"
             )
+    if log_tail:
+        notes.append(f"the server's log ends with: {log_tail[-LOG_TAIL_CHARS // 2 :]}")
     ratio = f" ({api_ratio:.0%} of ceiling_http)" if api_ratio is not None else ""
     return BenchResult(
         name=NAME,
@@ -213,8 +219,8 @@ async def _cli(env: dict[str, str], *args: str) -> Credentials:
 
 
 @asynccontextmanager
-async def _serve(env: dict[str, str]) -> AsyncIterator[str]:
-    """``alliance serve`` (one worker) on a free port, until it answers ``/readyz``; yields its base URL."""
+async def _serve(env: dict[str, str]) -> AsyncIterator[tuple[str, IO[bytes]]]:
+    """``alliance serve`` (one worker) on a free port, until it answers ``/readyz``; yields its URL and its log."""
     port = free_port()
     command = [_alliance(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     with tempfile.TemporaryFile() as log:
@@ -223,7 +229,7 @@ async def _serve(env: dict[str, str]) -> AsyncIterator[str]:
             base_url = f"http://127.0.0.1:{port}"
             with stage(f"starting `alliance serve` on 127.0.0.1:{port}"):
                 await _wait_until_ready(process, base_url, log)
-            yield base_url
+            yield base_url, log
         finally:
             await _stop(process)
 
@@ -241,11 +247,18 @@ async def _wait_until_ready(process: asyncio.subprocess.Process, base_url: str, 
             if response.status_code == 200:
                 return
             await asyncio.sleep(0.1)
-    log.seek(0)
-    output = log.read().decode(errors="replace")[-2000:]
+    output = _tail(log)
     if process.returncode is not None:
         raise RuntimeError(f"`alliance serve` exited with {process.returncode} before serving:\n{output}")
     raise RuntimeError(f"`alliance serve` was not ready within {STARTUP_TIMEOUT_S:.0f}s:\n{output}")
+
+
+def _tail(log: IO[bytes]) -> str:
+    """The end of the server's log (warnings and errors only: it runs with ``ALLIANCE_LOG_LEVEL=WARNING``)."""
+    # pread leaves the file offset alone: the server shares it, and keeps writing at it.
+    size = os.fstat(log.fileno()).st_size
+    start = max(0, size - LOG_TAIL_CHARS)
+    return os.pread(log.fileno(), size - start, start).decode(errors="replace").strip()
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -17,6 +17,7 @@ sys.path[:] = [str(_ROOT), *(entry for entry in sys.path if Path(entry or ".").r
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import signal  # noqa: E402
 import traceback  # noqa: E402
 
 from bench import auth_throughput, ceiling_copy, ceiling_http  # noqa: E402
@@ -80,7 +81,15 @@ async def run_one(bench: Bench, ctx: BenchContext) -> BenchResult:
     return result
 
 
+def cancel_on_sigterm() -> None:
+    """SIGTERM cancels the run as Ctrl-C does, so that every bench still stops its servers and drops its databases."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 async def run_all(benches: list[Bench], quick: bool) -> dict[str, BenchResult]:
+    cancel_on_sigterm()
     server = server_target()
     settings = await server_settings(server)
     ctx = BenchContext(server=server, quick=quick, environment=environment(server, settings, quick))
@@ -108,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_table("Benches", [(bench.name, bench.description) for bench in BENCHES])
         return 0
-    results = asyncio.run(run_all(select(args.only), args.quick))
+    try:
+        results = asyncio.run(run_all(select(args.only), args.quick))
+    except asyncio.CancelledError:
+        print("\nterminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     print_summary(results)
     return 1 if any(result.status == "failed" for result in results.values()) else 0
 

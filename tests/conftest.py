@@ -28,6 +28,7 @@ from app.auth.scopes import PrincipalKind, StaffRole
 from app.auth.tokens import mint_access_token
 from app.catalog import service as catalog_service
 from app.catalog.models import Partner, PartnerKind
+from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database, normalise_url
 from app.core.embedded_db import start_embedded_postgres
@@ -163,7 +164,9 @@ class CallerFactory(Protocol):
 @pytest.fixture
 async def make_partner(session: AsyncSession) -> Callable[..., Awaitable[Partner]]:
     async def make(kind: PartnerKind = PartnerKind.bank, legal_name: str = "哈尔滨银行股份有限公司") -> Partner:
-        return await catalog_service.create_partner(session, kind=kind, legal_name=legal_name)
+        return await catalog_service.create_partner(
+            session, Actor.system("test"), PartnerCreate(kind=kind, legal_name=legal_name)
+        )
 
     return make
 

@@ -11,12 +11,12 @@ from app.audit.schemas import AuditEventOut
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
 from app.core.pagination import Page, PageParams, page_of, page_params
-from app.core.problems import PROBLEM_RESPONSES
+from app.core.problems import problem_responses
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["audit"],
-    responses={status: PROBLEM_RESPONSES[status] for status in (401, 403, 429)},
+    responses=problem_responses(401, 403, 429),
 )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -60,6 +61,15 @@ async def record(
     session.add(event)
     await session.flush()
     return event
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fields that differ, as ``{field: {"from": old, "to": new}}`` (JSON-ready)."""
+    return {
+        name: {"from": jsonable_encoder(before.get(name)), "to": jsonable_encoder(value)}
+        for name, value in after.items()
+        if jsonable_encoder(before.get(name)) != jsonable_encoder(value)
+    }
 
 
 async def list_events(

@@ -1,5 +1,5 @@
-"""Resource protection: the one dependency that turns a bearer token into a ``Principal``, and the one helper
-that scopes partner-facing queries to the caller's partner."""
+"""Resource protection: the one dependency that turns a bearer token into a ``Principal`` (whose ``tenant``
+scopes partner-facing queries, see ``app.core.tenancy``)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
-from sqlalchemy import Select, false, true
-from sqlalchemy.orm import InstrumentedAttribute
 
 from app.audit.service import Actor
 from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.service import token_standing
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.core.database import SessionDep
-from app.core.problems import Forbidden, NotFound, Problem, Unauthorized
+from app.core.problems import Forbidden, Problem, Unauthorized
+from app.core.tenancy import Tenant
 
 
 class RateLimited(Problem):
@@ -54,6 +53,13 @@ class Principal:
     @property
     def is_partner(self) -> bool:
         return self.kind is PrincipalKind.partner
+
+    @property
+    def tenant(self) -> Tenant:
+        """Staff see every partner; a partner (or anyone else) only its own rows."""
+        if self.kind is PrincipalKind.staff:
+            return Tenant.everyone()
+        return Tenant.of_partner(self.partner_id)
 
     def actor(self, request: Request) -> Actor:
         return Actor.from_request(request, self.client_id, self.kind.value)
@@ -111,20 +117,3 @@ async def authenticate(
 def requires(*scopes: str) -> Any:
     """``Depends`` on an authenticated principal holding every one of ``scopes``."""
     return Security(authenticate, scopes=list(scopes))
-
-
-def scoped_to_caller(
-    statement: Select[Any], principal: Principal, partner_column: InstrumentedAttribute[Any]
-) -> Select[Any]:
-    """Every partner-facing query goes through here: a partner sees only its own rows, staff see all."""
-    if principal.is_partner:
-        return statement.where(partner_column == principal.partner_id)
-    if principal.kind is PrincipalKind.staff:
-        return statement.where(true())
-    return statement.where(false())
-
-
-def ensure_visible(principal: Principal, owner_partner_id: str | None) -> None:
-    """Another tenant's object is simply not found, never forbidden."""
-    if principal.is_partner and owner_partner_id != principal.partner_id:
-        raise NotFound()

@@ -14,12 +14,12 @@ from app.auth.schemas import ClientCreate, ClientCreated, ClientOut, KeyRotated,
 from app.auth.scopes import PrincipalKind
 from app.core.database import SessionDep
 from app.core.pagination import Page, PageParams, page_of, page_params
-from app.core.problems import PROBLEM_RESPONSES
+from app.core.problems import problem_responses
 
 router = APIRouter(
     prefix="/v1/admin",
     tags=["credentials"],
-    responses={status: PROBLEM_RESPONSES[status] for status in (401, 403, 404, 429)},
+    responses=problem_responses(401, 403, 404, 429),
 )
 ClientsAdmin = Annotated[Principal, requires("clients:manage")]
 

@@ -21,7 +21,7 @@ from app.audit import service as audit
 from app.audit.service import Actor
 from app.auth.models import AuthMethod, ClientSecret, ClientStatus, OAuthClient, RevokedToken, UsedClientAssertion
 from app.auth.scopes import PrincipalKind, StaffRole, allowance
-from app.catalog.models import Partner, PartnerStatus
+from app.catalog.models import RATE_LIMIT_TIERS, Partner, PartnerStatus
 from app.catalog.service import get_partner
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
@@ -261,6 +261,7 @@ async def token_standing(session: AsyncSession, client_id: str, jti: str) -> Tok
                 col(Partner.status),
                 select(col(RevokedToken.jti)).where(col(RevokedToken.jti) == jti).exists(),
                 col(OAuthClient.rate_limit_per_second),
+                col(Partner.rate_limit_tier),
             )
             .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
             .where(col(OAuthClient.id) == client_id)
@@ -268,12 +269,12 @@ async def token_standing(session: AsyncSession, client_id: str, jti: str) -> Tok
     ).first()
     if row is None:
         return None
-    client_status, partner_status, revoked, rate = row
+    client_status, partner_status, revoked, client_rate, tier = row
     return TokenStanding(
         client_active=client_status == ClientStatus.active,
         partner_active=partner_status is None or partner_status == PartnerStatus.active,
         token_revoked=bool(revoked),
-        rate_limit_per_second=rate if isinstance(rate, int) else None,
+        rate_limit_per_second=client_rate or (RATE_LIMIT_TIERS[tier] if tier else None),
     )
 
 

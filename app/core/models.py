@@ -54,3 +54,12 @@ def enum_type(enum: type[StrEnum], name: str) -> sa.Enum:
         validate_strings=True,
         values_callable=lambda members: [member.value for member in members],
     )
+
+
+def updated_at_field() -> datetime:
+    return Field(
+        default_factory=utcnow,
+        sa_type=sa.DateTime(timezone=True),
+        sa_column_kwargs={"server_default": sa.func.now(), "onupdate": utcnow},
+        nullable=False,
+    )

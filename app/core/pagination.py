@@ -14,6 +14,7 @@ from sqlalchemy import Select, and_, or_
 from app.core.problems import Problem
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Select[Any])
 
 MAX_LIMIT = 500
 
@@ -53,11 +54,11 @@ def _decode(cursor: str) -> tuple[datetime, str]:
 
 
 def paginate_query(
-    statement: Select[Any],
+    statement: S,
     params: PageParams,
     created_at: Any,
     row_id: Any,
-) -> Select[Any]:
+) -> S:
     """Order newest first and start after the cursor; fetches one extra row to know whether a page follows."""
     if params.cursor:
         after_created, after_id = _decode(params.cursor)

@@ -225,9 +225,16 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         401: "Missing or invalid access token",
         403: "The token lacks the required scope or role",
         404: "Not found (or owned by another partner)",
+        409: "Conflict with the current state",
+        413: "Request too large",
         422: "Validation error: each invalid field is listed in `errors`",
         429: "Rate limited: see `Retry-After`",
         500: "Internal error",
         503: "Service unavailable: see `Retry-After`",
     }.items()
 }
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entry declaring these problem statuses."""
+    return {status: PROBLEM_RESPONSES[status] for status in statuses}

@@ -16,7 +16,7 @@ from app.auth import service
 from app.auth.deps import Principal, requires
 from app.auth.keys import rotate_signing_key
 from app.catalog.models import PartnerStatus
-from app.catalog.service import set_partner_status
+from app.catalog.service import change_partner_status
 from app.core.config import Settings
 from tests.auth.helpers import token_with_secret
 from tests.conftest import CallerFactory
@@ -131,7 +131,7 @@ async def test_token_of_suspended_partner_stops_at_once(
     bank = await caller("partner")
     first = await client.get("/_test/partner-only", headers=bank.headers)
     assert first.json() == {"partner_id": bank.partner_id}
-    await set_partner_status(session, bank.partner_id or "", PartnerStatus.suspended)
+    await change_partner_status(session, Actor.system("test"), bank.partner_id or "", PartnerStatus.suspended, "test")
     assert (await client.get("/_test/partner-only", headers=bank.headers)).status_code == 401
 
 

@@ -14,7 +14,7 @@ from app.auth import service
 from app.auth.models import AuthMethod, ClientSecret
 from app.auth.scopes import PARTNER_SCOPES, PrincipalKind
 from app.catalog.models import PartnerStatus
-from app.catalog.service import set_partner_status
+from app.catalog.service import change_partner_status
 from app.core.config import Settings
 from app.core.models import utcnow
 from tests.auth.helpers import client_assertion, partner_key, token_with_assertion, token_with_secret
@@ -149,7 +149,9 @@ async def test_two_authentication_methods_at_once_are_refused(
 async def test_suspended_partner_cannot_get_tokens(
     client: httpx.AsyncClient, partner_client: service.NewClient, session: AsyncSession
 ) -> None:
-    await set_partner_status(session, partner_client.client.partner_id or "", PartnerStatus.suspended)
+    await change_partner_status(
+        session, Actor.system("test"), partner_client.client.partner_id or "", PartnerStatus.suspended, "test"
+    )
     response = await token_with_secret(client, partner_client.client.id, partner_client.secret or "")
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"

@@ -1,0 +1,114 @@
+"""Idempotency keys: the same key with the same body returns the first response; with another body, a 422.
+
+The key is claimed by inserting its row in the request's own transaction: a concurrent request with the same key
+waits on that row until the first commits (then replays its response) or rolls back (then runs itself). A
+failed request stores nothing, so it may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Header
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, delete, select
+from starlette.responses import JSONResponse
+
+from app.core.models import created_at_field, utcnow
+from app.core.problems import Unprocessable
+
+RETENTION = timedelta(hours=24)
+REPLAY_HEADER = "Idempotent-Replayed"
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_records"
+
+    owner: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    status_code: int | None = None
+    response_body: Any = Field(default=None, sa_type=JSONB, nullable=True)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False, index=True)
+
+
+class IdempotencyKeyReused(Unprocessable):
+    slug, title = "idempotency-key-reused", "Idempotency key reused"
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Makes the call safe to retry: the same key and body return the first response.",
+    ),
+]
+
+
+def fingerprint(method: str, path: str, body: BaseModel | dict[str, Any] | None) -> str:
+    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else jsonable_encoder(body)
+    canonical = json.dumps([method.upper(), path, payload], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class IdempotentCall:
+    """What ``claim`` found: either a response to replay, or a claimed key to ``remember`` the answer under."""
+
+    session: AsyncSession
+    owner: str
+    key: str | None
+    replay: JSONResponse | None = None
+
+    async def remember(self, status_code: int, body: Any) -> JSONResponse:
+        """Store the answer with the key (in the same transaction as the change) and return it."""
+        content = jsonable_encoder(body)
+        if self.key is not None:
+            await self.session.execute(
+                sa.update(IdempotencyRecord)
+                .where(col(IdempotencyRecord.owner) == self.owner, col(IdempotencyRecord.key) == self.key)
+                .values(status_code=status_code, response_body=content)
+            )
+        return JSONResponse(content, status_code=status_code)
+
+
+async def claim(session: AsyncSession, owner: str, key: str | None, request_hash: str) -> IdempotentCall:
+    """Claim ``key`` for this request, or find the response it already produced."""
+    if key is None:
+        return IdempotentCall(session, owner, None)
+    now = utcnow()
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            col(IdempotencyRecord.owner) == owner,
+            col(IdempotencyRecord.key) == key,
+            col(IdempotencyRecord.expires_at) < now,
+        )
+    )
+    inserted = await session.scalar(
+        insert(IdempotencyRecord)
+        .values(owner=owner, key=key, request_hash=request_hash, created_at=now, expires_at=now + RETENTION)
+        .on_conflict_do_nothing()
+        .returning(col(IdempotencyRecord.key))
+    )
+    if inserted is not None:
+        return IdempotentCall(session, owner, key)
+    record = (
+        await session.scalars(
+            select(IdempotencyRecord).where(col(IdempotencyRecord.owner) == owner, col(IdempotencyRecord.key) == key)
+        )
+    ).one()
+    if record.request_hash != request_hash:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request; use a new key.")
+    replay = JSONResponse(record.response_body, status_code=record.status_code or 200, headers={REPLAY_HEADER: "true"})
+    return IdempotentCall(session, owner, key, replay=replay)

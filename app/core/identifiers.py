@@ -1,0 +1,54 @@
+"""Chinese identifiers with check characters: the unified social credit code (GB 32100-2015) and the resident
+identity card number (GB 11643-1999)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def normalise_credit_code(value: str) -> str:
+    return value.strip().upper()
+
+
+def is_valid_credit_code(value: str) -> bool:
+    """18 characters from the GB 32100 alphabet whose last one is the check character of the first 17."""
+    code = normalise_credit_code(value)
+    if len(code) != 18 or any(char not in _USCC_ALPHABET for char in code):
+        return False
+    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(code[:17], _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
+
+
+def credit_code_check_character(first17: str) -> str:
+    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(first17, _USCC_WEIGHTS, strict=True))
+    return _USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def normalise_national_id(value: str) -> str:
+    return value.strip().upper()
+
+
+def national_id_check_character(first17: str) -> str:
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def national_id_birth_date(value: str) -> date | None:
+    """The birth date of a valid 18-digit resident ID number, or None when the number is not valid."""
+    number = normalise_national_id(value)
+    if len(number) != 18 or not number[:17].isdigit() or number[17] not in "0123456789X":
+        return None
+    if national_id_check_character(number[:17]) != number[17]:
+        return None
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return None
+    if born.year < 1900 or born > date.today():
+        return None
+    return born

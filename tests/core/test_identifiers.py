@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from app.core.identifiers import (
+    credit_code_check_character,
+    is_valid_credit_code,
+    national_id_birth_date,
+    national_id_check_character,
+)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["91350100M000100Y43", "91110000100000000H".replace("H", credit_code_check_character("91110000100000000"))],
+)
+def test_valid_credit_codes(code: str) -> None:
+    assert is_valid_credit_code(code)
+    assert is_valid_credit_code(code.lower())
+
+
+@pytest.mark.parametrize("code", ["91350100M000100Y44", "91350100M000100Y4", "9135010OM000100Y43", ""])
+def test_invalid_credit_codes(code: str) -> None:
+    assert not is_valid_credit_code(code)
+
+
+def test_national_id_check_digit_and_birth_date() -> None:
+    assert national_id_check_character("11010519491231002") == "X"
+    assert national_id_birth_date("11010519491231002X") == date(1949, 12, 31)
+    assert national_id_birth_date("11010519491231002x") == date(1949, 12, 31)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "110105194912310021",  # wrong check digit
+        "11010519491331002" + national_id_check_character("11010519491331002"),  # month 13
+        "11010530000101002" + national_id_check_character("11010530000101002"),  # born in the future
+        "1101051949123100",  # too short
+    ],
+)
+def test_invalid_national_ids(number: str) -> None:
+    assert national_id_birth_date(number) is None
