@@ -20,8 +20,7 @@ def is_valid_credit_code(value: str) -> bool:
     code = normalise_credit_code(value)
     if len(code) != 18 or any(char not in _USCC_ALPHABET for char in code):
         return False
-    total = sum(_USCC_ALPHABET.index(char) * weight for char, weight in zip(code[:17], _USCC_WEIGHTS, strict=True))
-    return _USCC_ALPHABET[(31 - total % 31) % 31] == code[17]
+    return credit_code_check_character(code[:17]) == code[17]
 
 
 def credit_code_check_character(first17: str) -> str:

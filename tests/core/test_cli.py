@@ -135,4 +135,9 @@ async def test_demo_credentials_obtain_tokens(scratch_url: str, settings) -> Non
             )
             assert introspected.json().get("partner_id") == item["partner_id"]
             assert introspected.json().get("role") == item["role"]
+            if item["partner_id"]:
+                token = {"Authorization": f"Bearer {response.json()['access_token']}"}
+                programs = (await client.get("/v1/programs", headers=token)).json()["data"]
+                assert programs and {program["partner_id"] for program in programs} == {item["partner_id"]}
+                assert all(program["fee_schedule_in_force"] for program in programs)
     await database.dispose()
