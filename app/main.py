@@ -22,6 +22,10 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging
 from app.core.middleware import RequestContextMiddleware
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
+from app.privacy.service import DataKeyring
+from app.referrals.router import back_office_router as registry_router
+from app.referrals.router import partner_router as referrals_router
+from app.referrals.router import staff_router as attribution_router
 
 DESCRIPTION = """
 Alliance is the securities firm's partner-alliance platform. Partner banks, insurers and corporates submit the
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.keyring = Keyring(settings)
+    app.state.data_keyring = DataKeyring(settings)
     app.state.authorization_server = build_authorization_server(settings)
     app.state.jwks_fetcher = JwksFetcher(settings)
     app.state.api_rate_limits = TokenBuckets(settings.rate_limit_per_second)
@@ -62,6 +67,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    for router in (health_router, oauth_router, credentials_router, catalog_router, programs_router, audit_router):
+    for router in (
+        health_router,
+        oauth_router,
+        credentials_router,
+        catalog_router,
+        programs_router,
+        referrals_router,
+        attribution_router,
+        registry_router,
+        audit_router,
+    ):
         app.include_router(router)
     return app

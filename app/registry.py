@@ -5,17 +5,24 @@ from app.auth.models import ClientSecret, OAuthClient, RevokedToken, SigningKey,
 from app.catalog.models import BundledProduct, FeeSchedule, Partner, Program, ProgramProduct
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
+from app.privacy.models import DataKey
+from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
 
 __all__ = [
+    "AttributionConflict",
     "AuditEvent",
     "BundledProduct",
     "ClientSecret",
+    "DataKey",
+    "ExistingClient",
     "FeeSchedule",
     "IdempotencyRecord",
     "OAuthClient",
     "Partner",
     "Program",
     "ProgramProduct",
+    "Referral",
+    "ReferralEvent",
     "RevokedToken",
     "SigningKey",
     "UsedClientAssertion",

@@ -1,0 +1,378 @@
+"""Attribution (DESIGN.md, "Attribution rules"), set-based: one code path for a single submission and for a
+chunk of a batch, a handful of statements whatever the number of candidates.
+
+1. Identity is the blind index of the national ID number or credit code.
+2. An identity in the registry of existing clients opened before the referral → ``existing_client``.
+3. Another partner holding the identity (eligible and inside its window, or further down the funnel) →
+   ``duplicate``, with a conflict recorded; the same partner sending the same person gets its referral back.
+4. A holder whose window has passed is expired first, which frees the identity.
+6. Racing claims are settled by the partial unique index ``uq_referrals_identity_holder``: the insert that loses
+   finds the winner's row afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.core.models import new_id
+from app.referrals.models import (
+    HOLDING_STATUSES,
+    AttributionConflict,
+    ExistingClient,
+    Referral,
+    ReferralEvent,
+    ReferralStatus,
+)
+
+
+@dataclass
+class Candidate:
+    """A validated referral ready to attribute: personal data already encrypted and indexed."""
+
+    line: int
+    program_id: str
+    attribution_window_days: int
+    external_ref: str
+    kind: str
+    identity_hash: bytes
+    mobile_hash: bytes | None
+    name_ct: bytes
+    mobile_ct: bytes | None
+    identifier_ct: bytes
+    name_masked: str
+    mobile_masked: str | None
+    identifier_masked: str
+    birth_year: int | None
+    age_band: str | None
+    declared_assets_band: str | None
+    employer: str | None
+    consent: dict[str, Any] | None
+
+
+@dataclass
+class Outcome:
+    line: int
+    referral_id: str | None
+    status: ReferralStatus | None
+    created: bool
+    error: str | None = None
+    error_field: str | None = None
+
+
+@dataclass
+class _Pending:
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def hashes(self) -> list[bytes]:
+        return [candidate.identity_hash for candidate in self.candidates]
+
+
+def _row(
+    candidate: Candidate, partner_id: str, status: ReferralStatus, now: datetime, batch_id: str | None
+) -> dict[str, Any]:
+    return {
+        "id": new_id("ref"),
+        "partner_id": partner_id,
+        "program_id": candidate.program_id,
+        "external_ref": candidate.external_ref,
+        "kind": candidate.kind,
+        "status": status,
+        "identity_hash": candidate.identity_hash,
+        "mobile_hash": candidate.mobile_hash,
+        "name_ct": candidate.name_ct,
+        "mobile_ct": candidate.mobile_ct,
+        "identifier_ct": candidate.identifier_ct,
+        "name_masked": candidate.name_masked,
+        "mobile_masked": candidate.mobile_masked,
+        "identifier_masked": candidate.identifier_masked,
+        "birth_year": candidate.birth_year,
+        "age_band": candidate.age_band,
+        "declared_assets_band": candidate.declared_assets_band,
+        "employer": candidate.employer,
+        "consent": candidate.consent,
+        "window_ends_at": now + timedelta(days=candidate.attribution_window_days),
+        "outcome_at": None if status in HOLDING_STATUSES else now,
+        "batch_id": batch_id,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Sequence[bytes] | None = None) -> int:
+    """Rule 4: eligible referrals whose window has passed become ``expired`` (all, or those of ``hashes``)."""
+    condition = and_(col(Referral.status) == ReferralStatus.eligible, col(Referral.window_ends_at) <= now)
+    if hashes is not None:
+        condition = and_(condition, col(Referral.identity_hash).in_(list(hashes)))
+    expired: list[tuple[str, str]] = [
+        (str(referral_id), str(partner_id))
+        for referral_id, partner_id in (
+            await session.execute(
+                Referral.__table__.update()  # type: ignore[attr-defined]
+                .where(condition)
+                .values(status=ReferralStatus.expired, outcome_at=now, updated_at=now)
+                .returning(Referral.__table__.c.id, Referral.__table__.c.partner_id)  # type: ignore[attr-defined]
+            )
+        ).all()
+    ]
+    await record_events(
+        session,
+        [
+            (referral_id, partner_id, ReferralStatus.eligible, ReferralStatus.expired)
+            for referral_id, partner_id in expired
+        ],
+        cause="window_passed",
+        now=now,
+    )
+    return len(expired)
+
+
+async def record_events(
+    session: AsyncSession,
+    transitions: Sequence[tuple[str, str, ReferralStatus | None, ReferralStatus]],
+    *,
+    cause: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one timeline event per (referral, partner, from, to), in one statement."""
+    if not transitions:
+        return
+    await session.execute(
+        insert(ReferralEvent),
+        [
+            {
+                "id": new_id("rev"),
+                "referral_id": referral_id,
+                "partner_id": partner_id,
+                "from_status": from_status,
+                "to_status": to_status,
+                "cause": cause,
+                "details": details or {},
+                "created_at": now,
+            }
+            for referral_id, partner_id, from_status, to_status in transitions
+        ],
+    )
+
+
+async def attribute(
+    session: AsyncSession,
+    partner_id: str,
+    candidates: Sequence[Candidate],
+    now: datetime,
+    *,
+    batch_id: str | None = None,
+) -> list[Outcome]:
+    """Attribute every candidate of one partner; returns one outcome per candidate, in their order."""
+    outcomes: dict[int, Outcome] = {}
+    claimants = _Pending()
+    followers: list[tuple[Candidate, int]] = []  # same identity again within this call: follows the first line
+    first_line_of: dict[bytes, int] = {}
+    seen_refs: set[str] = set()
+    for candidate in candidates:
+        if candidate.external_ref in seen_refs:
+            outcomes[candidate.line] = _error(candidate, "external_ref", "external_ref repeated in this submission")
+            continue
+        seen_refs.add(candidate.external_ref)
+        if candidate.identity_hash in first_line_of:
+            followers.append((candidate, first_line_of[candidate.identity_hash]))
+            continue
+        first_line_of[candidate.identity_hash] = candidate.line
+        claimants.candidates.append(candidate)
+
+    await expire_stale_holders(session, now, claimants.hashes())
+    claimants = await _settle_known_references(session, partner_id, claimants, outcomes)
+    claimants = await _settle_own_holders(session, partner_id, claimants, outcomes)
+    registered = await _registered_identities(session, claimants.hashes(), now)
+
+    existing_clients = [c for c in claimants.candidates if c.identity_hash in registered]
+    contenders = [c for c in claimants.candidates if c.identity_hash not in registered]
+    await _insert(session, partner_id, existing_clients, ReferralStatus.existing_client, now, batch_id, outcomes)
+    lost = await _insert(session, partner_id, contenders, ReferralStatus.eligible, now, batch_id, outcomes)
+    await _settle_lost_claims(session, partner_id, lost, now, batch_id, outcomes)
+
+    for candidate, first_line in followers:
+        first = outcomes[first_line]
+        if first.referral_id is None:
+            outcomes[candidate.line] = Outcome(candidate.line, None, None, False, first.error, first.error_field)
+        else:
+            outcomes[candidate.line] = Outcome(candidate.line, first.referral_id, first.status, created=False)
+    return [outcomes[candidate.line] for candidate in candidates]
+
+
+def _error(candidate: Candidate, error_field: str, message: str) -> Outcome:
+    return Outcome(candidate.line, None, None, False, message, error_field)
+
+
+async def _settle_known_references(
+    session: AsyncSession, partner_id: str, pending: _Pending, outcomes: dict[int, Outcome]
+) -> _Pending:
+    """A reference the partner already used: the same person gets that referral back; another person is an error."""
+    refs = [candidate.external_ref for candidate in pending.candidates]
+    if not refs:
+        return pending
+    known = {
+        row.external_ref: row
+        for row in (
+            await session.execute(
+                select(
+                    col(Referral.id), col(Referral.external_ref), col(Referral.identity_hash), col(Referral.status)
+                ).where(col(Referral.partner_id) == partner_id, col(Referral.external_ref).in_(refs))
+            )
+        ).all()
+    }
+    remaining = _Pending()
+    for candidate in pending.candidates:
+        row = known.get(candidate.external_ref)
+        if row is None:
+            remaining.candidates.append(candidate)
+        elif row.identity_hash == candidate.identity_hash:
+            outcomes[candidate.line] = Outcome(candidate.line, row.id, row.status, created=False)
+        else:
+            outcomes[candidate.line] = _error(
+                candidate, "external_ref", "external_ref already used for another referral"
+            )
+    return remaining
+
+
+async def _settle_own_holders(
+    session: AsyncSession, partner_id: str, pending: _Pending, outcomes: dict[int, Outcome]
+) -> _Pending:
+    """The same partner sending the same person again gets its existing referral back."""
+    if not pending.candidates:
+        return pending
+    held = {
+        row.identity_hash: row
+        for row in (
+            await session.execute(
+                select(col(Referral.id), col(Referral.identity_hash), col(Referral.status)).where(
+                    col(Referral.partner_id) == partner_id,
+                    col(Referral.identity_hash).in_(pending.hashes()),
+                    col(Referral.status).in_(HOLDING_STATUSES),
+                )
+            )
+        ).all()
+    }
+    remaining = _Pending()
+    for candidate in pending.candidates:
+        row = held.get(candidate.identity_hash)
+        if row is None:
+            remaining.candidates.append(candidate)
+        else:
+            outcomes[candidate.line] = Outcome(candidate.line, row.id, row.status, created=False)
+    return remaining
+
+
+async def _registered_identities(session: AsyncSession, hashes: list[bytes], now: datetime) -> set[bytes]:
+    if not hashes:
+        return set()
+    rows = await session.scalars(
+        select(col(ExistingClient.identity_hash)).where(
+            col(ExistingClient.identity_hash).in_(hashes), col(ExistingClient.opened_on) < now.date()
+        )
+    )
+    return set(rows.all())
+
+
+async def _insert(
+    session: AsyncSession,
+    partner_id: str,
+    candidates: list[Candidate],
+    status: ReferralStatus,
+    now: datetime,
+    batch_id: str | None,
+    outcomes: dict[int, Outcome],
+) -> list[Candidate]:
+    """Insert with ``status``; returns the candidates whose insert lost to a concurrent holder or reference."""
+    if not candidates:
+        return []
+    rows = [_row(candidate, partner_id, status, now, batch_id) for candidate in candidates]
+    inserted = {
+        external_ref: referral_id
+        for referral_id, external_ref in (
+            await session.execute(
+                insert(Referral).on_conflict_do_nothing().returning(col(Referral.id), col(Referral.external_ref)), rows
+            )
+        ).all()
+    }
+    await record_events(
+        session,
+        [(referral_id, partner_id, None, ReferralStatus.received) for referral_id in inserted.values()],
+        cause="submitted",
+        now=now,
+    )
+    await record_events(
+        session,
+        [(referral_id, partner_id, ReferralStatus.received, status) for referral_id in inserted.values()],
+        cause="attribution",
+        now=now,
+    )
+    lost = []
+    for candidate in candidates:
+        referral_id = inserted.get(candidate.external_ref)
+        if referral_id is None:
+            lost.append(candidate)
+        else:
+            outcomes[candidate.line] = Outcome(candidate.line, referral_id, status, created=True)
+    return lost
+
+
+async def _settle_lost_claims(
+    session: AsyncSession,
+    partner_id: str,
+    lost: list[Candidate],
+    now: datetime,
+    batch_id: str | None,
+    outcomes: dict[int, Outcome],
+) -> None:
+    """Claims that lost the insert: to another partner's holder (→ duplicate and a conflict), to this partner's
+    own concurrent submission (→ that referral), or to a concurrent use of the same reference (→ error)."""
+    if not lost:
+        return
+    holders = {
+        row.identity_hash: row
+        for row in (
+            await session.execute(
+                select(
+                    col(Referral.id), col(Referral.partner_id), col(Referral.identity_hash), col(Referral.status)
+                ).where(
+                    col(Referral.identity_hash).in_([candidate.identity_hash for candidate in lost]),
+                    col(Referral.status).in_(HOLDING_STATUSES),
+                )
+            )
+        ).all()
+    }
+    duplicates: list[Candidate] = []
+    for candidate in lost:
+        holder = holders.get(candidate.identity_hash)
+        if holder is None:
+            outcomes[candidate.line] = _error(
+                candidate, "external_ref", "external_ref already used for another referral"
+            )
+        elif holder.partner_id == partner_id:
+            outcomes[candidate.line] = Outcome(candidate.line, holder.id, holder.status, created=False)
+        else:
+            duplicates.append(candidate)
+    still_lost = await _insert(session, partner_id, duplicates, ReferralStatus.duplicate, now, batch_id, outcomes)
+    for candidate in still_lost:
+        outcomes[candidate.line] = _error(candidate, "external_ref", "external_ref already used for another referral")
+    conflicts = [
+        {
+            "id": new_id("cfl"),
+            "holding_referral_id": holders[candidate.identity_hash].id,
+            "duplicate_referral_id": outcomes[candidate.line].referral_id,
+            "created_at": now,
+        }
+        for candidate in duplicates
+        if outcomes[candidate.line].referral_id is not None
+    ]
+    if conflicts:
+        await session.execute(insert(AttributionConflict), conflicts)

@@ -1,0 +1,235 @@
+"""API shapes of referrals. Validation messages never repeat the submitted value (it may be personal data)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from app.core.identifiers import (
+    is_valid_credit_code,
+    national_id_birth_date,
+    normalise_credit_code,
+    normalise_national_id,
+)
+from app.core.models import utcnow
+from app.referrals.models import ReferralKind, ReferralStatus
+
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+CONSENT_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def normalise_mobile(value: str) -> str:
+    digits = re.sub(r"[\s\-]", "", value)
+    for prefix in ("+86", "0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            digits = digits[len(prefix) :]
+    if not MOBILE.match(digits):
+        raise ValueError("not a mainland China mobile number (11 digits starting 13-19)")
+    return digits
+
+
+def normalise_name(value: str) -> str:
+    name = " ".join(value.split())
+    if not name:
+        raise ValueError("must not be blank")
+    if any(ord(char) < 32 for char in name):
+        raise ValueError("must not contain control characters")
+    return name
+
+
+class AssetsBand(StrEnum):
+    under_1m = "under_1m"
+    from_1m_to_5m = "1m_to_5m"
+    over_5m = "5m_plus"
+
+
+class ConsentChannel(StrEnum):
+    mobile_app = "mobile_app"
+    online_banking = "online_banking"
+    branch_paper = "branch_paper"
+    branch_tablet = "branch_tablet"
+    call_center = "call_center"
+    hr_portal = "hr_portal"
+
+
+class Consent(BaseModel):
+    """Evidence of the client's separate consent to share their data with the firm (PIPL art. 23)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    captured_at: AwareDatetime
+    channel: ConsentChannel
+    notice_version: str = Field(min_length=1, max_length=40)
+    notice_sha256: str = Field(description="SHA-256 (hex) of the notice text the client saw.")
+    recipient_name: str = Field(min_length=1, max_length=200, description="The firm's name as shown to the client.")
+    purpose: str = Field(min_length=1, max_length=500)
+    data_categories: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(min_length=1, max_length=20)
+    retention_days: StrictInt = Field(ge=1, le=3650)
+    separate_consent: StrictBool = Field(description="The consent was given separately, not bundled (must be true).")
+    evidence_ref: str = Field(min_length=1, max_length=200, description="Reference or hash of the signed record.")
+
+    @field_validator("notice_sha256")
+    @classmethod
+    def _sha256(cls, value: str) -> str:
+        value = value.lower()
+        if not SHA256_HEX.match(value):
+            raise ValueError("must be 64 hexadecimal characters")
+        return value
+
+    @field_validator("separate_consent")
+    @classmethod
+    def _separate(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("a referral needs the client's separate consent")
+        return value
+
+    @field_validator("captured_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime) -> datetime:
+        if value > utcnow() + CONSENT_CLOCK_SKEW:
+            raise ValueError("must not be in the future")
+        return value
+
+
+class IndividualSubject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=60)
+    mobile: str = Field(min_length=11, max_length=20)
+    national_id: str = Field(min_length=18, max_length=18, description="Resident identity card number (18).")
+    declared_assets_band: AssetsBand | None = None
+    employer: str | None = Field(default=None, max_length=200)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalise_name(value)
+
+    @field_validator("mobile")
+    @classmethod
+    def _mobile(cls, value: str) -> str:
+        return normalise_mobile(value)
+
+    @field_validator("national_id")
+    @classmethod
+    def _national_id(cls, value: str) -> str:
+        number = normalise_national_id(value)
+        if national_id_birth_date(number) is None:
+            raise ValueError("not a valid resident ID number (check digit or birth date)")
+        return number
+
+
+class EnterpriseSubject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    credit_code: str = Field(min_length=18, max_length=18, description="Unified social credit code.")
+    contact_mobile: str | None = Field(default=None, min_length=11, max_length=20)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return normalise_name(value)
+
+    @field_validator("contact_mobile")
+    @classmethod
+    def _mobile(cls, value: str | None) -> str | None:
+        return normalise_mobile(value) if value is not None else None
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_code(cls, value: str) -> str:
+        code = normalise_credit_code(value)
+        if not is_valid_credit_code(code):
+            raise ValueError("not a valid unified social credit code (check character)")
+        return code
+
+
+class ReferralCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    program_id: str = Field(min_length=1, max_length=40)
+    external_ref: str = Field(
+        min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$", description="Your own reference, unique for you."
+    )
+    kind: ReferralKind
+    subject: IndividualSubject | EnterpriseSubject
+    consent: Consent | None = Field(default=None, description="Required for individuals (vip, employee).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _subject_by_kind(cls, data: object) -> object:
+        # Pick the subject shape from `kind`, so errors name the fields of the right shape.
+        if isinstance(data, dict) and isinstance(data.get("subject"), dict):
+            shape = EnterpriseSubject if data.get("kind") == ReferralKind.enterprise else IndividualSubject
+            data = {**data, "subject": shape.model_validate(data["subject"])}
+        return data
+
+    @model_validator(mode="after")
+    def _consent_for_individuals(self) -> Self:
+        individual = self.kind is not ReferralKind.enterprise
+        if individual and not isinstance(self.subject, IndividualSubject):
+            raise ValueError("vip and employee referrals need an individual subject")
+        if not individual and not isinstance(self.subject, EnterpriseSubject):
+            raise ValueError("enterprise referrals need an enterprise subject")
+        if individual and self.consent is None:
+            raise ValueError("individual referrals need consent evidence (PIPL art. 23)")
+        return self
+
+
+class MaskedSubject(BaseModel):
+    name: str | None
+    mobile: str | None
+    identifier: str | None = Field(description="ID number or credit code, first 4 and last 4 characters.")
+    erased: bool = False
+
+
+class ReferralOut(BaseModel):
+    id: str
+    program_id: str
+    external_ref: str
+    kind: ReferralKind
+    status: ReferralStatus
+    subject: MaskedSubject
+    age_band: str | None
+    declared_assets_band: str | None
+    window_ends_at: datetime
+    outcome_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ReferralEventOut(BaseModel):
+    id: str
+    from_status: ReferralStatus | None
+    to_status: ReferralStatus
+    cause: str
+    details: dict[str, object]
+    created_at: datetime
+
+
+class Withdrawal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["consent_revoked", "client_request", "submitted_in_error", "other"]
+    note: str | None = Field(default=None, max_length=500)
+
+
+class UnmaskedSubject(BaseModel):
+    name: str | None
+    mobile: str | None
+    identifier: str | None

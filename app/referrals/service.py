@@ -1,0 +1,364 @@
+"""Referral rules: intake (validation → encryption → attribution), reading, withdrawal with erasure, staff
+search and unmasking, conflicts and overrides, the registry of existing clients, expiry and retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.catalog.models import PartnerStatus, Program, ProgramStatus
+from app.catalog.service import get_partner
+from app.core.identifiers import national_id_birth_date
+from app.core.models import utcnow
+from app.core.pagination import PageParams, paginate_query
+from app.core.problems import Conflict, NotFound, Unprocessable
+from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.privacy.crypto import BlindIndex, DataCipher, mask_identifier, mask_mobile, mask_name
+from app.referrals.attribution import Candidate, attribute, record_events
+from app.referrals.models import (
+    UNCONVERTED_OUTCOMES,
+    AttributionConflict,
+    ConflictStatus,
+    Referral,
+    ReferralEvent,
+    ReferralKind,
+    ReferralStatus,
+)
+from app.referrals.schemas import EnterpriseSubject, IndividualSubject, ReferralCreate
+
+NAME_COLUMN = "referrals.name"
+MOBILE_COLUMN = "referrals.mobile"
+IDENTIFIER_COLUMN = "referrals.identifier"
+
+
+class ProgramNotAvailable(Unprocessable):
+    slug, title = "program-not-available", "Program not available"
+
+
+class ExternalRefTaken(Conflict):
+    slug, title = "external-ref-taken", "External reference already used"
+
+
+class InvalidReferralTransition(Conflict):
+    slug, title = "invalid-transition", "Invalid status transition"
+
+
+# --- intake -----------------------------------------------------------------------------------------------------
+
+
+def age_band(birth_year: int | None, today: date) -> str | None:
+    """Bands for reports; 25-35 is the seed's young-client target."""
+    if birth_year is None:
+        return None
+    age = today.year - birth_year
+    if age < 25:
+        return "under_25"
+    if age <= 35:
+        return "25_35"
+    if age <= 45:
+        return "36_45"
+    if age <= 55:
+        return "46_55"
+    return "over_55"
+
+
+def identity_index(index: BlindIndex, kind: ReferralKind | str, identifier: str) -> bytes:
+    """Rule 1: the blind index of the normalised ID number (individuals) or credit code (enterprises)."""
+    return index.of("credit_code" if kind == ReferralKind.enterprise else "national_id", identifier)
+
+
+def mobile_index(index: BlindIndex, mobile: str) -> bytes:
+    return index.of("mobile", mobile)
+
+
+def build_candidate(
+    line: int, data: ReferralCreate, program: Program, cipher: DataCipher, index: BlindIndex, today: date
+) -> Candidate:
+    """Encrypt and index a validated referral; nothing in clear leaves this function but masks and age band."""
+    subject = data.subject
+    mobile: str | None
+    if isinstance(subject, IndividualSubject):
+        identifier, mobile = subject.national_id, subject.mobile
+        born = national_id_birth_date(identifier)
+        birth_year = born.year if born else None
+        assets, employer = subject.declared_assets_band, subject.employer
+    else:
+        assert isinstance(subject, EnterpriseSubject)
+        identifier, mobile = subject.credit_code, subject.contact_mobile
+        birth_year, assets, employer = None, None, None
+    return Candidate(
+        line=line,
+        program_id=program.id,
+        attribution_window_days=program.attribution_window_days,
+        external_ref=data.external_ref,
+        kind=data.kind.value,
+        identity_hash=identity_index(index, data.kind, identifier),
+        mobile_hash=mobile_index(index, mobile) if mobile else None,
+        name_ct=cipher.encrypt(subject.name, NAME_COLUMN),
+        mobile_ct=cipher.encrypt(mobile, MOBILE_COLUMN) if mobile else None,
+        identifier_ct=cipher.encrypt(identifier, IDENTIFIER_COLUMN),
+        name_masked=mask_name(subject.name),
+        mobile_masked=mask_mobile(mobile) if mobile else None,
+        identifier_masked=mask_identifier(identifier),
+        birth_year=birth_year,
+        age_band=age_band(birth_year, today),
+        declared_assets_band=assets.value if assets else None,
+        employer=employer,
+        consent=data.consent.model_dump(mode="json") if data.consent else None,
+    )
+
+
+async def open_programs(session: AsyncSession, partner_id: str, today: date) -> dict[str, Program]:
+    """The partner's programs that accept referrals today."""
+    rows = await session.scalars(
+        select(Program).where(
+            col(Program.partner_id) == partner_id,
+            col(Program.status) == ProgramStatus.active,
+            col(Program.effective_from) <= today,
+        )
+    )
+    return {program.id: program for program in rows if program.effective_to is None or program.effective_to > today}
+
+
+async def ensure_partner_active(session: AsyncSession, partner_id: str) -> None:
+    partner = await get_partner(session, partner_id)
+    if partner.status is not PartnerStatus.active:
+        raise ProgramNotAvailable("The partner is not active.")
+
+
+@dataclass(frozen=True)
+class Submitted:
+    referral: Referral
+    created: bool
+
+
+async def submit_referral(
+    session: AsyncSession, partner_id: str, data: ReferralCreate, cipher: DataCipher, index: BlindIndex
+) -> Submitted:
+    """Validate, encrypt and attribute one referral; ``created`` is False when an existing one is returned."""
+    now = utcnow()
+    await ensure_partner_active(session, partner_id)
+    program = (await open_programs(session, partner_id, now.date())).get(data.program_id)
+    if program is None:
+        # Another partner's program is indistinguishable from a missing one.
+        raise ProgramNotAvailable("No active program with this id accepts your referrals.", field="program_id")
+    candidate = build_candidate(0, data, program, cipher, index, now.date())
+    [outcome] = await attribute(session, partner_id, [candidate], now)
+    if outcome.referral_id is None:
+        raise ExternalRefTaken(outcome.error or "external_ref already used", field=outcome.error_field)
+    referral = await session.get(Referral, outcome.referral_id, populate_existing=True)
+    assert referral is not None
+    return Submitted(referral, outcome.created)
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferralFilters:
+    status: ReferralStatus | None = None
+    program_id: str | None = None
+    kind: ReferralKind | None = None
+    external_ref: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    partner_id: str | None = None
+    identity_hash: bytes | None = None
+    mobile_hash: bytes | None = None
+
+
+async def list_referrals(
+    session: AsyncSession, tenant: Tenant, params: PageParams, filters: ReferralFilters
+) -> list[Referral]:
+    statement = scoped(select(Referral), tenant, col(Referral.partner_id))
+    for column, value in (
+        (Referral.status, filters.status),
+        (Referral.program_id, filters.program_id),
+        (Referral.kind, filters.kind),
+        (Referral.external_ref, filters.external_ref),
+        (Referral.partner_id, filters.partner_id),
+        (Referral.identity_hash, filters.identity_hash),
+        (Referral.mobile_hash, filters.mobile_hash),
+    ):
+        if value is not None:
+            statement = statement.where(col(column) == value)
+    if filters.created_from:
+        statement = statement.where(col(Referral.created_at) >= filters.created_from)
+    if filters.created_to:
+        statement = statement.where(col(Referral.created_at) < filters.created_to)
+    statement = paginate_query(statement, params, col(Referral.created_at), col(Referral.id))
+    return list((await session.scalars(statement)).all())
+
+
+async def get_referral(
+    session: AsyncSession, tenant: Tenant, referral_id: str, *, for_update: bool = False
+) -> Referral:
+    statement = select(Referral).where(col(Referral.id) == referral_id)
+    if for_update:
+        statement = statement.with_for_update()
+    referral = (await session.scalars(statement)).one_or_none()
+    if referral is None:
+        raise NotFound("No such referral.")
+    ensure_owned(tenant, referral.partner_id, "referral")
+    return referral
+
+
+async def referral_events(session: AsyncSession, tenant: Tenant, referral_id: str) -> list[ReferralEvent]:
+    await get_referral(session, tenant, referral_id)
+    rows = await session.scalars(
+        select(ReferralEvent)
+        .where(col(ReferralEvent.referral_id) == referral_id)
+        .order_by(col(ReferralEvent.created_at), col(ReferralEvent.id))
+    )
+    return list(rows.all())
+
+
+# --- withdrawal and erasure -----------------------------------------------------------------------------------------
+
+_PERSONAL_COLUMNS: dict[str, Any] = {
+    "identity_hash": None,
+    "mobile_hash": None,
+    "name_ct": None,
+    "mobile_ct": None,
+    "identifier_ct": None,
+    "name_masked": None,
+    "mobile_masked": None,
+    "identifier_masked": None,
+    "employer": None,
+    "consent": None,
+}
+
+
+async def withdraw_referral(
+    session: AsyncSession, tenant: Tenant, actor: Actor, referral_id: str, reason: str, note: str | None
+) -> Referral:
+    """Withdraw and erase the personal data; the row, its timeline and its money history stay."""
+    referral = await get_referral(session, tenant, referral_id, for_update=True)
+    if referral.status is ReferralStatus.withdrawn:
+        return referral
+    now = utcnow()
+    previous = referral.status
+    await session.execute(
+        update(Referral)
+        .where(col(Referral.id) == referral.id)
+        .values(status=ReferralStatus.withdrawn, outcome_at=now, erased_at=now, updated_at=now, **_PERSONAL_COLUMNS)
+    )
+    await record_events(
+        session, [(referral.id, referral.partner_id, previous, ReferralStatus.withdrawn)], cause=reason, now=now
+    )
+    await audit.record(
+        session, actor, "referral.withdrawn", object_type="referral", object_id=referral.id, reason=reason, note=note
+    )
+    await session.refresh(referral)
+    return referral
+
+
+async def erase_unconverted(session: AsyncSession, retention: timedelta, now: datetime | None = None) -> int:
+    """PIPL art. 47: erase the personal data of referrals whose unconverted outcome is older than ``retention``."""
+    now = now or utcnow()
+    result = await session.execute(
+        update(Referral)
+        .where(
+            col(Referral.status).in_(UNCONVERTED_OUTCOMES),
+            col(Referral.erased_at).is_(None),
+            col(Referral.outcome_at) < now - retention,
+        )
+        .values(erased_at=now, updated_at=now, **_PERSONAL_COLUMNS)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- staff ------------------------------------------------------------------------------------------------------
+
+
+async def unmask_referral(
+    session: AsyncSession, actor: Actor, referral_id: str, cipher: DataCipher, purpose: str
+) -> dict[str, str | None]:
+    """The personal data in clear, for staff with ``pii:unmask``; every read is audited."""
+    referral = await get_referral(session, Tenant.everyone(), referral_id)
+    await audit.record(
+        session, actor, "referral.unmasked", object_type="referral", object_id=referral.id, purpose=purpose
+    )
+    return {
+        "name": cipher.decrypt(referral.name_ct, NAME_COLUMN) if referral.name_ct else None,
+        "mobile": cipher.decrypt(referral.mobile_ct, MOBILE_COLUMN) if referral.mobile_ct else None,
+        "identifier": cipher.decrypt(referral.identifier_ct, IDENTIFIER_COLUMN) if referral.identifier_ct else None,
+    }
+
+
+async def list_conflicts(
+    session: AsyncSession, params: PageParams, status: ConflictStatus | None = None
+) -> list[AttributionConflict]:
+    statement = select(AttributionConflict)
+    if status:
+        statement = statement.where(col(AttributionConflict.status) == status)
+    statement = paginate_query(statement, params, col(AttributionConflict.created_at), col(AttributionConflict.id))
+    return list((await session.scalars(statement)).all())
+
+
+async def resolve_conflict(
+    session: AsyncSession, actor: Actor, conflict_id: str, resolution: str, reason: str
+) -> AttributionConflict:
+    """Rule 5: keep the holder, or award the identity to the later referral (only while the holder is still
+    merely eligible: once an account is open, the attribution is history)."""
+    conflict = (
+        await session.scalars(
+            select(AttributionConflict).where(col(AttributionConflict.id) == conflict_id).with_for_update()
+        )
+    ).one_or_none()
+    if conflict is None:
+        raise NotFound("No such conflict.")
+    if conflict.status is ConflictStatus.resolved:
+        raise InvalidReferralTransition("The conflict is already resolved.")
+    now = utcnow()
+    if resolution == "award_duplicate":
+        holder = await get_referral(session, Tenant.everyone(), conflict.holding_referral_id, for_update=True)
+        later = await get_referral(session, Tenant.everyone(), conflict.duplicate_referral_id, for_update=True)
+        if holder.status is not ReferralStatus.eligible or later.status is not ReferralStatus.duplicate:
+            raise InvalidReferralTransition("Only an eligible holder can lose its attribution to a duplicate.")
+        await session.execute(
+            update(Referral)
+            .where(col(Referral.id) == holder.id)
+            .values(status=ReferralStatus.duplicate, outcome_at=now, updated_at=now)
+        )
+        await session.execute(
+            update(Referral)
+            .where(col(Referral.id) == later.id)
+            .values(status=ReferralStatus.eligible, outcome_at=None, updated_at=now)
+        )
+        await record_events(
+            session,
+            [
+                (holder.id, holder.partner_id, ReferralStatus.eligible, ReferralStatus.duplicate),
+                (later.id, later.partner_id, ReferralStatus.duplicate, ReferralStatus.eligible),
+            ],
+            cause="attribution_override",
+            now=now,
+            details={"conflict_id": conflict.id},
+        )
+    conflict.status = ConflictStatus.resolved
+    conflict.resolution = resolution
+    conflict.reason = reason
+    conflict.resolved_by = actor.id
+    conflict.resolved_at = now
+    session.add(conflict)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "attribution.overridden" if resolution == "award_duplicate" else "conflict.resolved",
+        object_type="attribution_conflict",
+        object_id=conflict.id,
+        resolution=resolution,
+        reason=reason,
+        holding_referral_id=conflict.holding_referral_id,
+        duplicate_referral_id=conflict.duplicate_referral_id,
+    )
+    return conflict
