@@ -21,6 +21,8 @@ from app.core.problems import Problem
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.privacy.service import EncryptedColumn
+
 T = TypeVar("T")
 
 cli = typer.Typer(
@@ -169,8 +171,8 @@ def serve(
     )
 
 
-def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction against the migrated database."""
+def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Run ``work`` in one transaction against the (migrated) database."""
     from app.core.database import Database as _Database
     from app.core.database import create_engine
 
@@ -182,7 +184,8 @@ def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T
         finally:
             await database.dispose()
 
-    _migrate(url)
+    if migrate:
+        _migrate(url)
     return asyncio.run(run())
 
 
@@ -306,6 +309,37 @@ def keys_rotate() -> None:
 
     retired, active = _in_transaction(_database_url(), rotate)
     typer.echo(f"active signing key: {active} (retired: {retired or 'none'})")
+
+
+@keys_cli.command("rotate-data")
+def keys_rotate_data(
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Rows re-encrypted per transaction.")] = 1000,
+) -> None:
+    """Make a new data key active, then re-encrypt every stored personal datum under it, in batches."""
+    from app.audit import service as audit
+    from app.audit.service import Actor
+    from app.privacy.service import load_cipher, reencrypt_batch, rotate_data_key
+    from app.referrals.service import ENCRYPTED_COLUMNS
+
+    settings = get_settings()
+    url = _database_url()
+
+    async def rotate(session: AsyncSession) -> int:
+        key_id = await rotate_data_key(session, settings)
+        await audit.record(session, Actor.system(), "data_key.rotated", object_type="data_key", object_id=str(key_id))
+        return key_id
+
+    key_id = _in_transaction(url, rotate)
+    typer.echo(f"active data key: {key_id}")
+    for target in ENCRYPTED_COLUMNS:
+
+        async def one_batch(session: AsyncSession, target: EncryptedColumn = target) -> int:
+            return await reencrypt_batch(session, await load_cipher(session, settings), target, batch_size)
+
+        total = 0
+        while done := _in_transaction(url, one_batch, migrate=False):
+            total += done
+        typer.echo(f"{target.table}.{target.column}: {total} re-encrypted")
 
 
 def main() -> None:

@@ -81,3 +81,42 @@ class DataKeyring:
 
     def invalidate(self) -> None:
         self._cipher = None
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column holding ``DataCipher`` ciphertexts, bound to ``purpose`` (its associated data)."""
+
+    table: str
+    column: str
+    purpose: str
+    key: str = "id"
+
+
+async def reencrypt_batch(session: AsyncSession, cipher: DataCipher, target: EncryptedColumn, batch_size: int) -> int:
+    """Re-encrypt up to ``batch_size`` values of ``target`` still under an older key; returns how many."""
+    active = cipher.active_key_id.to_bytes(4, "big")
+    # Bytes 2-5 of a ciphertext are its key id (see DataCipher).
+    rows = (
+        await session.execute(
+            text(
+                f"SELECT {target.key}, {target.column} FROM {target.table} "
+                f"WHERE {target.column} IS NOT NULL AND substring({target.column} FROM 2 FOR 4) <> :active "
+                f"ORDER BY {target.key} LIMIT :limit FOR UPDATE SKIP LOCKED"
+            ),
+            {"active": active, "limit": batch_size},
+        )
+    ).all()
+    if not rows:
+        return 0
+    keys = [row[0] for row in rows]
+    values = [cipher.encrypt(cipher.decrypt(row[1], target.purpose), target.purpose) for row in rows]
+    await session.execute(
+        text(
+            f"UPDATE {target.table} SET {target.column} = batch.value FROM "
+            f"unnest(CAST(:keys AS text[]), CAST(:values AS bytea[])) AS batch(key, value) "
+            f"WHERE {target.table}.{target.key} = batch.key"
+        ),
+        {"keys": keys, "values": values},
+    )
+    return len(rows)

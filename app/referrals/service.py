@@ -21,6 +21,7 @@ from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, ensure_owned, scoped
 from app.privacy.crypto import BlindIndex, DataCipher, mask_identifier, mask_mobile, mask_name
+from app.privacy.service import EncryptedColumn
 from app.referrals.attribution import Candidate, attribute, record_events
 from app.referrals.models import (
     UNCONVERTED_OUTCOMES,
@@ -36,6 +37,11 @@ from app.referrals.schemas import EnterpriseSubject, IndividualSubject, Referral
 NAME_COLUMN = "referrals.name"
 MOBILE_COLUMN = "referrals.mobile"
 IDENTIFIER_COLUMN = "referrals.identifier"
+ENCRYPTED_COLUMNS = (
+    EncryptedColumn("referrals", "name_ct", NAME_COLUMN),
+    EncryptedColumn("referrals", "mobile_ct", MOBILE_COLUMN),
+    EncryptedColumn("referrals", "identifier_ct", IDENTIFIER_COLUMN),
+)
 
 
 class ProgramNotAvailable(Unprocessable):

@@ -100,6 +100,11 @@ def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
     first_kid = first.stdout.split()[3]
     assert f"retired: {first_kid}" in second.stdout
 
+    rotated_data = alliance("keys", "rotate-data", "--batch-size", "10", database_url=scratch_url)
+    assert rotated_data.returncode == 0, rotated_data.stderr
+    assert "active data key:" in rotated_data.stdout
+    assert "referrals.identifier_ct: 0 re-encrypted" in rotated_data.stdout
+
 
 async def test_demo_credentials_obtain_tokens(scratch_url: str, settings) -> None:  # type: ignore[no-untyped-def]
     import asyncio
