@@ -16,6 +16,7 @@ from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
+from app.conversions.router import router as conversions_router
 from app.core.config import Settings, get_settings
 from app.core.database import Database
 from app.core.health import router as health_router
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         referrals_router,
         attribution_router,
         registry_router,
+        conversions_router,
         audit_router,
     ):
         app.include_router(router)

@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.auth.models import ClientSecret, OAuthClient, RevokedToken, SigningKey, UsedClientAssertion
 from app.catalog.models import BundledProduct, FeeSchedule, Partner, Program, ProgramProduct
+from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
 from app.privacy.models import DataKey
@@ -12,7 +13,9 @@ __all__ = [
     "AttributionConflict",
     "AuditEvent",
     "BundledProduct",
+    "ClientAccount",
     "ClientSecret",
+    "ConversionEvent",
     "DataKey",
     "ExistingClient",
     "FeeSchedule",

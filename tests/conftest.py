@@ -35,6 +35,8 @@ from app.core.embedded_db import start_embedded_postgres
 from app.core.migrations import upgrade_to_head
 from app.main import create_app
 
+pytest_plugins = ["tests.factories.referrals"]
+
 TEST_PGDATA = Path(__file__).resolve().parents[1] / ".alliance" / "test-pgdata"
 
 

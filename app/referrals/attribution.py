@@ -134,6 +134,38 @@ async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Seq
     return len(expired)
 
 
+@dataclass(frozen=True)
+class TimelineEntry:
+    referral_id: str
+    partner_id: str
+    from_status: ReferralStatus | None
+    to_status: ReferralStatus
+    cause: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry], now: datetime) -> None:
+    """Append entries to referrals' timelines, in one statement: every status change passes through here."""
+    if not entries:
+        return
+    await session.execute(
+        insert(ReferralEvent),
+        [
+            {
+                "id": new_id("rev"),
+                "referral_id": entry.referral_id,
+                "partner_id": entry.partner_id,
+                "from_status": entry.from_status,
+                "to_status": entry.to_status,
+                "cause": entry.cause,
+                "details": entry.details,
+                "created_at": now,
+            }
+            for entry in entries
+        ],
+    )
+
+
 async def record_events(
     session: AsyncSession,
     transitions: Sequence[tuple[str, str, ReferralStatus | None, ReferralStatus]],
@@ -142,25 +174,12 @@ async def record_events(
     now: datetime,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Append one timeline event per (referral, partner, from, to), in one statement."""
-    if not transitions:
-        return
-    await session.execute(
-        insert(ReferralEvent),
-        [
-            {
-                "id": new_id("rev"),
-                "referral_id": referral_id,
-                "partner_id": partner_id,
-                "from_status": from_status,
-                "to_status": to_status,
-                "cause": cause,
-                "details": details or {},
-                "created_at": now,
-            }
-            for referral_id, partner_id, from_status, to_status in transitions
-        ],
-    )
+    """Timeline entries sharing one cause, for (referral, partner, from, to) tuples."""
+    entries = [
+        TimelineEntry(referral_id, partner_id, from_status, to_status, cause, details or {})
+        for referral_id, partner_id, from_status, to_status in transitions
+    ]
+    await record_timeline(session, entries, now)
 
 
 async def attribute(

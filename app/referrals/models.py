@@ -100,9 +100,11 @@ class ReferralEvent(SQLModel, table=True):
     """One transition on a referral's timeline, with its time and cause."""
 
     __tablename__ = "referral_events"
-    __table_args__ = (sa.Index("ix_referral_events_referral", "referral_id", "created_at"),)
+    __table_args__ = (sa.Index("ix_referral_events_referral_seq", "referral_id", "seq"),)
 
     id: str = id_field("rev")
+    # Insertion order: events written in one instant (received, then eligible) keep their order.
+    seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False))
     referral_id: str = Field(foreign_key="referrals.id", max_length=40)
     partner_id: str = Field(max_length=40)
     from_status: ReferralStatus | None = Field(default=None, sa_type=enum_type(ReferralStatus, "referral_event_from"))

@@ -219,9 +219,7 @@ async def get_referral(
 async def referral_events(session: AsyncSession, tenant: Tenant, referral_id: str) -> list[ReferralEvent]:
     await get_referral(session, tenant, referral_id)
     rows = await session.scalars(
-        select(ReferralEvent)
-        .where(col(ReferralEvent.referral_id) == referral_id)
-        .order_by(col(ReferralEvent.created_at), col(ReferralEvent.id))
+        select(ReferralEvent).where(col(ReferralEvent.referral_id) == referral_id).order_by(col(ReferralEvent.seq))
     )
     return list(rows.all())
 

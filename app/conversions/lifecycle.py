@@ -1,0 +1,178 @@
+"""The referral lifecycle driven by back-office events (DESIGN.md, "Referral funnel"), as pure state changes on
+loaded rows: the service loads in bulk, this decides, the service writes in bulk.
+
+``account_opened`` links the account to the identity's eligible referral inside its window (→ account_opened);
+the first funding fixes the tier (→ funded); a tier rise inside the qualification period is recorded; buying a
+bundled product of the referral's program converts it. Events of an account not yet opened wait (deferred).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.conversions.models import AccountStatus, ClientAccount, ConversionEvent, EventStatus, EventType, Tier
+from app.referrals.models import Referral, ReferralStatus
+
+HNW_FROM_FEN = 1_000_000 * 100
+INSTITUTIONAL_FROM_FEN = 5_000_000 * 100
+_TIER_RANK = {Tier.retail: 0, Tier.hnw: 1, Tier.institutional: 2}
+
+
+def tier_of(assets_fen: int, enterprise: bool) -> Tier:
+    """Retail below 1,000,000 CNY, HNW up to 5,000,000, institutional from 5,000,000 or any enterprise."""
+    if enterprise or assets_fen >= INSTITUTIONAL_FROM_FEN:
+        return Tier.institutional
+    if assets_fen >= HNW_FROM_FEN:
+        return Tier.hnw
+    return Tier.retail
+
+
+@dataclass(frozen=True)
+class ProgramTerms:
+    qualification_period_days: int
+    product_codes: frozenset[str]
+
+
+@dataclass
+class Transition:
+    referral: Referral
+    from_status: ReferralStatus
+    to_status: ReferralStatus
+    cause: str
+    details: dict[str, Any]
+
+
+@dataclass
+class Lifecycle:
+    """Applies events to accounts and referrals already loaded (and locked) by the caller."""
+
+    accounts: dict[str, ClientAccount]
+    referrals_by_identity: dict[bytes, Referral]
+    referrals_by_id: dict[str, Referral]
+    terms: dict[str, ProgramTerms]
+    transitions: list[Transition] = field(default_factory=list)
+    changed_referrals: set[str] = field(default_factory=set)
+
+    def apply(self, event: ConversionEvent, now: datetime) -> None:
+        account = self.accounts[event.client_ref]
+        if event.type is not EventType.account_opened and account.status is AccountStatus.unopened:
+            event.status = EventStatus.deferred
+            return
+        handler = getattr(self, f"_{event.type.value}")
+        effects: dict[str, Any] = handler(event, account) or {}
+        event.status = EventStatus.applied
+        event.applied_at = now
+        event.referral_id = account.referral_id
+        event.partner_id = account.partner_id
+        event.organic = account.referral_id is None
+        event.effects = effects
+        account.updated_at = now
+
+    def _move(self, referral: Referral, to_status: ReferralStatus, event: ConversionEvent, **details: Any) -> None:
+        self.transitions.append(
+            Transition(
+                referral,
+                referral.status,
+                to_status,
+                event.type.value,
+                {"source_event_id": event.source_event_id, **details},
+            )
+        )
+        referral.status = to_status
+        if to_status in (ReferralStatus.expired, ReferralStatus.existing_client):
+            referral.outcome_at = event.occurred_at
+        self.changed_referrals.add(referral.id)
+
+    def _account_opened(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        if account.status is not AccountStatus.unopened:
+            return {"ignored": "account already opened"}
+        account.status = AccountStatus.open
+        account.opened_at = event.occurred_at
+        account.identity_hash = event.identity_hash
+        account.enterprise = event.enterprise
+        referral = self.referrals_by_identity.get(event.identity_hash or b"")
+        if referral is None or referral.status is not ReferralStatus.eligible:
+            return {"attributed": False}
+        if event.occurred_at < referral.created_at:
+            self._move(referral, ReferralStatus.existing_client, event, reason="account opened before the referral")
+            return {"attributed": False, "reason": "opened before the referral"}
+        if event.occurred_at > referral.window_ends_at:
+            self._move(referral, ReferralStatus.expired, event, reason="account opened after the window")
+            return {"attributed": False, "reason": "outside the attribution window"}
+        account.referral_id = referral.id
+        account.partner_id = referral.partner_id
+        referral.client_ref = account.client_ref
+        self._move(referral, ReferralStatus.account_opened, event)
+        return {"attributed": True}
+
+    def _account_funded(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        account.assets_fen += event.amount_fen or 0
+        effects: dict[str, Any] = {"assets_fen": account.assets_fen}
+        if account.funded_at is None:
+            account.funded_at = event.occurred_at
+            account.tier = tier_of(account.assets_fen, account.enterprise)
+            effects["tier"] = account.tier.value
+            referral = self._referral_of(account)
+            if referral is not None and referral.status is ReferralStatus.account_opened:
+                self._move(referral, ReferralStatus.funded, event, tier=account.tier.value)
+        else:
+            effects.update(self._maybe_raise_tier(event, account))
+        return effects
+
+    def _assets_snapshot(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        account.assets_fen = event.amount_fen or 0
+        effects: dict[str, Any] = {"assets_fen": account.assets_fen}
+        if account.funded_at is not None:
+            effects.update(self._maybe_raise_tier(event, account))
+        return effects
+
+    def _maybe_raise_tier(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        assert account.tier is not None and account.opened_at is not None
+        new_tier = tier_of(account.assets_fen, account.enterprise)
+        if _TIER_RANK[new_tier] <= _TIER_RANK[account.tier]:
+            return {}
+        referral = self._referral_of(account)
+        terms = self.terms.get(referral.program_id) if referral else None
+        qualification_days = terms.qualification_period_days if terms else 0
+        if event.occurred_at > account.opened_at + timedelta(days=qualification_days):
+            return {"tier_rise_outside_qualification": [account.tier.value, new_tier.value]}
+        old = account.tier
+        account.tier = new_tier
+        if referral is not None:
+            self.transitions.append(
+                Transition(
+                    referral,
+                    referral.status,
+                    referral.status,
+                    "tier_raised",
+                    {"source_event_id": event.source_event_id, "from_tier": old.value, "to_tier": new_tier.value},
+                )
+            )
+        return {"tier_raised": [old.value, new_tier.value]}
+
+    def _bundle_purchased(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        referral = self._referral_of(account)
+        if referral is None:
+            return {}
+        terms = self.terms.get(referral.program_id)
+        in_program = terms is not None and event.product_code in terms.product_codes
+        if in_program and referral.status in (ReferralStatus.account_opened, ReferralStatus.funded):
+            self._move(referral, ReferralStatus.converted, event, product_code=event.product_code)
+            return {"converted": True}
+        return {"product_in_program": in_program}
+
+    def _bundle_cancelled(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        return {}
+
+    def _revenue_recorded(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        return {}
+
+    def _account_closed(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+        account.status = AccountStatus.closed
+        account.closed_at = event.occurred_at
+        return {}
+
+    def _referral_of(self, account: ClientAccount) -> Referral | None:
+        return self.referrals_by_id.get(account.referral_id) if account.referral_id else None

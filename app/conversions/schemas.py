@@ -1,0 +1,97 @@
+"""API shapes of the conversion feed. Each event is validated on its own: a bad event never blocks the others."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+from app.conversions.models import BUNDLE_EVENTS, MONEY_EVENTS, EventType
+from app.core.identifiers import (
+    is_valid_credit_code,
+    national_id_birth_date,
+    normalise_credit_code,
+    normalise_national_id,
+)
+
+MAX_EVENTS = 10_000
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_event_id: str = Field(min_length=1, max_length=100)
+    type: EventType
+    occurred_at: AwareDatetime
+    client_ref: str = Field(min_length=1, max_length=80)
+    national_id: str | None = Field(default=None, max_length=18, description="On account_opened, for individuals.")
+    credit_code: str | None = Field(default=None, max_length=18, description="On account_opened, for enterprises.")
+    amount: StrictInt | None = Field(default=None, ge=0, le=10**15, description="Integer fen, on money events.")
+    currency: Literal["CNY"] | None = None
+    product_code: str | None = Field(default=None, max_length=40, description="On bundle events.")
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> Self:
+        if self.type is EventType.account_opened:
+            if (self.national_id is None) == (self.credit_code is None):
+                raise ValueError("account_opened needs exactly one of national_id or credit_code")
+            if self.national_id is not None:
+                self.national_id = normalise_national_id(self.national_id)
+                if national_id_birth_date(self.national_id) is None:
+                    raise ValueError("national_id is not a valid resident ID number")
+            if self.credit_code is not None:
+                self.credit_code = normalise_credit_code(self.credit_code)
+                if not is_valid_credit_code(self.credit_code):
+                    raise ValueError("credit_code is not a valid unified social credit code")
+        elif self.national_id is not None or self.credit_code is not None:
+            raise ValueError("identity is only sent on account_opened")
+        if self.type in MONEY_EVENTS:
+            if self.amount is None or self.currency is None:
+                raise ValueError(f"{self.type.value} needs amount (integer fen) and currency")
+        elif self.amount is not None:
+            raise ValueError(f"{self.type.value} carries no amount")
+        if self.type in BUNDLE_EVENTS and not self.product_code:
+            raise ValueError(f"{self.type.value} needs product_code")
+        return self
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_EVENTS, description="Up to 10,000 events; see `EventIn` for one event."
+    )
+
+
+class EventResult(BaseModel):
+    index: int
+    source_event_id: str | None
+    result: Literal["applied", "deferred", "duplicate", "rejected"] = Field(
+        description="`deferred`: kept, and applied once the account's `account_opened` arrives."
+    )
+    reason: str | None = None
+    referral_id: str | None = None
+
+
+class EventBatchResult(BaseModel):
+    results: list[EventResult]
+    summary: dict[str, int]
+
+
+class ConversionEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    source_event_id: str
+    type: EventType
+    occurred_at: datetime
+    client_ref: str
+    amount_fen: int | None
+    currency: str | None
+    product_code: str | None
+    status: str
+    referral_id: str | None
+    organic: bool | None
+    effects: dict[str, Any]
+    created_at: datetime
