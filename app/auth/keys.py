@@ -25,6 +25,13 @@ from app.core.models import utcnow
 
 SIGNING_ALG = "ES256"
 CACHE_TTL_S = 30.0
+# A transaction-scoped PostgreSQL advisory lock: changes to the signing keys are made one at a time.
+SIGNING_KEYS_LOCK = 7_261_746_401_537  # arbitrary, unique to signing keys
+
+
+async def _lock_signing_keys(session: AsyncSession) -> None:
+    """Wait for (then hold, until the transaction ends) the right to change the signing keys."""
+    await session.execute(text(f"SELECT pg_advisory_xact_lock({SIGNING_KEYS_LOCK})"))
 
 
 def _sealed_box(settings: Settings) -> SealedBox:
@@ -45,6 +52,7 @@ def _new_key_row(settings: Settings, status: SigningKeyStatus) -> dict[str, Any]
 
 async def ensure_active_key(session: AsyncSession, settings: Settings) -> None:
     """Create the first signing key if there is none; concurrent callers create exactly one."""
+    await _lock_signing_keys(session)
     statement = (
         insert(SigningKey)
         .values(**_new_key_row(settings, SigningKeyStatus.active))
@@ -54,7 +62,12 @@ async def ensure_active_key(session: AsyncSession, settings: Settings) -> None:
 
 
 async def rotate_signing_key(session: AsyncSession, settings: Settings) -> tuple[str | None, str]:
-    """Retire the active key and make a new one active; returns (retired kid, new kid)."""
+    """Retire the active key and make a new one active; returns (retired kid, new kid).
+
+    Concurrent rotations run one after the other (each retires the key the previous one created) instead of
+    colliding on the one-active-key index.
+    """
+    await _lock_signing_keys(session)
     retired = await session.scalar(
         update(SigningKey)
         .where(col(SigningKey.status) == SigningKeyStatus.active)

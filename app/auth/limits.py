@@ -1,12 +1,17 @@
-"""Abuse limits kept in process memory: a token bucket per client for API calls, and a failure counter per
-client id and per address for the token endpoint. Each worker process counts for itself."""
+"""Abuse limits kept in process memory: a token bucket per client for API calls, and failure counters for the
+OAuth endpoints (per address, and per claimed client id from one address). Each worker process counts for itself."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+ThrottleKey = str | tuple[str, ...]
+
+MAX_KEY_PART_CHARS = 128
+MAX_THROTTLE_KEYS = 100_000
 
 
 @dataclass
@@ -30,26 +35,61 @@ class TokenBuckets:
         return (1.0 - tokens) / rate
 
 
+def _bounded(key: ThrottleKey) -> ThrottleKey:
+    if isinstance(key, str):
+        return key[:MAX_KEY_PART_CHARS]
+    return tuple(part[:MAX_KEY_PART_CHARS] for part in key)
+
+
 @dataclass
 class FailureThrottle:
-    """At most ``limit`` failures per key inside a sliding ``window_s``; then the key waits."""
+    """At most ``limit`` failures per key inside a sliding ``window_s``; then the key waits.
+
+    Memory stays bounded whatever callers send: a lookup never creates an entry, each key keeps at most ``limit``
+    timestamps, keys whose failures left the window are dropped, key parts are truncated, and past ``max_keys``
+    the key that failed longest ago is forgotten.
+    """
 
     limit: int
     window_s: float
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    max_keys: int = MAX_THROTTLE_KEYS
+    # Ordered by last failure, oldest first.
+    _failures: OrderedDict[ThrottleKey, deque[float]] = field(default_factory=OrderedDict)
 
-    def retry_after(self, key: str) -> int:
-        failures = self._recent(key)
-        if len(failures) < self.limit:
+    def retry_after(self, key: ThrottleKey) -> int:
+        key = _bounded(key)
+        failures = self._failures.get(key)
+        if failures is None:
             return 0
-        return max(1, math.ceil(failures[0] + self.window_s - time.monotonic()))
+        now = time.monotonic()
+        if failures[-1] <= now - self.window_s:
+            del self._failures[key]
+            return 0
+        in_window = sum(1 for at in failures if at > now - self.window_s)
+        if in_window < self.limit:
+            return 0
+        return max(1, math.ceil(failures[0] + self.window_s - now))
 
-    def record(self, key: str) -> None:
-        self._recent(key).append(time.monotonic())
+    def record(self, key: ThrottleKey) -> None:
+        key = _bounded(key)
+        now = time.monotonic()
+        self._forget_expired(now)
+        failures = self._failures.get(key)
+        if failures is None:
+            while len(self._failures) >= self.max_keys:
+                self._failures.popitem(last=False)
+            failures = self._failures[key] = deque(maxlen=self.limit)
+        else:
+            self._failures.move_to_end(key)
+        failures.append(now)
 
-    def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        horizon = time.monotonic() - self.window_s
-        while failures and failures[0] < horizon:
-            failures.popleft()
-        return failures
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def _forget_expired(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._failures:
+            oldest_key, failures = next(iter(self._failures.items()))
+            if failures[-1] > horizon:
+                break
+            del self._failures[oldest_key]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
-from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from joserfc.jwk import KeySet
@@ -18,10 +21,13 @@ from app.auth.models import AuthMethod
 from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.server import (
     AllianceAuthorizationServer,
+    AllianceClient,
     TokenRequestState,
-    authenticate_caller,
     claimed_client_id,
+    registered_partner_keys,
+    run_client_authentication,
     run_token_request,
+    uses_basic_auth,
 )
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.core.config import Settings
@@ -31,11 +37,20 @@ router = APIRouter(tags=["oauth"])
 
 _FORM = "application/x-www-form-urlencoded"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# OAuth requests are a handful of short parameters (an assertion is the longest, a few KB).
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 50
+# What a refused client learns, whatever the reason (unknown client, wrong secret, revoked client...): the reason
+# itself is in the audit log (`auth.failed`), for staff helping a partner.
+INVALID_CLIENT_DESCRIPTION = "Client authentication failed."
+
+Operation = Callable[
+    [AllianceAuthorizationServer, TokenRequestState, dict[str, str], Any], tuple[int, dict[str, Any], dict[str, str]]
+]
 
 
-def _oauth_error(error: OAuth2Error) -> JSONResponse:
-    status, body, headers = error(None)
-    return JSONResponse(dict(body), status_code=status, headers=dict(headers))
+class BodyTooLarge(InvalidRequestError):  # type: ignore[misc]
+    status_code = 413
 
 
 def _form_body(description: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -55,44 +70,188 @@ def _form_body(description: str, fields: dict[str, str]) -> dict[str, Any]:
     }
 
 
+async def _read_body(request: Request) -> bytes:
+    """The body, refused past ``MAX_FORM_BYTES`` whether or not a Content-Length announces it."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise InvalidRequestError("Invalid Content-Length.")
+        if int(declared) > MAX_FORM_BYTES:
+            raise BodyTooLarge(f"The request body exceeds {MAX_FORM_BYTES} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise BodyTooLarge(f"The request body exceeds {MAX_FORM_BYTES} bytes.")
+    return bytes(body)
+
+
 async def _parse_form(request: Request) -> dict[str, str]:
+    """The form parameters; every problem with the body is an RFC 6749 ``invalid_request``."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != _FORM:
         raise InvalidRequestError(f"The request body must be {_FORM}.")
-    form = await request.form()
+    body = await _read_body(request)
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (ValueError, UnicodeError):
+        raise InvalidRequestError(f"The body is not a valid form of at most {MAX_FORM_FIELDS} fields.") from None
     parsed: dict[str, str] = {}
-    for name, value in form.multi_items():
+    for name, value in pairs:
         if name in parsed:
             raise InvalidRequestError(f"The parameter {name!r} is repeated.")
-        if not isinstance(value, str):
-            raise InvalidRequestError("Files are not accepted here.")
         parsed[name] = value
     return parsed
 
 
-async def _token_request_state(
-    request: Request, session: SessionDep, form: dict[str, str]
-) -> tuple[TokenRequestState, str | None]:
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _error_parts(error: OAuth2Error) -> tuple[int, dict[str, Any], dict[str, str]]:
+    status, body, headers = error(None)
+    return status, dict(body), dict(headers)
+
+
+def _audit_text(text: Any, limit: int = 200) -> str:
+    """An error description fit for the audit log: printable (descriptions may echo what a caller sent), short."""
+    return "".join(char if char.isprintable() else "?" for char in str(text))[:limit]
+
+
+@dataclass
+class ClientExchange:
+    """The outcome of one request to an endpoint where clients authenticate (token, introspection, revocation)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+    form: dict[str, str] = field(default_factory=dict)
+    client: AllianceClient | None = None  # the authenticated client, when ``ok``
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.client is not None
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body, status_code=self.status, headers=self.headers)
+
+
+def _slow_down(wait: int) -> ClientExchange:
+    return ClientExchange(
+        429,
+        {"error": "slow_down", "error_description": "Too many failed authentications; retry later."},
+        {"Retry-After": str(wait), **_NO_STORE},
+    )
+
+
+async def _request_state(
+    request: Request, session: SessionDep, client_id: str | None, form: dict[str, str]
+) -> TokenRequestState:
+    """Everything Authlib's synchronous checks need, loaded beforehand.
+
+    The client is read in a short transaction of its own, so that the request's session holds no pooled
+    connection while a partner's ``jwks_uri`` is fetched (up to ``JwksFetcher.TIMEOUT_S``): slow or hostile
+    partner servers cannot drain the pool.
+    """
     app_state = request.app.state
-    client_id = claimed_client_id(form, request.headers)
-    loaded = await service.load_token_client(session, client_id) if client_id else None
-    client_keys = None
-    if loaded and loaded.client.auth_method is AuthMethod.private_key_jwt:
+    loaded = None
+    if client_id:
+        async with app_state.database.sessionmaker() as lookup:
+            loaded = await service.load_token_client(lookup, client_id)
+    client_keys: KeySet | None = None
+    if loaded and loaded.client.auth_method is AuthMethod.private_key_jwt and form.get("client_assertion"):
         if loaded.client.jwks:
-            client_keys = KeySet.import_key_set(loaded.client.jwks)  # type: ignore[arg-type]
+            client_keys = registered_partner_keys(loaded.client.jwks)
         elif loaded.client.jwks_uri:
             client_keys = await app_state.jwks_fetcher.get(loaded.client.jwks_uri)
     signing_key = await app_state.keyring.signing_key(session)
-    state = TokenRequestState(app_state.settings, loaded, client_keys, signing_key)
-    return state, client_id
+    return TokenRequestState(app_state.settings, loaded, client_keys, signing_key)
 
 
-def _throttle_keys(request: Request, client_id: str | None) -> list[tuple[Any, str]]:
+async def _client_exchange(
+    request: Request, session: SessionDep, endpoint: str, operation: Operation
+) -> ClientExchange:
+    """The flow shared by the endpoints where clients authenticate.
+
+    1. Refuse at once (429) an address that failed too often, or a claimed client id that failed too often
+       from this address: failures from elsewhere never lock a partner out.
+    2. Read the form (bounded), find the claimed client and load it, run ``operation`` (Authlib) in a thread.
+    3. Record a private_key_jwt assertion's ``jti`` once the client authenticated: a replay is ``invalid_client``.
+    4. A failed authentication (``invalid_client``) counts towards both limits, is audited as ``auth.failed``
+       and answered with one generic description; any other error is audited as ``token.refused``.
+    """
     app_state = request.app.state
-    address = request.client.host if request.client else "unknown"
-    keys = [(app_state.address_failures, address)]
-    if client_id:
-        keys.append((app_state.client_failures, client_id))
-    return keys
+    settings: Settings = app_state.settings
+    address = _address(request)
+    if wait := app_state.address_failures.retry_after(address):
+        return _slow_down(wait)
+
+    form: dict[str, str] = {}
+    client_id: str | None = None
+    state: TokenRequestState | None = None
+    try:
+        form = await _parse_form(request)
+        client_id = claimed_client_id(form, request.headers)
+        if client_id and (wait := app_state.client_failures.retry_after((client_id, address))):
+            return _slow_down(wait)
+        state = await _request_state(request, session, client_id, form)
+        server: AllianceAuthorizationServer = app_state.authorization_server
+        status, body, headers = await run_in_threadpool(operation, server, state, form, request.headers)
+    except OAuth2Error as error:
+        status, body, headers = _error_parts(error)
+
+    client = state.authenticated if state else None
+    if client is not None and state is not None and state.assertion_claims is not None:
+        claims = state.assertion_claims
+        fresh = await service.accept_client_assertion(
+            session, client_id=client.row.id, jti=claims["jti"], exp=claims["exp"], leeway_s=settings.clock_skew_s
+        )
+        if not fresh:
+            client = None
+            status, body, headers = _error_parts(InvalidClientError(description="The JWT ID was used before."))
+
+    if body.get("error") == "invalid_client":
+        reason = _audit_text(body.get("error_description", ""))
+        basic = uses_basic_auth(request.headers)
+        status, body, headers = _error_parts(
+            InvalidClientError(description=INVALID_CLIENT_DESCRIPTION, status_code=401 if basic else status)
+        )
+        app_state.address_failures.record(address)
+        if client_id:
+            app_state.client_failures.record((client_id, address))
+        await audit.record(
+            session,
+            Actor.from_request(request, "anonymous", "client"),
+            "auth.failed",
+            object_type="oauth_client",
+            object_id=client_id,
+            endpoint=endpoint,
+            error="invalid_client",
+            reason=reason,
+        )
+        return ClientExchange(status, body, headers, form)
+    if status != 200:
+        actor = (
+            Actor.from_request(request, client.row.id, client.row.kind.value)
+            if client
+            else Actor.from_request(request, "anonymous", "client")
+        )
+        await audit.record(
+            session,
+            actor,
+            "token.refused",
+            object_type="oauth_client",
+            object_id=client_id,
+            endpoint=endpoint,
+            error=_audit_text(body.get("error", ""), 40),
+        )
+        return ClientExchange(status, body, headers, form)
+    return ClientExchange(status, body, headers, form, client)
 
 
 @router.post(
@@ -117,54 +276,19 @@ def _throttle_keys(request: Request, client_id: str | None) -> list[tuple[Any, s
     responses={200: {"description": "The token", "content": {"application/json": {}}}},
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
-    app_state = request.app.state
-    address = request.client.host if request.client else None
-    client_id: str | None = None
-    try:
-        form = await _parse_form(request)
-        client_id = claimed_client_id(form, request.headers)
-        for throttle, key in _throttle_keys(request, client_id):
-            if wait := throttle.retry_after(key):
-                return JSONResponse(
-                    {"error": "slow_down", "error_description": "Too many failed authentications; retry later."},
-                    status_code=429,
-                    headers={"Retry-After": str(wait), **_NO_STORE},
-                )
-        state, client_id = await _token_request_state(request, session, form)
-    except OAuth2Error as error:
-        return _oauth_error(error)
-
-    server: AllianceAuthorizationServer = app_state.authorization_server
-    status, body, headers = await run_in_threadpool(run_token_request, server, state, form, request.headers)
-    actor = Actor(id=client_id or "anonymous", kind="client", request_id=request.state.request_id, ip_address=address)
-    if status == 200 and state.assertion_claims is not None:
-        claims = state.assertion_claims
-        fresh = await service.accept_client_assertion(
+    exchange = await _client_exchange(request, session, "token", run_token_request)
+    if exchange.ok:
+        assert exchange.client is not None
+        actor = Actor.from_request(request, exchange.client.row.id, exchange.client.row.kind.value)
+        await audit.record(
             session,
-            client_id=str(claims["sub"]),
-            jti=str(claims["jti"]),
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            actor,
+            "token.issued",
+            object_type="oauth_client",
+            object_id=exchange.client.row.id,
+            scope=exchange.body.get("scope"),
         )
-        if not fresh:
-            status, body, headers = 400, {"error": "invalid_client", "error_description": "JWT ID is used before."}, {}
-            headers.update(_NO_STORE)
-    if status == 200:
-        await audit.record(
-            session, actor, "token.issued", object_type="oauth_client", object_id=client_id, scope=body.get("scope")
-        )
-    else:
-        for throttle, key in _throttle_keys(request, client_id):
-            throttle.record(key)
-        await audit.record(
-            session, actor, "auth.failed", object_type="oauth_client", object_id=client_id, error=body.get("error")
-        )
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _authenticated_caller(request: Request, session: SessionDep, form: dict[str, str]) -> Any:
-    state, _ = await _token_request_state(request, session, form)
-    server: AllianceAuthorizationServer = request.app.state.authorization_server
-    return await run_in_threadpool(authenticate_caller, server, state, form, request.headers)
+    return exchange.response()
 
 
 async def _verified_claims(request: Request, session: SessionDep, token: str, *, check_expiry: bool) -> dict[str, Any]:
@@ -181,14 +305,14 @@ async def _verified_claims(request: Request, session: SessionDep, token: str, *,
     responses={200: {"description": "Token state", "content": {"application/json": {}}}},
 )
 async def introspect(request: Request, session: SessionDep) -> JSONResponse:
-    try:
-        form = await _parse_form(request)
-        caller = await _authenticated_caller(request, session, form)
-    except OAuth2Error as error:
-        return _oauth_error(error)
+    exchange = await _client_exchange(request, session, "introspect", run_client_authentication)
+    if not exchange.ok:
+        return exchange.response()
+    caller = exchange.client
+    assert caller is not None
     inactive = JSONResponse({"active": False}, headers=_NO_STORE)
     try:
-        claims = await _verified_claims(request, session, form.get("token", ""), check_expiry=True)
+        claims = await _verified_claims(request, session, exchange.form.get("token", ""), check_expiry=True)
     except InvalidToken:
         return inactive
     if caller.row.kind is not PrincipalKind.staff and claims["client_id"] != caller.row.id:
@@ -207,13 +331,13 @@ async def introspect(request: Request, session: SessionDep) -> JSONResponse:
     responses={200: {"description": "Revoked (or nothing to revoke)"}},
 )
 async def revoke(request: Request, session: SessionDep) -> Response:
+    exchange = await _client_exchange(request, session, "revoke", run_client_authentication)
+    if not exchange.ok:
+        return exchange.response()
+    caller = exchange.client
+    assert caller is not None
     try:
-        form = await _parse_form(request)
-        caller = await _authenticated_caller(request, session, form)
-    except OAuth2Error as error:
-        return _oauth_error(error)
-    try:
-        claims = await _verified_claims(request, session, form.get("token", ""), check_expiry=False)
+        claims = await _verified_claims(request, session, exchange.form.get("token", ""), check_expiry=False)
     except InvalidToken:
         return Response(status_code=200, headers=_NO_STORE)
     if claims["client_id"] == caller.row.id:

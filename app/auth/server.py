@@ -8,9 +8,13 @@ in that state and written by the router afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import json
+import re
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +23,7 @@ from urllib.parse import unquote
 import httpx
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.base import invalid_error_characters
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6749.util import list_to_scope, scope_to_list
@@ -31,12 +35,20 @@ from joserfc.jwk import ECKey, KeySet
 
 from app.auth.models import AuthMethod
 from app.auth.scopes import SCOPES
-from app.auth.service import TokenClient, verify_secret
+from app.auth.service import InvalidClientConfiguration, TokenClient, partner_key_set, verify_any_secret
 from app.auth.tokens import ACCEPTED_ALGS, mint_access_token
 from app.core.config import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 300
+MAX_JTI_CHARS = 200  # the column's width
+# Client ids are ours (``cli_...``, at most 40 characters): anything else cannot name a client and is refused
+# before it reaches the database, the audit log or the throttle.
+_CLIENT_ID = re.compile(r"[\x21-\x7e]{1,40}")
+
+
+def is_plausible_client_id(value: str) -> bool:
+    return _CLIENT_ID.fullmatch(value) is not None
 
 
 @dataclass
@@ -47,6 +59,8 @@ class TokenRequestState:
     signing_key: ECKey
     assertion_claims: dict[str, Any] | None = None
     issued: dict[str, Any] = field(default_factory=dict)
+    # The client whose authentication succeeded (even when the request then fails, e.g. on its scope).
+    authenticated: AllianceClient | None = None
 
 
 _state: ContextVar[TokenRequestState] = ContextVar("token_request_state")
@@ -70,8 +84,7 @@ class AllianceClient(ClientMixin):  # type: ignore[misc]
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
-        # Every hash is tried so that timing does not tell which secret (old or new) matched.
-        return any([verify_secret(secret_hash, client_secret) for secret_hash in self.loaded.secret_hashes])
+        return verify_any_secret(self.loaded.secret_hashes, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return self.loaded.active and method == self.row.auth_method
@@ -87,6 +100,38 @@ class AllianceClient(ClientMixin):  # type: ignore[misc]
         if any(item not in allowed for item in requested):
             return None  # Authlib answers invalid_scope
         return list_to_scope(requested)  # type: ignore[no-any-return]
+
+
+class UnknownClient(ClientMixin):  # type: ignore[misc]
+    """Stands for a client id that names no client: it never authenticates, but checking a secret against it
+    costs the same argon2 work as a wrong secret, so that timing does not tell which client ids exist."""
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return verify_any_secret((), client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return False
+
+    def get_allowed_scope(self, scope: str | None) -> None:
+        return None
 
 
 class FormRequest(OAuth2Request):  # type: ignore[misc]
@@ -105,9 +150,16 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
 
 class AllianceAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
-    def query_client(self, client_id: str) -> AllianceClient | None:
+    def query_client(self, client_id: str) -> AllianceClient | UnknownClient:
         loaded = _state.get().client
-        return AllianceClient(loaded) if loaded and loaded.client.id == client_id else None
+        return AllianceClient(loaded) if loaded and loaded.client.id == client_id else UnknownClient(client_id)
+
+    def authenticate_client(self, request: Any, methods: list[str], endpoint: str = "token") -> AllianceClient:
+        client = super().authenticate_client(request, methods, endpoint)
+        if not isinstance(client, AllianceClient):  # pragma: no cover (an UnknownClient never authenticates)
+            raise InvalidClientError()
+        _state.get().authenticated = client
+        return client
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:
         _state.get().issued = token
@@ -126,7 +178,12 @@ class AllianceAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
-    """RFC 7523 client authentication; the token endpoint and the issuer are both accepted as audience."""
+    """RFC 7523 client authentication.
+
+    The audience must be one string: the issuer or the token endpoint (an array is refused, even one that holds
+    either). The ``jti`` must be a printable string of at most 200 characters; whether it was used before is
+    decided by the router, in the database.
+    """
 
     CLIENT_AUTH_METHOD = AuthMethod.private_key_jwt.value
 
@@ -137,13 +194,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         return self._audiences
 
-    def resolve_client_public_key(self, client: AllianceClient) -> KeySet:
+    def resolve_client_public_key(self, client: AllianceClient | UnknownClient) -> KeySet:
         keys = _state.get().client_keys
-        if keys is None:
-            raise InvalidClientError(description="No public key is registered for this client.")
+        if keys is None or not isinstance(client, AllianceClient):
+            raise InvalidClientError(description="No usable public key is registered for this client.")
         return keys
 
-    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+    def validate_jti(self, claims: dict[str, Any], jti: Any) -> bool:
+        if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_CHARS or not jti.isprintable():
+            raise InvalidClientError(
+                description=f"The JWT ID must be a printable string of at most {MAX_JTI_CHARS} characters."
+            )
         # Recorded by the router in the database (unique per client), where a replay is refused.
         _state.get().assertion_claims = dict(claims)
         return True
@@ -153,6 +214,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             token = jwt.decode(assertion, resolve_key, algorithms=ACCEPTED_ALGS)
         except JoseError as exc:
             raise InvalidClientError(description=_safe(exc.description or "Invalid client assertion.")) from exc
+        audience = token.claims.get("aud")
+        if not isinstance(audience, str) or audience not in self._audiences:
+            raise InvalidClientError(description="The audience must be the issuer or the token endpoint, alone.")
         self.verify_claims(token.claims)
         claims = dict(token.claims)
         if int(claims["exp"]) - int(claims.get("iat", time.time())) > MAX_ASSERTION_LIFETIME_S:
@@ -204,30 +268,44 @@ def run_token_request(
         _state.reset(reset)
 
 
-def authenticate_caller(
+def run_client_authentication(
     server: AllianceAuthorizationServer, state: TokenRequestState, form: dict[str, str], headers: Any
-) -> AllianceClient:
-    """Client authentication alone, for the introspection and revocation endpoints."""
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Client authentication alone, for the introspection and revocation endpoints; in a worker thread too.
+
+    Answers like ``run_token_request``: ``200`` (the client is then ``state.authenticated``) or an error.
+    """
     reset = _state.set(state)
     try:
         request = FormRequest(state.settings.token_endpoint, form, headers)
         methods = [method.value for method in AuthMethod]
-        return server.authenticate_client(request, methods, "token")  # type: ignore[no-any-return]
+        server.authenticate_client(request, methods, "token")
+    except OAuth2Error as error:
+        status, body, error_headers = error(None)
+        return status, dict(body), dict(error_headers)
     finally:
         _state.reset(reset)
+    return 200, {}, {}
+
+
+def uses_basic_auth(headers: Any) -> bool:
+    return str(headers.get("authorization", "")).lower().startswith("basic ")
 
 
 def claimed_client_id(form: dict[str, str], headers: Any) -> str | None:
     """The client id the request claims (unverified), to load before authenticating.
 
-    More than one authentication mechanism in one request is refused (RFC 6749 section 2.3).
+    More than one authentication mechanism in one request is refused (RFC 6749 section 2.3). A claimed id
+    that cannot be a client id (too long, control characters...) is ``invalid_client`` at once: it never
+    reaches the database.
     """
+    basic = uses_basic_auth(headers)
     claimed: list[str] = []
-    authorization = headers.get("authorization", "")
-    if authorization.lower().startswith("basic "):
+    if basic:
         try:
-            claimed.append(unquote(base64.b64decode(authorization[6:]).decode().split(":", 1)[0]))
-        except (ValueError, UnicodeError):
+            decoded = base64.b64decode(headers["authorization"][6:].strip(), validate=True).decode()
+            claimed.append(unquote(decoded.split(":", 1)[0], errors="strict"))
+        except (ValueError, UnicodeError, binascii.Error):
             raise InvalidClientError(description="Malformed Basic credentials.", status_code=401) from None
     if form.get("client_secret"):
         claimed.append(form.get("client_id", ""))
@@ -235,33 +313,123 @@ def claimed_client_id(form: dict[str, str], headers: Any) -> str | None:
         if form.get("client_assertion_type") != ASSERTION_TYPE:
             raise InvalidRequestError("Unsupported client_assertion_type.")
         try:
-            subject = json.loads(jws.extract_compact(form["client_assertion"].encode()).payload).get("sub")
-        except (JoseError, ValueError, UnicodeError, AttributeError):
+            payload = json.loads(jws.extract_compact(form["client_assertion"].encode()).payload)
+            subject = payload.get("sub")
+        except (JoseError, ValueError, UnicodeError, AttributeError, TypeError, RecursionError):
             raise InvalidClientError(description="Malformed client assertion.") from None
         claimed.append(subject if isinstance(subject, str) else "")
     if len(claimed) > 1:
         raise InvalidRequestError("Use exactly one client authentication method.")
-    return claimed[0] if claimed else form.get("client_id")
+    client_id = claimed[0] if claimed else form.get("client_id")
+    if client_id is not None and not is_plausible_client_id(client_id):
+        raise InvalidClientError(description="Unknown client.", status_code=401 if basic else 400)
+    return client_id
+
+
+def _partner_keys(document: Any) -> KeySet | None:
+    try:
+        return partner_key_set(document, source="The fetched JWKS")
+    except InvalidClientConfiguration:
+        return None
+
+
+def registered_partner_keys(jwks: dict[str, Any]) -> KeySet | None:
+    """A client's registered keys, checked again at use (rows registered before the rules were tightened)."""
+    return _partner_keys(jwks)
+
+
+@dataclass
+class _FetchedKeys:
+    keys: KeySet
+    fetched_at: float
 
 
 class JwksFetcher:
-    """Partners' ``jwks_uri`` documents, fetched with httpx and cached for ``settings.jwks_uri_cache_s``."""
+    """Partners' ``jwks_uri`` documents, fetched with httpx and cached for ``settings.jwks_uri_cache_s``.
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    * One fetch at a time per URI: concurrent requests wait for it rather than fetching too.
+    * A failed fetch is not retried for ``FAILURE_BACKOFF_S``; meanwhile the keys last fetched are served, but
+      never once they are older than ``MAX_STALE_S``.
+    * A response is read up to ``MAX_BYTES`` within ``TIMEOUT_S`` in all; its keys obey the rules of
+      registered keys (``partner_key_set``), else the fetch counts as failed.
+    """
+
+    MAX_BYTES = 64 * 1024
+    TIMEOUT_S = 5.0
+    FAILURE_BACKOFF_S = 60.0
+    MAX_STALE_S = 3600.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl = settings.jwks_uri_cache_s
         self._transport = transport
-        self._cache: dict[str, tuple[float, KeySet]] = {}
+        self._clock = clock
+        self._cache: dict[str, _FetchedKeys] = {}
+        self._failed_at: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def get(self, uri: str) -> KeySet | None:
+        if (fresh := self._fresh(uri)) is not None:
+            return fresh
+        lock = self._locks.setdefault(uri, asyncio.Lock())
+        async with lock:
+            if (fresh := self._fresh(uri)) is not None:  # fetched while this request waited
+                return fresh
+            failed_at = self._failed_at.get(uri)
+            if failed_at is not None and self._clock() - failed_at < self.FAILURE_BACKOFF_S:
+                return self._stale(uri)
+            keys = await self._fetch(uri)
+            if keys is None:
+                self._failed_at[uri] = self._clock()
+                return self._stale(uri)
+            self._failed_at.pop(uri, None)
+            self._cache[uri] = _FetchedKeys(keys, self._clock())
+            return keys
+
+    def _fresh(self, uri: str) -> KeySet | None:
         cached = self._cache.get(uri)
-        if cached and time.monotonic() - cached[0] < self._ttl:
-            return cached[1]
+        if cached and self._clock() - cached.fetched_at < self._ttl:
+            return cached.keys
+        return None
+
+    def _stale(self, uri: str) -> KeySet | None:
+        cached = self._cache.get(uri)
+        if cached is None:
+            return None
+        if self._clock() - cached.fetched_at > self.MAX_STALE_S:
+            del self._cache[uri]
+            return None
+        return cached.keys
+
+    async def _fetch(self, uri: str) -> KeySet | None:
         try:
-            async with httpx.AsyncClient(transport=self._transport, timeout=5.0) as client:
-                response = await client.get(uri, headers={"accept": "application/json"})
-                response.raise_for_status()
-                keys = KeySet.import_key_set(response.json())
-        except (httpx.HTTPError, JoseError, ValueError, TypeError, KeyError):
-            return cached[1] if cached else None
-        self._cache[uri] = (time.monotonic(), keys)
-        return keys
+            async with asyncio.timeout(self.TIMEOUT_S):
+                body = await self._download(uri)
+            if body is None:
+                return None
+            document = json.loads(body)
+        except (httpx.HTTPError, TimeoutError, ValueError, UnicodeError, RecursionError):
+            return None
+        return _partner_keys(document)
+
+    async def _download(self, uri: str) -> bytes | None:
+        async with (
+            httpx.AsyncClient(transport=self._transport, timeout=self.TIMEOUT_S, follow_redirects=False) as client,
+            client.stream("GET", uri, headers={"accept": "application/json"}) as response,
+        ):
+            if response.status_code != 200:
+                return None
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.MAX_BYTES:
+                return None
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self.MAX_BYTES:
+                    return None
+            return bytes(body)

@@ -3,15 +3,18 @@ check need to know about a client, in one query each."""
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,17 +51,68 @@ def verify_secret(secret_hash: str, secret: str) -> bool:
         return False
 
 
-def validate_public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
-    """A partner's registered keys: importable, public only, for signing."""
+@cache
+def _dummy_secret_hash() -> str:
+    return SECRET_HASHER.hash(new_client_secret())
+
+
+def verify_any_secret(secret_hashes: Sequence[str], secret: str) -> bool:
+    """Whether ``secret`` matches one of the hashes.
+
+    Every hash is tried, so that timing does not tell which one (old or new) matched; a client without any
+    secret (or one that does not exist) is checked against a dummy hash, so that it costs the same argon2 work
+    as a wrong secret and timing does not tell whether a client id exists.
+    """
+    if not secret_hashes:
+        verify_secret(_dummy_secret_hash(), secret)
+        return False
+    return any([verify_secret(secret_hash, secret) for secret_hash in secret_hashes])
+
+
+# The only partner signing keys accepted, for the only algorithms accepted (see ``app.auth.tokens``).
+PARTNER_KEY_ALGS = {"EC": "ES256", "RSA": "PS256"}
+MIN_RSA_BITS = 2048
+MAX_PARTNER_KEYS = 20
+
+
+def partner_key_set(jwks: Any, *, source: str = "`jwks`") -> KeySet:
+    """A partner's signing keys (registered, or fetched from its ``jwks_uri``), checked.
+
+    Only public EC P-256 keys (ES256) and public RSA keys of at least 2048 bits (PS256); ``alg``, when given,
+    must be that algorithm and ``use``, when given, ``sig``. Raises ``InvalidClientConfiguration``.
+    """
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise InvalidClientConfiguration(f"{source} is not a JSON Web Key Set.")
+    if not jwks["keys"]:
+        raise InvalidClientConfiguration(f"{source} holds no key.")
+    if len(jwks["keys"]) > MAX_PARTNER_KEYS:
+        raise InvalidClientConfiguration(f"{source} holds more than {MAX_PARTNER_KEYS} keys.")
     try:
         key_set = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidClientConfiguration("`jwks` is not a valid JSON Web Key Set.") from exc
-    if not key_set.keys:
-        raise InvalidClientConfiguration("`jwks` holds no key.")
-    if any(key.is_private for key in key_set.keys):
-        raise InvalidClientConfiguration("`jwks` must hold public keys only; keep the private key with you.")
-    return dict(key_set.as_dict(private=False))
+    except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidClientConfiguration(f"{source} is not a valid JSON Web Key Set.") from exc
+    for key in key_set.keys:
+        if key.is_private:
+            raise InvalidClientConfiguration(f"{source} must hold public keys only; keep the private key with you.")
+        expected_alg = PARTNER_KEY_ALGS.get(key.key_type)
+        if expected_alg is None:
+            raise InvalidClientConfiguration(f"{source}: only EC P-256 (ES256) and RSA (PS256) keys are accepted.")
+        if isinstance(key, ECKey) and key.curve_name != "P-256":
+            raise InvalidClientConfiguration(f"{source}: EC keys must be on the P-256 curve (ES256).")
+        if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
+            raise InvalidClientConfiguration(f"{source}: RSA keys must have at least {MIN_RSA_BITS} bits.")
+        alg = key.get("alg")
+        if alg is not None and alg != expected_alg:
+            raise InvalidClientConfiguration(f"{source}: a {key.key_type} key may only declare `alg` {expected_alg}.")
+        use = key.get("use")
+        if use is not None and use != "sig":
+            raise InvalidClientConfiguration(f"{source}: keys must be signing keys (`use` sig).")
+    return key_set
+
+
+def validate_public_jwks(jwks: dict[str, Any]) -> dict[str, Any]:
+    """A partner's registered keys, as they are stored (see ``partner_key_set``)."""
+    return dict(partner_key_set(jwks).as_dict(private=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +222,19 @@ async def list_clients(
 async def rotate_client_secret(
     session: AsyncSession, actor: Actor, client_id: str, *, grace_s: int
 ) -> tuple[OAuthClient, str, datetime]:
-    """A new secret; the current ones keep working until the end of the grace period (returned)."""
-    client = await get_client(session, client_id)
+    """A new secret; the current ones keep working until the end of the grace period (returned).
+
+    The client row is locked first: concurrent rotations of one client run one after the other, so each one
+    sees (and ends) the secret the previous one created, and at most one secret is left without an end.
+    """
+    client = await session.scalar(
+        select(OAuthClient)
+        .where(col(OAuthClient.id) == client_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if client is None:
+        raise NotFound("No such client.")
     if client.status is not ClientStatus.active:
         raise InvalidClientConfiguration("A revoked client cannot be rotated.")
     if client.auth_method is AuthMethod.private_key_jwt:
@@ -289,8 +354,21 @@ async def revoke_token(session: AsyncSession, *, jti: str, client_id: str, expir
     return inserted is not None
 
 
-async def accept_client_assertion(session: AsyncSession, *, client_id: str, jti: str, expires_at: datetime) -> bool:
-    """Record a private_key_jwt assertion's ``jti``; False when it was already used (a replay)."""
+# Kept beyond the assertion's own acceptance window (``exp`` plus the clock-skew leeway) by this much more.
+ASSERTION_RETENTION_MARGIN_S = 60
+
+
+async def accept_client_assertion(
+    session: AsyncSession, *, client_id: str, jti: str, exp: float, leeway_s: int
+) -> bool:
+    """Record a private_key_jwt assertion's ``jti``; False when it was already used (a replay).
+
+    The ``jti`` is remembered for as long as the assertion itself could be accepted: its ``exp`` is checked
+    with ``leeway_s`` of clock skew, so it is kept until ``exp + leeway_s`` (and a margin).
+    """
+    keep_until = datetime.fromtimestamp(math.ceil(exp), UTC) + timedelta(
+        seconds=leeway_s + ASSERTION_RETENTION_MARGIN_S
+    )
     await session.execute(
         delete(UsedClientAssertion).where(
             col(UsedClientAssertion.client_id) == client_id, col(UsedClientAssertion.expires_at) < utcnow()
@@ -298,7 +376,7 @@ async def accept_client_assertion(session: AsyncSession, *, client_id: str, jti:
     )
     inserted = await session.scalar(
         insert(UsedClientAssertion)
-        .values(client_id=client_id, jti=jti, expires_at=expires_at)
+        .values(client_id=client_id, jti=jti, expires_at=keep_until)
         .on_conflict_do_nothing()
         .returning(col(UsedClientAssertion.jti))
     )

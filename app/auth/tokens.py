@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Any
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
@@ -52,12 +52,14 @@ def mint_access_token(
 
 
 def unverified_kid(token: str) -> str | None:
+    """The ``kid`` the token's header names (unverified), to pick the verification key."""
     try:
-        from joserfc import jws
-
-        return jws.extract_compact(token.encode()).protected.get("kid")
-    except (JoseError, ValueError, UnicodeError):
+        kid = jws.extract_compact(token.encode()).protected.get("kid")
+    except (JoseError, ValueError, UnicodeError, TypeError, AttributeError, RecursionError):
         raise InvalidToken("The access token is malformed.") from None
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidToken("The access token is malformed.")
+    return kid
 
 
 def verify_access_token(token: str, keys: KeySet, settings: Settings, *, check_expiry: bool = True) -> dict[str, Any]:

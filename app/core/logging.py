@@ -52,3 +52,5 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # Authlib's debug and info lines name clients and echo assertion errors; they never belong in our logs.
+    logging.getLogger("authlib").setLevel(logging.WARNING)

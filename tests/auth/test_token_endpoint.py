@@ -20,27 +20,6 @@ from app.core.models import utcnow
 from tests.auth.helpers import client_assertion, partner_key, token_with_assertion, token_with_secret
 
 
-@pytest.fixture
-async def partner_client(session: AsyncSession, make_partner) -> service.NewClient:  # type: ignore[no-untyped-def]
-    partner = await make_partner()
-    return await service.create_client(
-        session, Actor.system("test"), name="bank", kind=PrincipalKind.partner, partner_id=partner.id
-    )
-
-
-@pytest.fixture
-async def post_client(session: AsyncSession, make_partner) -> service.NewClient:  # type: ignore[no-untyped-def]
-    partner = await make_partner()
-    return await service.create_client(
-        session,
-        Actor.system("test"),
-        name="bank",
-        kind=PrincipalKind.partner,
-        partner_id=partner.id,
-        auth_method=AuthMethod.client_secret_post,
-    )
-
-
 async def test_client_secret_basic_issues_an_rfc9068_token(
     client: httpx.AsyncClient, partner_client: service.NewClient, settings: Settings
 ) -> None:
@@ -195,25 +174,6 @@ async def test_failed_authentications_are_throttled_per_client(
 
 
 # --- private_key_jwt ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def key():  # type: ignore[no-untyped-def]
-    return partner_key("EC")
-
-
-@pytest.fixture
-async def jwt_client(session: AsyncSession, make_partner, key) -> service.NewClient:  # type: ignore[no-untyped-def]
-    partner = await make_partner()
-    return await service.create_client(
-        session,
-        Actor.system("test"),
-        name="insurer",
-        kind=PrincipalKind.partner,
-        partner_id=partner.id,
-        auth_method=AuthMethod.private_key_jwt,
-        jwks={"keys": [key.as_dict(private=False)]},
-    )
 
 
 async def test_private_key_jwt_with_token_endpoint_audience(
