@@ -27,6 +27,7 @@ from app.privacy.service import DataKeyring
 from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
+from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Alliance is the securities firm's partner-alliance platform. Partner banks, insurers and corporates submit the
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         attribution_router,
         registry_router,
         conversions_router,
+        webhooks_router,
         audit_router,
     ):
         app.include_router(router)

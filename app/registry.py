@@ -8,6 +8,7 @@ from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
 from app.privacy.models import DataKey
 from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
+from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AttributionConflict",
@@ -29,5 +30,8 @@ __all__ = [
     "RevokedToken",
     "SigningKey",
     "UsedClientAssertion",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

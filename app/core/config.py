@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(default=300, ge=1)
     rate_limit_per_second: int = Field(default=50, ge=1)
 
+    # Webhooks: private and loopback targets (and plain http) are refused in production unless allowed here.
+    webhook_allow_private_targets: bool | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_lease_s: int = Field(default=60, ge=1)
+
     # HTTP
     public_url: str = "http://localhost:8000"
     log_level: str = "INFO"
@@ -65,6 +70,12 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
         return self
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        if self.webhook_allow_private_targets is not None:
+            return self.webhook_allow_private_targets
+        return self.environment != "production"
 
     @property
     def issuer(self) -> str:

@@ -31,6 +31,7 @@ from app.referrals.models import (
     ReferralEvent,
     ReferralStatus,
 )
+from app.webhooks.service import announce_referral_transitions
 
 
 @dataclass
@@ -145,9 +146,11 @@ class TimelineEntry:
 
 
 async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry], now: datetime) -> None:
-    """Append entries to referrals' timelines, in one statement: every status change passes through here."""
+    """Append entries to referrals' timelines, in one statement, and announce the status changes to the partners'
+    webhooks in the same transaction: every status change passes through here."""
     if not entries:
         return
+    await announce_referral_transitions(session, [notice for entry in entries for notice in _notices(entry, now)], now)
     await session.execute(
         insert(ReferralEvent),
         [
@@ -164,6 +167,23 @@ async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry
             for entry in entries
         ],
     )
+
+
+def _notices(entry: TimelineEntry, now: datetime) -> list[dict[str, Any]]:
+    if entry.from_status is None or entry.from_status == entry.to_status:
+        return []
+    data = {
+        "referral_id": entry.referral_id,
+        "from_status": entry.from_status.value,
+        "to_status": entry.to_status.value,
+        "cause": entry.cause,
+        "occurred_at": now.isoformat(),
+    }
+    types = ["referral.status_changed"] + (["referral.expired"] if entry.to_status is ReferralStatus.expired else [])
+    return [
+        {"referral_id": entry.referral_id, "partner_id": entry.partner_id, "event_type": event_type, "data": data}
+        for event_type in types
+    ]
 
 
 async def record_events(
