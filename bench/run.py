@@ -20,7 +20,7 @@ import asyncio  # noqa: E402
 import signal  # noqa: E402
 import traceback  # noqa: E402
 
-from bench import auth_throughput, ceiling_copy, ceiling_http  # noqa: E402
+from bench import auth_throughput, ceiling_copy, ceiling_http, referral_single  # noqa: E402
 from bench.common import (  # noqa: E402
     Bench,
     BenchContext,
@@ -43,6 +43,12 @@ BENCHES: list[Bench] = [
         auth_throughput.NAME,
         auth_throughput.run,
         "alliance serve, 1 worker: POST /oauth/token and a protected GET, wrk",
+        needs=(ceiling_http.NAME,),
+    ),
+    Bench(
+        referral_single.NAME,
+        referral_single.run,
+        "alliance serve, 1 worker: POST /v1/referrals, a new person per request, wrk",
         needs=(ceiling_http.NAME,),
     ),
 ]
