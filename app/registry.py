@@ -6,7 +6,9 @@ from app.catalog.models import BundledProduct, FeeSchedule, Partner, Program, Pr
 from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
+from app.fees.models import FeeAccrual, Statement
 from app.privacy.models import DataKey
+from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
 from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -14,21 +16,26 @@ __all__ = [
     "AttributionConflict",
     "AuditEvent",
     "BundledProduct",
+    "Claim",
+    "ClaimLine",
     "ClientAccount",
     "ClientSecret",
     "ConversionEvent",
     "DataKey",
     "ExistingClient",
+    "FeeAccrual",
     "FeeSchedule",
     "IdempotencyRecord",
     "OAuthClient",
     "Partner",
     "Program",
     "ProgramProduct",
+    "ReconciliationItem",
     "Referral",
     "ReferralEvent",
     "RevokedToken",
     "SigningKey",
+    "Statement",
     "UsedClientAssertion",
     "WebhookAttempt",
     "WebhookDelivery",

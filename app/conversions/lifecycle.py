@@ -119,6 +119,7 @@ class Lifecycle:
                 self._move(referral, ReferralStatus.funded, event, tier=account.tier.value)
         else:
             effects.update(self._maybe_raise_tier(event, account))
+            effects["tier"] = account.tier.value if account.tier else None
         return effects
 
     def _assets_snapshot(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
@@ -126,6 +127,7 @@ class Lifecycle:
         effects: dict[str, Any] = {"assets_fen": account.assets_fen}
         if account.funded_at is not None:
             effects.update(self._maybe_raise_tier(event, account))
+            effects["tier"] = account.tier.value if account.tier else None
         return effects
 
     def _maybe_raise_tier(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:

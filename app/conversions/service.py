@@ -24,6 +24,7 @@ from app.conversions.lifecycle import Lifecycle, ProgramTerms
 from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
 from app.conversions.schemas import EventIn, EventResult
 from app.core.models import new_id, utcnow
+from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
 from app.referrals.attribution import TimelineEntry, record_timeline
 from app.referrals.models import Referral, ReferralKind, ReferralStatus
@@ -170,6 +171,7 @@ async def apply_pending(session: AsyncSession, client_refs: list[str], now: date
         lifecycle.apply(event, now)
     await _write_back(session, lifecycle, now)
     await session.flush()
+    await accrue(session, events, accounts, lifecycle.referrals_by_id, now)
     return {event.source_event_id: event for event in events}
 
 

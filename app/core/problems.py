@@ -227,6 +227,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "Not found (or owned by another partner)",
         409: "Conflict with the current state",
         413: "Request too large",
+        415: "Unsupported media type",
         422: "Validation error: each invalid field is listed in `errors`",
         429: "Rate limited: see `Retry-After`",
         500: "Internal error",

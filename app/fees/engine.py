@@ -1,0 +1,447 @@
+"""The accrual engine (DESIGN.md, "Fee rules"): conversion events become ledger lines under the fee-schedule
+version in force on the day the event occurred.
+
+Every line has a ``source_key`` (event and rule): replaying events or re-running accrual inserts nothing new.
+What a cap cuts is its own negative ``cap`` line; a clawback is a negative line reversing an earlier one, and
+cancels it outright (both ``reversed``) while the earlier line is still in its hold period.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
+from app.catalog.schemas import FeeRules
+from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
+from app.core.models import new_id
+from app.core.money import basis_points_of, clamp
+from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
+from app.referrals.models import Referral
+
+EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
+CAPPED_RULES = (*EARNING_RULES, FeeRule.cap)  # what counts against a cap: earnings net of earlier cuts
+_TIER_ORDER = ("retail", "hnw", "institutional")
+
+
+def _month(moment: datetime) -> str:
+    return f"{moment.year:04d}-{moment.month:02d}"
+
+
+def months_after(start: datetime, months: int) -> datetime:
+    """The same day ``months`` later (the month's last day when it is shorter)."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass
+class Line:
+    source_key: str
+    referral: Referral
+    event: ConversionEvent | None
+    fee_schedule_id: str | None
+    rule: FeeRule
+    amount_fen: int
+    occurred_at: datetime
+    hold_until: datetime
+    status: AccrualStatus
+    arithmetic: dict[str, Any]
+    reverses_id: str | None = None
+    id: str = field(default_factory=lambda: new_id("acr"))
+
+
+@dataclass
+class _Context:
+    """What accrual needs to know beyond the events, loaded in a few queries."""
+
+    programs: dict[str, Program]
+    schedules: dict[str, list[FeeSchedule]]
+    rules: dict[str, FeeRules]
+    lines_by_referral: dict[str, list[FeeAccrual]]
+    used_by_referral: dict[str, int]
+    used_by_partner_month: dict[tuple[str, str], int]
+
+    def schedule_on(self, program_id: str, moment: datetime) -> FeeSchedule | None:
+        day = moment.date()
+        for schedule in self.schedules.get(program_id, []):
+            if schedule.effective_from <= day and (schedule.effective_to is None or day < schedule.effective_to):
+                return schedule
+        return None
+
+
+async def _load_context(
+    session: AsyncSession, referrals: dict[str, Referral], events: Sequence[ConversionEvent]
+) -> _Context:
+    program_ids = sorted({referral.program_id for referral in referrals.values()})
+    programs = {p.id: p for p in await session.scalars(select(Program).where(col(Program.id).in_(program_ids)))}
+    schedules: dict[str, list[FeeSchedule]] = defaultdict(list)
+    for schedule in await session.scalars(
+        select(FeeSchedule).where(
+            col(FeeSchedule.program_id).in_(program_ids), col(FeeSchedule.status) == FeeScheduleStatus.active
+        )
+    ):
+        schedules[schedule.program_id].append(schedule)
+    rules = {schedule.id: FeeRules.model_validate(schedule.rules) for group in schedules.values() for schedule in group}
+    lines_by_referral: dict[str, list[FeeAccrual]] = defaultdict(list)
+    for line in await session.scalars(
+        select(FeeAccrual)
+        .where(col(FeeAccrual.referral_id).in_(list(referrals)))
+        .order_by(col(FeeAccrual.occurred_at))
+        .with_for_update()
+    ):
+        lines_by_referral[line.referral_id or ""].append(line)
+    used_by_referral = {
+        referral_id: sum(
+            line.amount_fen for line in lines if line.rule in CAPPED_RULES and line.status is not AccrualStatus.reversed
+        )
+        for referral_id, lines in lines_by_referral.items()
+    }
+    partner_months = sorted(
+        {
+            (referral.partner_id, _month(event.occurred_at))
+            for event in events
+            for referral in [referrals[event.referral_id or ""]]
+        }
+    )
+    for partner_id, month in partner_months:
+        # A partner's monthly cap is shared by every call touching that partner and month: serialise them.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
+        )
+    used_by_partner_month: dict[tuple[str, str], int] = {}
+    for partner_id, month in partner_months:
+        start = datetime.fromisoformat(f"{month}-01T00:00:00+00:00")
+        end = months_after(start, 1)
+        used_by_partner_month[(partner_id, month)] = int(
+            await session.scalar(
+                select(func.coalesce(func.sum(FeeAccrual.amount_fen), 0)).where(
+                    col(FeeAccrual.partner_id) == partner_id,
+                    col(FeeAccrual.rule).in_(CAPPED_RULES),
+                    col(FeeAccrual.status) != AccrualStatus.reversed,
+                    col(FeeAccrual.occurred_at) >= start,
+                    col(FeeAccrual.occurred_at) < end,
+                )
+            )
+            or 0
+        )
+    return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
+
+
+@dataclass
+class Accrual:
+    """Turns one call's applied events into lines, keeping cap usage and earlier lines up to date as it goes."""
+
+    context: _Context
+    accounts: dict[str, ClientAccount]
+    now: datetime
+    lines: list[Line] = field(default_factory=list)
+    cancelled_ids: set[str] = field(default_factory=set)
+
+    def on_event(self, event: ConversionEvent, referral: Referral) -> None:
+        program = self.context.programs[referral.program_id]
+        schedule = self.context.schedule_on(program.id, event.occurred_at)
+        account = self.accounts[event.client_ref]
+        if schedule is not None:
+            rules = self.context.rules[schedule.id]
+            self._earn(event, referral, account, program, schedule, rules)
+            self._claw_back(event, referral, account, program, rules)
+
+    # --- earning -----------------------------------------------------------------------------------------------
+
+    def _earn(
+        self,
+        event: ConversionEvent,
+        referral: Referral,
+        account: ClientAccount,
+        program: Program,
+        schedule: FeeSchedule,
+        rules: FeeRules,
+    ) -> None:
+        if rules.funded_bounty and event.type in (EventType.account_funded, EventType.assets_snapshot):
+            self._bounty(event, referral, account, program, schedule, rules)
+        if event.type is EventType.bundle_purchased:
+            fee = next((fee for fee in rules.bundle_fees if fee.product_code == event.product_code), None)
+            if fee is not None:
+                amount = event.amount_fen or 0
+                raw = (fee.flat_fen or 0) + (basis_points_of(amount, fee.bps) if fee.bps else 0)
+                value = clamp(raw, fee.min_fen, fee.max_fen)
+                arithmetic = {
+                    "purchase_fen": amount,
+                    "flat_fen": fee.flat_fen,
+                    "bps": fee.bps,
+                    "min_fen": fee.min_fen,
+                    "max_fen": fee.max_fen,
+                    "product_code": fee.product_code,
+                }
+                self._add(event, referral, program, schedule, rules, FeeRule.bundle_fee, value, arithmetic)
+        if event.type is EventType.revenue_recorded and rules.revenue_share and account.opened_at is not None:
+            share = rules.revenue_share
+            if event.occurred_at < months_after(account.opened_at, share.months):
+                value = basis_points_of(event.amount_fen or 0, share.bps)
+                arithmetic = {"revenue_fen": event.amount_fen, "bps": share.bps, "months": share.months}
+                self._add(event, referral, program, schedule, rules, FeeRule.revenue_share, value, arithmetic)
+
+    def _bounty(
+        self,
+        event: ConversionEvent,
+        referral: Referral,
+        account: ClientAccount,
+        program: Program,
+        schedule: FeeSchedule,
+        rules: FeeRules,
+    ) -> None:
+        # The account as it stood right after this event (recorded by the lifecycle), not at the end of the call.
+        bounty = rules.funded_bounty
+        assert bounty is not None and account.opened_at is not None
+        tier, assets = event.effects.get("tier"), int(event.effects.get("assets_fen", 0))
+        if tier is None or assets < bounty.min_assets_fen:
+            return
+        qualifying = event.occurred_at <= account.opened_at + timedelta(days=program.qualification_period_days)
+        paid = self._paid_tier(referral.id)
+        by_tier = bounty.by_tier.model_dump()
+        arithmetic: dict[str, Any]
+        if paid is None:
+            if qualifying:
+                arithmetic = {"tier": tier, "assets_fen": assets, "min_assets_fen": bounty.min_assets_fen}
+                self._add(event, referral, program, schedule, rules, FeeRule.funded_bounty, by_tier[tier], arithmetic)
+        elif qualifying and _TIER_ORDER.index(tier) > _TIER_ORDER.index(paid):
+            value = by_tier[tier] - by_tier[paid]
+            arithmetic = {"from_tier": paid, "to_tier": tier, "difference_of": [by_tier[tier], by_tier[paid]]}
+            self._add(event, referral, program, schedule, rules, FeeRule.tier_top_up, value, arithmetic)
+
+    def _paid_tier(self, referral_id: str) -> str | None:
+        tier = None
+        for rule, arithmetic, reversed_ in self._history(referral_id):
+            if reversed_:
+                continue
+            if rule is FeeRule.funded_bounty:
+                tier = arithmetic["tier"]
+            elif rule is FeeRule.tier_top_up:
+                tier = arithmetic["to_tier"]
+        return tier
+
+    def _lines_of(self, referral_id: str) -> list[FeeAccrual | Line]:
+        """The referral's lines: those already in the ledger, then those this call is adding."""
+        earlier: list[FeeAccrual | Line] = list(self.context.lines_by_referral.get(referral_id, []))
+        return earlier + [line for line in self.lines if line.referral.id == referral_id]
+
+    def _is_reversed(self, line: FeeAccrual | Line) -> bool:
+        return line.status is AccrualStatus.reversed or line.id in self.cancelled_ids
+
+    def _history(self, referral_id: str) -> Iterable[tuple[FeeRule, dict[str, Any], bool]]:
+        for line in self._lines_of(referral_id):
+            yield line.rule, line.arithmetic, self._is_reversed(line)
+
+    def _add(
+        self,
+        event: ConversionEvent,
+        referral: Referral,
+        program: Program,
+        schedule: FeeSchedule,
+        rules: FeeRules,
+        rule: FeeRule,
+        value: int,
+        arithmetic: dict[str, Any],
+    ) -> None:
+        if value <= 0:
+            return
+        hold_until = event.occurred_at + timedelta(days=program.hold_period_days)
+        status = AccrualStatus.pending if hold_until > self.now else AccrualStatus.payable
+        line = Line(
+            f"{event.id}:{rule.value}",
+            referral,
+            event,
+            schedule.id,
+            rule,
+            value,
+            event.occurred_at,
+            hold_until,
+            status,
+            arithmetic,
+        )
+        self.lines.append(line)
+        allowed = self._room(referral, event.occurred_at, rules, value)
+        self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
+        key = (referral.partner_id, _month(event.occurred_at))
+        self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
+        if allowed < value:
+            which = self._binding_cap(referral, event.occurred_at, rules, value)
+            self.lines.append(
+                Line(
+                    f"{event.id}:{rule.value}:cap",
+                    referral,
+                    event,
+                    schedule.id,
+                    FeeRule.cap,
+                    -(value - allowed),
+                    event.occurred_at,
+                    hold_until,
+                    status,
+                    {"cap": which, "line_fen": value, "allowed_fen": allowed},
+                    reverses_id=line.id,
+                )
+            )
+
+    def _rooms(self, referral: Referral, moment: datetime, rules: FeeRules) -> dict[str, int]:
+        rooms: dict[str, int] = {}
+        if rules.caps.per_referral_fen is not None:
+            rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
+        if rules.caps.per_partner_month_fen is not None:
+            used = self.context.used_by_partner_month.get((referral.partner_id, _month(moment)), 0)
+            rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
+        return rooms
+
+    def _room(self, referral: Referral, moment: datetime, rules: FeeRules, value: int) -> int:
+        return max(0, min([value, *self._rooms(referral, moment, rules).values()]))
+
+    def _binding_cap(self, referral: Referral, moment: datetime, rules: FeeRules, value: int) -> str:
+        rooms = self._rooms(referral, moment, rules)
+        return min(rooms, key=lambda name: rooms[name])
+
+    # --- clawback ----------------------------------------------------------------------------------------------
+
+    def _claw_back(
+        self, event: ConversionEvent, referral: Referral, account: ClientAccount, program: Program, rules: FeeRules
+    ) -> None:
+        targets: tuple[FeeRule, ...]
+        if event.type is EventType.account_closed:
+            targets = EARNING_RULES
+        elif (
+            event.type is EventType.assets_snapshot
+            and rules.funded_bounty
+            and int(event.effects.get("assets_fen", 0)) < rules.funded_bounty.min_assets_fen
+        ):
+            targets = (FeeRule.funded_bounty, FeeRule.tier_top_up)
+        elif event.type is EventType.bundle_cancelled:
+            targets = (FeeRule.bundle_fee,)
+        else:
+            return
+        horizon = event.occurred_at - timedelta(days=program.clawback_period_days)
+        lines = self._lines_of(referral.id)
+        candidates = [line for line in lines if line.rule in targets and line.occurred_at <= event.occurred_at]
+        if event.type is EventType.bundle_cancelled:
+            candidates = [
+                line
+                for line in candidates
+                if line.arithmetic.get("product_code") == event.product_code and not self._clawed(lines, line.id)
+            ][-1:]
+        for original in candidates:
+            if original.occurred_at < horizon or self._is_reversed(original) or self._clawed(lines, original.id):
+                continue
+            cuts = [line for line in lines if line.rule is FeeRule.cap and line.reverses_id == original.id]
+            net = original.amount_fen + sum(line.amount_fen for line in cuts)
+            in_hold = original.status is AccrualStatus.pending
+            if in_hold:
+                for cancelled in (original, *cuts):
+                    if isinstance(cancelled, Line):
+                        cancelled.status = AccrualStatus.reversed
+                    else:
+                        self.cancelled_ids.add(cancelled.id)
+            self.lines.append(
+                Line(
+                    f"{event.id}:{FeeRule.clawback.value}:{original.source_key}",
+                    referral,
+                    event,
+                    original.fee_schedule_id,
+                    FeeRule.clawback,
+                    -net,
+                    event.occurred_at,
+                    event.occurred_at,
+                    AccrualStatus.reversed if in_hold else AccrualStatus.payable,
+                    {
+                        "reverses_rule": original.rule.value,
+                        "trigger": event.type.value,
+                        "within_days": program.clawback_period_days,
+                    },
+                    reverses_id=original.id,
+                )
+            )
+
+    @staticmethod
+    def _clawed(lines: list[FeeAccrual | Line], line_id: str) -> bool:
+        return any(line.rule is FeeRule.clawback and line.reverses_id == line_id for line in lines)
+
+
+async def accrue(
+    session: AsyncSession,
+    events: Sequence[ConversionEvent],
+    accounts: dict[str, ClientAccount],
+    referrals: dict[str, Referral],
+    now: datetime,
+) -> int:
+    """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written."""
+    attributed = [event for event in events if event.status is EventStatus.applied and event.referral_id in referrals]
+    if not attributed:
+        return 0
+    involved = {event.referral_id or "": referrals[event.referral_id or ""] for event in attributed}
+    context = await _load_context(session, involved, attributed)
+    accrual = Accrual(context, accounts, now)
+    for event in sorted(attributed, key=lambda event: event.occurred_at):
+        accrual.on_event(event, involved[event.referral_id or ""])
+    return await _write(session, accrual, now)
+
+
+async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
+    rows = [
+        {
+            "id": line.id,
+            "source_key": line.source_key,
+            "partner_id": line.referral.partner_id,
+            "referral_id": line.referral.id,
+            "external_ref": line.referral.external_ref,
+            "conversion_event_id": line.event.id if line.event else None,
+            "fee_schedule_id": line.fee_schedule_id,
+            "rule": line.rule,
+            "amount_fen": line.amount_fen,
+            "currency": "CNY",
+            "status": line.status,
+            "occurred_at": line.occurred_at,
+            "hold_until": line.hold_until,
+            "reverses_id": line.reverses_id,
+            "arithmetic": line.arithmetic,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for line in accrual.lines
+    ]
+    written = 0
+    if rows:
+        written = len(
+            (
+                await session.execute(insert(FeeAccrual).on_conflict_do_nothing().returning(col(FeeAccrual.id)), rows)
+            ).all()
+        )
+    if accrual.cancelled_ids:
+        await session.execute(
+            update(FeeAccrual)
+            .where(col(FeeAccrual.id).in_(accrual.cancelled_ids), col(FeeAccrual.status) == AccrualStatus.pending)
+            .values(status=AccrualStatus.reversed, updated_at=now)
+        )
+    used = {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}
+    if used:
+        await session.execute(
+            update(FeeSchedule)
+            .where(col(FeeSchedule.id).in_(used), col(FeeSchedule.first_accrual_at).is_(None))
+            .values(first_accrual_at=now)
+        )
+    return written
+
+
+async def release_held(session: AsyncSession, now: datetime) -> int:
+    """Lines whose hold period ended become payable."""
+    result = await session.execute(
+        update(FeeAccrual)
+        .where(col(FeeAccrual.status) == AccrualStatus.pending, col(FeeAccrual.hold_until) <= now)
+        .values(status=AccrualStatus.payable, updated_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
