@@ -146,3 +146,28 @@ async def test_demo_credentials_obtain_tokens(scratch_url: str, settings) -> Non
                 assert programs and {program["partner_id"] for program in programs} == {item["partner_id"]}
                 assert all(program["fee_schedule_in_force"] for program in programs)
     await database.dispose()
+
+
+def test_import_events_file(scratch_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories.referrals import national_id
+
+    person = national_id()
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "source_event_id,type,occurred_at,client_ref,national_id,credit_code,amount,currency,product_code\n"
+        f"f-1,account_opened,2026-11-01T09:00:00+08:00,K-1,{person},,,,\n"
+        "f-2,account_funded,2026-11-01T10:00:00+08:00,K-1,,,1500000,CNY,\n"
+        "f-3,account_funded,2026-11-01T10:00:00+08:00,K-1,,,12.5,CNY,\n"
+        "f-4,revenue_recorded,2026-11-02T10:00:00+08:00,K-9,,,100,CNY,\n",
+        encoding="utf-8",
+    )
+    first = alliance("import-events", str(events), database_url=scratch_url)
+    assert first.returncode == 0, first.stderr
+    assert "applied: 2, deferred: 1, duplicate: 0, rejected: 1" in first.stdout
+    assert "line 4: amount" in first.stderr and person not in first.stderr + first.stdout
+    again = alliance("import-events", str(events), database_url=scratch_url)
+    assert "applied: 0, deferred: 0, duplicate: 3, rejected: 1" in again.stdout
+    broken = tmp_path / "broken.csv"
+    broken.write_text("id,kind\n1,x\n", encoding="utf-8")
+    refused = alliance("import-events", str(broken), database_url=scratch_url)
+    assert refused.returncode == 1 and "lacks column" in refused.stderr
