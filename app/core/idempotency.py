@@ -19,7 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, col, delete, select
+from sqlmodel import Field, SQLModel, col, select
 from starlette.responses import JSONResponse
 
 from app.core.models import created_at_field, utcnow
@@ -88,18 +88,22 @@ async def claim(session: AsyncSession, owner: str, key: str | None, request_hash
     if key is None:
         return IdempotentCall(session, owner, None)
     now = utcnow()
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            col(IdempotencyRecord.owner) == owner,
-            col(IdempotencyRecord.key) == key,
-            col(IdempotencyRecord.expires_at) < now,
-        )
+    # Claim a new key, or an expired one (the row is then reused), in one statement.
+    statement = insert(IdempotencyRecord).values(
+        owner=owner, key=key, request_hash=request_hash, created_at=now, expires_at=now + RETENTION
     )
     inserted = await session.scalar(
-        insert(IdempotencyRecord)
-        .values(owner=owner, key=key, request_hash=request_hash, created_at=now, expires_at=now + RETENTION)
-        .on_conflict_do_nothing()
-        .returning(col(IdempotencyRecord.key))
+        statement.on_conflict_do_update(
+            index_elements=["owner", "key"],
+            set_={
+                "request_hash": statement.excluded.request_hash,
+                "status_code": None,
+                "response_body": None,
+                "created_at": statement.excluded.created_at,
+                "expires_at": statement.excluded.expires_at,
+            },
+            where=col(IdempotencyRecord.expires_at) < now,
+        ).returning(col(IdempotencyRecord.key))
     )
     if inserted is not None:
         return IdempotentCall(session, owner, key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -228,8 +228,7 @@ async def attribute(
         claimants.candidates.append(candidate)
 
     await expire_stale_holders(session, now, claimants.hashes())
-    claimants = await _settle_known_references(session, partner_id, claimants, outcomes)
-    claimants = await _settle_own_holders(session, partner_id, claimants, outcomes)
+    claimants = await _settle_known(session, partner_id, claimants, outcomes)
     registered = await _registered_identities(session, claimants.hashes(), now)
 
     existing_clients = [c for c in claimants.candidates if c.identity_hash in registered]
@@ -251,62 +250,39 @@ def _error(candidate: Candidate, error_field: str, message: str) -> Outcome:
     return Outcome(candidate.line, None, None, False, message, error_field)
 
 
-async def _settle_known_references(
+async def _settle_known(
     session: AsyncSession, partner_id: str, pending: _Pending, outcomes: dict[int, Outcome]
 ) -> _Pending:
-    """A reference the partner already used: the same person gets that referral back; another person is an error."""
-    refs = [candidate.external_ref for candidate in pending.candidates]
-    if not refs:
+    """What this partner already sent, in one query: a reference it used (the same person gets that referral
+    back, another person is an error), or the same person under another reference (that referral back)."""
+    if not pending.candidates:
         return pending
-    known = {
-        row.external_ref: row
-        for row in (
-            await session.execute(
-                select(
-                    col(Referral.id), col(Referral.external_ref), col(Referral.identity_hash), col(Referral.status)
-                ).where(col(Referral.partner_id) == partner_id, col(Referral.external_ref).in_(refs))
+    rows = (
+        await session.execute(
+            select(
+                col(Referral.id), col(Referral.external_ref), col(Referral.identity_hash), col(Referral.status)
+            ).where(
+                col(Referral.partner_id) == partner_id,
+                or_(
+                    col(Referral.external_ref).in_([candidate.external_ref for candidate in pending.candidates]),
+                    and_(col(Referral.identity_hash).in_(pending.hashes()), col(Referral.status).in_(HOLDING_STATUSES)),
+                ),
             )
-        ).all()
-    }
+        )
+    ).all()
+    by_ref = {row.external_ref: row for row in rows}
+    held = {row.identity_hash: row for row in rows if row.status in HOLDING_STATUSES}
     remaining = _Pending()
     for candidate in pending.candidates:
-        row = known.get(candidate.external_ref)
-        if row is None:
-            remaining.candidates.append(candidate)
-        elif row.identity_hash == candidate.identity_hash:
-            outcomes[candidate.line] = Outcome(candidate.line, row.id, row.status, created=False)
-        else:
+        known = by_ref.get(candidate.external_ref)
+        if known is not None and known.identity_hash != candidate.identity_hash:
             outcomes[candidate.line] = _error(
                 candidate, "external_ref", "external_ref already used for another referral"
             )
-    return remaining
-
-
-async def _settle_own_holders(
-    session: AsyncSession, partner_id: str, pending: _Pending, outcomes: dict[int, Outcome]
-) -> _Pending:
-    """The same partner sending the same person again gets its existing referral back."""
-    if not pending.candidates:
-        return pending
-    held = {
-        row.identity_hash: row
-        for row in (
-            await session.execute(
-                select(col(Referral.id), col(Referral.identity_hash), col(Referral.status)).where(
-                    col(Referral.partner_id) == partner_id,
-                    col(Referral.identity_hash).in_(pending.hashes()),
-                    col(Referral.status).in_(HOLDING_STATUSES),
-                )
-            )
-        ).all()
-    }
-    remaining = _Pending()
-    for candidate in pending.candidates:
-        row = held.get(candidate.identity_hash)
-        if row is None:
-            remaining.candidates.append(candidate)
-        else:
+        elif (row := known or held.get(candidate.identity_hash)) is not None:
             outcomes[candidate.line] = Outcome(candidate.line, row.id, row.status, created=False)
+        else:
+            remaining.candidates.append(candidate)
     return remaining
 
 
@@ -342,17 +318,17 @@ async def _insert(
             )
         ).all()
     }
-    await record_events(
+    await record_timeline(
         session,
-        [(referral_id, partner_id, None, ReferralStatus.received) for referral_id in inserted.values()],
-        cause="submitted",
-        now=now,
-    )
-    await record_events(
-        session,
-        [(referral_id, partner_id, ReferralStatus.received, status) for referral_id in inserted.values()],
-        cause="attribution",
-        now=now,
+        [
+            entry
+            for referral_id in inserted.values()
+            for entry in (
+                TimelineEntry(referral_id, partner_id, None, ReferralStatus.received, "submitted"),
+                TimelineEntry(referral_id, partner_id, ReferralStatus.received, status, "attribution"),
+            )
+        ],
+        now,
     )
     lost = []
     for candidate in candidates:

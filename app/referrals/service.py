@@ -13,8 +13,7 @@ from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.catalog.models import PartnerStatus, Program, ProgramStatus
-from app.catalog.service import get_partner
+from app.catalog.models import Partner, PartnerStatus, Program, ProgramStatus
 from app.core.identifiers import national_id_birth_date
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
@@ -134,9 +133,27 @@ async def open_programs(session: AsyncSession, partner_id: str, today: date) -> 
 
 
 async def ensure_partner_active(session: AsyncSession, partner_id: str) -> None:
-    partner = await get_partner(session, partner_id)
-    if partner.status is not PartnerStatus.active:
+    partner = await session.get(Partner, partner_id)
+    if partner is None or partner.status is not PartnerStatus.active:
         raise ProgramNotAvailable("The partner is not active.")
+
+
+async def open_program(session: AsyncSession, partner_id: str, program_id: str, today: date) -> Program | None:
+    """One program of an active partner that accepts referrals today (one query)."""
+    program = await session.scalar(
+        select(Program)
+        .join(Partner, col(Partner.id) == col(Program.partner_id))
+        .where(
+            col(Program.id) == program_id,
+            col(Program.partner_id) == partner_id,
+            col(Program.status) == ProgramStatus.active,
+            col(Program.effective_from) <= today,
+            col(Partner.status) == PartnerStatus.active,
+        )
+    )
+    if program is None or (program.effective_to is not None and program.effective_to <= today):
+        return None
+    return program
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,7 @@ async def submit_referral(
 ) -> Submitted:
     """Validate, encrypt and attribute one referral; ``created`` is False when an existing one is returned."""
     now = utcnow()
-    await ensure_partner_active(session, partner_id)
-    program = (await open_programs(session, partner_id, now.date())).get(data.program_id)
+    program = await open_program(session, partner_id, data.program_id, now.date())
     if program is None:
         # Another partner's program is indistinguishable from a missing one.
         raise ProgramNotAvailable("No active program with this id accepts your referrals.", field="program_id")
