@@ -172,6 +172,36 @@ def serve(
     )
 
 
+@cli.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run one pass (open batches, periodic jobs) and exit.")] = False,
+    poll_interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls for new batches.")] = 1.0,
+    jobs_interval: Annotated[float, typer.Option(min=1.0, help="Seconds between runs of the periodic jobs.")] = 60.0,
+    chunk_size: Annotated[int, typer.Option(min=1, max=10_000, help="Batch lines per transaction.")] = 2000,
+) -> None:
+    """Process referral batches and run the periodic jobs (expiry, retention) until SIGTERM."""
+    from app.worker.runner import run_worker
+
+    url = _database_url()
+    _check_reachable(url)
+    typer.echo(f"worker on database {redacted(url)}" + (" (one pass)" if once else ""))
+    report = asyncio.run(
+        run_worker(
+            get_settings(),
+            url,
+            once=once,
+            poll_interval_s=poll_interval,
+            jobs_interval_s=jobs_interval,
+            chunk_size=chunk_size,
+        )
+    )
+    if report is not None:
+        jobs = ", ".join(f"{name} {rows}" for name, rows in report.jobs.items())
+        typer.echo(f"batches processed: {report.batches}, failed runs: {report.failures}; jobs: {jobs}")
+        if report.failures:
+            raise typer.Exit(1)
+
+
 def _in_transaction(url: str, work: Callable[[AsyncSession], Awaitable[T]], *, migrate: bool = True) -> T:
     """Run ``work`` in one transaction against the (migrated) database."""
     from app.core.database import Database as _Database

@@ -21,9 +21,10 @@ from app.core.config import Settings, get_settings
 from app.core.database import Database
 from app.core.health import router as health_router
 from app.core.logging import configure_logging
-from app.core.middleware import RequestContextMiddleware
+from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
 from app.privacy.service import DataKeyring
+from app.referrals.batch_router import router as batches_router
 from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.client_failures = FailureThrottle(settings.auth_failures_per_client, settings.auth_failure_window_s)
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)
     install_problem_handlers(app)
+    # Batch uploads stream and enforce their own (larger) limit.
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides={"/v1/referral-batches": 64 * 1024 * 1024}
+    )
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health_router,
@@ -76,6 +81,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         catalog_router,
         programs_router,
         referrals_router,
+        batches_router,
         attribution_router,
         registry_router,
         conversions_router,

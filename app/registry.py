@@ -9,6 +9,7 @@ from app.core.models import metadata
 from app.fees.models import FeeAccrual, Statement
 from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
+from app.referrals.batches import ReferralBatch, ReferralBatchLine, ReferralBatchResult
 from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -32,6 +33,9 @@ __all__ = [
     "ProgramProduct",
     "ReconciliationItem",
     "Referral",
+    "ReferralBatch",
+    "ReferralBatchLine",
+    "ReferralBatchResult",
     "ReferralEvent",
     "RevokedToken",
     "SigningKey",

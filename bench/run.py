@@ -20,7 +20,7 @@ import asyncio  # noqa: E402
 import signal  # noqa: E402
 import traceback  # noqa: E402
 
-from bench import auth_throughput, ceiling_copy, ceiling_http, referral_single  # noqa: E402
+from bench import auth_throughput, ceiling_copy, ceiling_http, referral_batch, referral_single  # noqa: E402
 from bench.common import (  # noqa: E402
     Bench,
     BenchContext,
@@ -50,6 +50,12 @@ BENCHES: list[Bench] = [
         referral_single.run,
         "alliance serve, 1 worker: POST /v1/referrals, a new person per request, wrk",
         needs=(ceiling_http.NAME,),
+    ),
+    Bench(
+        referral_batch.NAME,
+        referral_batch.run,
+        "alliance serve + alliance worker: one CSV batch of 100,000 referrals, end to end, vs a bare COPY",
+        needs=(ceiling_copy.NAME,),
     ),
 ]
 

@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_lease_s: int = Field(default=60, ge=1)
 
+    # Personal data of unconverted referrals (expired, duplicate, existing client, rejected) is erased this long
+    # after the outcome (PIPL art. 47).
+    referral_retention_days: int = Field(default=30, ge=1)
+
     # HTTP
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest request body (batches aside).")
     public_url: str = "http://localhost:8000"
     log_level: str = "INFO"
     log_json: bool = True

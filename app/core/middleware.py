@@ -11,7 +11,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.problems import unexpected_error_response
+from app.core.problems import problem_response, unexpected_error_response
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -88,3 +88,69 @@ class RequestContextMiddleware:
                 duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+
+class BodySizeLimitMiddleware:
+    """Refuse request bodies above a limit before reading them whole: at once from ``Content-Length``, or as soon
+    as a streamed (chunked) body passes the limit. Paths with a limit of their own (batch uploads) are listed in
+    ``overrides`` by prefix."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.overrides = overrides or {}
+
+    def _limit(self, path: str) -> int:
+        return next((limit for prefix, limit in self.overrides.items() if path.startswith(prefix)), self.max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope["path"])
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                response = problem_response(
+                    Request(scope, receive),
+                    status=413,
+                    slug="payload-too-large",
+                    title="Payload too large",
+                    detail=f"The body is larger than {limit:,} bytes.",
+                )
+                await response(scope, receive, send)
+                return
+        received = 0
+        refused = False
+
+        async def refuse() -> None:
+            nonlocal refused
+            refused = True
+            response = problem_response(
+                Request(scope),
+                status=413,
+                slug="payload-too-large",
+                title="Payload too large",
+                detail=f"The body is larger than {limit:,} bytes.",
+            )
+            await response(scope, receive, send)
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    await refuse()
+                    # The application sees the client gone and stops reading; its own answer is dropped.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise

@@ -33,6 +33,11 @@ from app.referrals.models import (
 )
 from app.webhooks.service import announce_referral_transitions
 
+# Bulk inserts go through the tables, not the ORM: the ORM splits a batch into one statement per run of rows
+# whose empty columns differ, which turns one statement into thousands.
+_REFERRALS = Referral.__table__  # type: ignore[attr-defined]
+_TIMELINE = ReferralEvent.__table__  # type: ignore[attr-defined]
+
 
 @dataclass
 class Candidate:
@@ -152,7 +157,7 @@ async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry
         return
     await announce_referral_transitions(session, [notice for entry in entries for notice in _notices(entry, now)], now)
     await session.execute(
-        insert(ReferralEvent),
+        insert(_TIMELINE),
         [
             {
                 "id": new_id("rev"),
@@ -310,11 +315,11 @@ async def _insert(
     if not candidates:
         return []
     rows = [_row(candidate, partner_id, status, now, batch_id) for candidate in candidates]
-    inserted = {
-        external_ref: referral_id
+    inserted: dict[str, str] = {
+        str(external_ref): str(referral_id)
         for referral_id, external_ref in (
             await session.execute(
-                insert(Referral).on_conflict_do_nothing().returning(col(Referral.id), col(Referral.external_ref)), rows
+                insert(_REFERRALS).on_conflict_do_nothing().returning(_REFERRALS.c.id, _REFERRALS.c.external_ref), rows
             )
         ).all()
     }

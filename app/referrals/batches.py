@@ -1,0 +1,816 @@
+"""Batch submission of referrals: a CSV or JSON Lines upload of up to 100,000 referrals, staged encrypted as it
+streams in, then validated and attributed chunk by chunk through the same code path as a single submission.
+
+Exactly once: processing a chunk is one transaction that deletes the chunk's staged lines, attributes them,
+writes one result per line and bumps the batch's counters. A crash anywhere leaves either all of it or none of
+it, so a rerun resumes from the lines still staged, without losses or duplicates. Results hold no personal data
+and are kept; staged lines (encrypted personal data) live only until their chunk is processed.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
+
+from app.catalog.models import PartnerStatus, Program
+from app.catalog.service import get_partner
+from app.core.idempotency import IdempotencyKeyReused
+from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
+from app.core.pagination import InvalidCursor, PageParams, paginate_query
+from app.core.problems import NotFound, Problem, Unprocessable
+from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.privacy.crypto import BlindIndex, DataCipher
+from app.referrals.attribution import Candidate, Outcome, attribute
+from app.referrals.models import ReferralStatus
+from app.referrals.schemas import ReferralCreate
+from app.referrals.service import ProgramNotAvailable, build_candidate, open_programs
+
+MAX_LINES = 100_000
+MAX_BYTES = 64 * 1024 * 1024
+STAGE_CHUNK = 2_000  # lines per COPY into the staging table
+PROCESS_CHUNK = 2_000  # lines attributed per transaction
+INLINE_LIMIT = 500  # batches up to this size are processed in the request itself
+MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
+LINE_PURPOSE = "referral_batches.line"  # associated data of a staged line's ciphertext
+
+CSV_COLUMNS = (
+    "program_id",
+    "external_ref",
+    "kind",
+    "name",
+    "mobile",
+    "national_id",
+    "credit_code",
+    "contact_mobile",
+    "declared_assets_band",
+    "employer",
+    "consent_captured_at",
+    "consent_channel",
+    "consent_notice_version",
+    "consent_notice_sha256",
+    "consent_recipient_name",
+    "consent_purpose",
+    "consent_data_categories",
+    "consent_retention_days",
+    "consent_separate",
+    "consent_evidence_ref",
+)
+REQUIRED_CSV_COLUMNS = ("program_id", "external_ref", "kind")
+_SUBJECT_COLUMNS = (
+    "name",
+    "mobile",
+    "national_id",
+    "credit_code",
+    "contact_mobile",
+    "declared_assets_band",
+    "employer",
+)
+# CSV column → field of ``Consent``.
+_CONSENT_COLUMNS = {
+    "consent_captured_at": "captured_at",
+    "consent_channel": "channel",
+    "consent_notice_version": "notice_version",
+    "consent_notice_sha256": "notice_sha256",
+    "consent_recipient_name": "recipient_name",
+    "consent_purpose": "purpose",
+    "consent_data_categories": "data_categories",
+    "consent_retention_days": "retention_days",
+    "consent_separate": "separate_consent",
+    "consent_evidence_ref": "evidence_ref",
+}
+_CONSENT_FIELDS = {field: column for column, field in _CONSENT_COLUMNS.items()}
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "y"}), frozenset({"false", "0", "no", "n"})
+_EXTERNAL_REF = re.compile(r"^[\x21-\x7e]{1,100}$")
+# Declared charsets we decode; GB 18030 is a superset of GBK and GB 2312.
+_CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030"}
+
+
+# --- tables -----------------------------------------------------------------------------------------------------
+
+
+class BatchFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+class BatchStatus(StrEnum):
+    pending = "pending"
+    processing = "processing"
+    completed = "completed"
+    failed = "failed"
+
+
+class LineOutcome(StrEnum):
+    eligible = "eligible"
+    existing_client = "existing_client"
+    duplicate = "duplicate"
+    returned_existing = "returned_existing"
+    error = "error"
+
+
+OPEN_SQL = "status IN ('pending', 'processing')"
+
+
+class ReferralBatch(SQLModel, table=True):
+    """One upload: its idempotency key and content hash, its progress and the count of each outcome."""
+
+    __tablename__ = "referral_batches"
+    __table_args__ = (
+        sa.UniqueConstraint("client_id", "idempotency_key", name="uq_referral_batches_client_key"),
+        sa.Index("ix_referral_batches_partner_created", "partner_id", "created_at", "id"),
+        sa.Index("ix_referral_batches_open", "created_at", postgresql_where=sa.text(OPEN_SQL)),
+    )
+
+    id: str = id_field("bat")
+    partner_id: str = Field(foreign_key="partners.id", max_length=40)
+    client_id: str = Field(foreign_key="oauth_clients.id", max_length=40)
+    idempotency_key: str = Field(max_length=200)
+    content_sha256: str | None = Field(default=None, max_length=64)
+    format: BatchFormat = Field(sa_type=enum_type(BatchFormat, "referral_batch_format"), nullable=False)
+    columns: list[str] | None = Field(default=None, sa_type=JSONB, description="The CSV header, in file order.")
+    status: BatchStatus = Field(
+        default=BatchStatus.pending, sa_type=enum_type(BatchStatus, "referral_batch_status"), nullable=False
+    )
+    total_lines: int = 0
+    processed: int = 0
+    eligible: int = 0
+    existing_client: int = 0
+    duplicate: int = 0
+    returned_existing: int = 0
+    errors: int = 0
+    attempts: int = Field(default=0, description="Processing runs that failed; the batch fails after MAX_ATTEMPTS.")
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+    completed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+class ReferralBatchLine(SQLModel, table=True):
+    """A staged line, waiting to be processed: the raw line encrypted (it holds personal data)."""
+
+    __tablename__ = "referral_batch_lines"
+
+    batch_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(40), sa.ForeignKey("referral_batches.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    line: int = Field(primary_key=True)
+    payload: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+
+
+class ReferralBatchResult(SQLModel, table=True):
+    """What became of one line: the referral, or why it was refused. Never any personal data."""
+
+    __tablename__ = "referral_batch_results"
+
+    batch_id: str = Field(
+        sa_column=sa.Column(
+            sa.String(40), sa.ForeignKey("referral_batches.id", ondelete="CASCADE"), primary_key=True, nullable=False
+        )
+    )
+    line: int = Field(primary_key=True)
+    outcome: LineOutcome = Field(sa_type=enum_type(LineOutcome, "referral_batch_outcome"), nullable=False)
+    external_ref: str | None = Field(default=None, max_length=100)
+    referral_id: str | None = Field(default=None, foreign_key="referrals.id", max_length=40)
+    referral_status: ReferralStatus | None = Field(
+        default=None, sa_type=enum_type(ReferralStatus, "referral_batch_referral_status")
+    )
+    errors: list[dict[str, Any]] | None = Field(default=None, sa_type=JSONB)
+
+
+# --- problems ---------------------------------------------------------------------------------------------------
+
+
+class BatchTooLarge(Problem):
+    status, slug, title = 413, "batch-too-large", "Batch too large"
+
+
+class UnsupportedBatchFormat(Problem):
+    status, slug, title = 415, "unsupported-batch-format", "Unsupported batch format"
+
+
+class BatchNotDecodable(Unprocessable):
+    slug, title = "batch-not-decodable", "Batch not decodable"
+
+
+class InvalidBatchHeader(Unprocessable):
+    slug, title = "invalid-batch-header", "Invalid CSV header"
+
+
+class EmptyBatch(Unprocessable):
+    slug, title = "empty-batch", "Empty batch"
+
+
+# --- reading the upload -------------------------------------------------------------------------------------------
+
+
+def upload_format(content_type: str | None, requested: BatchFormat | None) -> tuple[BatchFormat, str]:
+    """The format (the ``format`` parameter wins over the media type) and the Python codec to decode with."""
+    media_type, _, parameters = (content_type or "").partition(";")
+    media_type = media_type.strip().lower()
+    charset = "utf-8"
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    codec = _CODECS.get(charset)
+    if codec is None:
+        raise UnsupportedBatchFormat("Send the file as UTF-8 (or declare charset=gbk).")
+    if requested is not None:
+        return requested, codec
+    if media_type in ("text/csv", "application/csv"):
+        return BatchFormat.csv, codec
+    if media_type in ("application/x-ndjson", "application/jsonl", "application/json-lines", "application/x-jsonl"):
+        return BatchFormat.jsonl, codec
+    raise UnsupportedBatchFormat("Send Content-Type text/csv or application/x-ndjson, or a `format` parameter.")
+
+
+@dataclass
+class UploadReader:
+    """Turns the streamed body into data lines, ``(line number, text)``, without ever holding the whole body.
+
+    The line number is the file's physical line where the record starts (a CSV header is line 1). A CSV record
+    may span lines inside quotes; blank lines are skipped. The first CSV record is the header.
+    """
+
+    format: BatchFormat
+    codec: str = "utf-8-sig"
+    max_lines: int = 0  # 0: MAX_LINES
+    max_bytes: int = 0  # 0: MAX_BYTES
+    size: int = 0
+    lines: int = 0
+    header: list[str] | None = None
+    digest: Any = field(default_factory=hashlib.sha256)
+    _physical: int = 0
+    _partial: list[str] = field(default_factory=list)
+    _record: list[str] = field(default_factory=list)
+    _record_start: int = 0
+    _quotes: int = 0
+
+    def __post_init__(self) -> None:
+        self.max_lines = self.max_lines or MAX_LINES
+        self.max_bytes = self.max_bytes or MAX_BYTES
+        self._decoder = codecs.getincrementaldecoder(self.codec)(errors="strict")
+
+    @property
+    def sha256(self) -> str:
+        return str(self.digest.hexdigest())
+
+    def _take(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise BatchTooLarge(f"A batch is at most {self.max_bytes // (1024 * 1024)} MiB.")
+        self.digest.update(chunk)
+
+    async def drain(self, body: AsyncIterator[bytes]) -> None:
+        """Read the rest of the body for its hash and size only."""
+        async for chunk in body:
+            self._take(chunk)
+
+    async def batches(self, body: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, str]]]:
+        """The data lines, a list per chunk received."""
+        async for chunk in body:
+            self._take(chunk)
+            try:
+                decoded = self._decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                raise self._not_decodable(chunk[: exc.start].count(b"\n")) from None
+            if decoded:
+                yield self._feed(decoded)
+        try:
+            tail = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise self._not_decodable(0) from None
+        lines = self._feed(tail)
+        if self._partial:
+            lines += self._physical_line("".join(self._partial))
+            self._partial = []
+        if self._record:  # a CSV record whose quotes never closed: its line will report it
+            lines += self._emit()
+        yield lines
+
+    def _not_decodable(self, newlines_before: int) -> BatchNotDecodable:
+        line = self._physical + 1 + newlines_before
+        return BatchNotDecodable(
+            f"The file is not valid text in its charset (line {line}). Save it as UTF-8, or "
+            "declare `charset=gbk` in Content-Type."
+        )
+
+    def _feed(self, decoded: str) -> list[tuple[int, str]]:
+        if "\n" not in decoded:  # a long line arriving in pieces: joined once, when it ends
+            self._partial.append(decoded)
+            return []
+        first, *complete, last = decoded.split("\n")
+        lines = self._physical_line("".join([*self._partial, first]))
+        for physical in complete:
+            lines += self._physical_line(physical)
+        self._partial = [last] if last else []
+        return lines
+
+    def _physical_line(self, physical: str) -> list[tuple[int, str]]:
+        self._physical += 1
+        physical = physical.removesuffix("\r")
+        if self.format is BatchFormat.jsonl:
+            return self._data_line(self._physical, physical) if physical.strip() else []
+        if not self._record:
+            if not physical.strip():
+                return []
+            self._record_start, self._quotes = self._physical, 0
+        self._record.append(physical)
+        self._quotes += physical.count('"')
+        # Doubled quotes inside a quoted field count twice: the record ends where the quotes balance.
+        return self._emit() if self._quotes % 2 == 0 else []
+
+    def _emit(self) -> list[tuple[int, str]]:
+        record = "\n".join(self._record)
+        self._record = []
+        if self.header is None:
+            self.header = csv_header(record)
+            return []
+        return self._data_line(self._record_start, record)
+
+    def _data_line(self, number: int, line: str) -> list[tuple[int, str]]:
+        self.lines += 1
+        if self.lines > self.max_lines:
+            raise BatchTooLarge(f"A batch holds at most {self.max_lines:,} lines; split the file.")
+        return [(number, line)]
+
+
+def csv_header(record: str) -> list[str]:
+    """The validated header. Column names are never echoed: a missing header would make them personal data."""
+    try:
+        names = [name.strip().lower() for name in next(csv.reader([record]))]
+    except (csv.Error, StopIteration):
+        raise InvalidBatchHeader("The first line is not a CSV header.") from None
+    unknown = [str(position) for position, name in enumerate(names, start=1) if name not in CSV_COLUMNS]
+    if unknown:
+        raise InvalidBatchHeader(
+            f"The header has unknown columns (at positions {', '.join(unknown[:10])}); the first line must name "
+            "the columns, see the endpoint's description."
+        )
+    if len(set(names)) != len(names):
+        raise InvalidBatchHeader("The header names a column twice.")
+    missing = [name for name in REQUIRED_CSV_COLUMNS if name not in names]
+    if missing:
+        raise InvalidBatchHeader(f"The header lacks the columns: {', '.join(missing)}.")
+    return names
+
+
+# --- parsing and validating one line ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LineResult:
+    line: int
+    outcome: LineOutcome
+    external_ref: str | None
+    referral_id: str | None = None
+    referral_status: ReferralStatus | None = None
+    errors: list[dict[str, Any]] | None = None
+
+    def record(self, batch_id: str) -> tuple[Any, ...]:
+        errors = json.dumps(self.errors, ensure_ascii=False) if self.errors else None
+        status = self.referral_status.value if self.referral_status else None
+        return (batch_id, self.line, self.outcome.value, self.external_ref, self.referral_id, status, errors)
+
+
+_RESULT_COLUMNS = ("batch_id", "line", "outcome", "external_ref", "referral_id", "referral_status", "errors")
+
+
+def _safe_ref(value: object) -> str | None:
+    """The partner's reference, echoed only when it is a valid one (anything else might be personal data)."""
+    return value if isinstance(value, str) and _EXTERNAL_REF.match(value) else None
+
+
+def _error(line: int, external_ref: str | None, field_name: str | None, message: str) -> LineResult:
+    return LineResult(line, LineOutcome.error, external_ref, errors=[{"field": field_name, "message": message}])
+
+
+def _csv_body(columns: Sequence[str], cells: list[str]) -> dict[str, Any]:
+    values = {name: cell.strip() for name, cell in zip(columns, cells, strict=True) if cell.strip()}
+    body: dict[str, Any] = {name: values[name] for name in REQUIRED_CSV_COLUMNS if name in values}
+    body["subject"] = {name: values[name] for name in _SUBJECT_COLUMNS if name in values}
+    consent: dict[str, Any] = {}
+    for column, name in _CONSENT_COLUMNS.items():
+        if column not in values:
+            continue
+        value: Any = values[column]
+        if name == "data_categories":
+            value = [item.strip() for item in value.split(";") if item.strip()]
+        elif name == "retention_days" and value.isdigit():
+            value = int(value)
+        elif name == "separate_consent":
+            lowered = value.lower()
+            value = True if lowered in _TRUE else False if lowered in _FALSE else value
+        consent[name] = value
+    if consent:
+        body["consent"] = consent
+    return body
+
+
+def _csv_field(loc: tuple[int | str, ...]) -> str | None:
+    """The CSV column a validation error is about."""
+    names = [part for part in loc if isinstance(part, str)]
+    if not names:
+        return None
+    if names[0] == "consent" and len(names) > 1:
+        return _CONSENT_FIELDS.get(names[1], "consent")
+    if names[0] == "subject" and len(names) > 1:
+        return names[1]
+    return names[0]
+
+
+def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> list[dict[str, Any]]:
+    # Only the location and message: never the submitted value.
+    return [
+        {
+            "field": _csv_field(tuple(item["loc"]))
+            if batch_format is BatchFormat.csv
+            else ".".join(str(part) for part in item["loc"]) or None,
+            "message": item["msg"],
+        }
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+
+
+def parse_line(
+    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, raw: str
+) -> ReferralCreate | LineResult:
+    """One line as a validated ``ReferralCreate``, or its error result."""
+    if batch_format is BatchFormat.jsonl:
+        try:
+            return ReferralCreate.model_validate_json(raw)
+        except ValidationError as exc:
+            try:
+                external_ref = _safe_ref(json.loads(raw).get("external_ref"))
+            except (ValueError, AttributeError, RecursionError):
+                external_ref = None
+            return LineResult(line, LineOutcome.error, external_ref, errors=_validation_errors(exc, batch_format))
+    assert columns is not None
+    try:
+        cells = next(csv.reader([raw]))
+    except (csv.Error, StopIteration):
+        return _error(line, None, None, "not a well-formed CSV row (check the quotes)")
+    if len(cells) != len(columns):
+        return _error(line, None, None, f"the row has {len(cells)} cells, the header {len(columns)}")
+    body = _csv_body(columns, cells)
+    try:
+        return ReferralCreate.model_validate(body)
+    except ValidationError as exc:
+        errors = _validation_errors(exc, batch_format)
+        return LineResult(line, LineOutcome.error, _safe_ref(body.get("external_ref")), errors=errors)
+
+
+# --- receiving a batch ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Received:
+    batch: ReferralBatch
+    replayed: bool
+
+
+async def receive_batch(
+    session: AsyncSession,
+    *,
+    partner_id: str,
+    client_id: str,
+    idempotency_key: str,
+    reader: UploadReader,
+    body: AsyncIterator[bytes],
+    cipher: DataCipher,
+    index: BlindIndex,
+) -> Received:
+    """Stage an upload as it streams in (small ones are processed at once), idempotently per key and content.
+
+    The key is claimed first by inserting the batch row: a concurrent upload with the same key waits on that row,
+    then finds the batch and compares the content.
+    """
+    if (await get_partner(session, partner_id)).status is not PartnerStatus.active:
+        raise ProgramNotAvailable("The partner is not active.")
+    batch_id = await session.scalar(
+        insert(ReferralBatch)
+        .values(
+            id=new_id("bat"),
+            partner_id=partner_id,
+            client_id=client_id,
+            idempotency_key=idempotency_key,
+            format=reader.format,
+            status=BatchStatus.pending,
+        )
+        .on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
+        .returning(col(ReferralBatch.id))
+    )
+    if batch_id is None:
+        return await _replay(session, client_id, idempotency_key, reader, body)
+
+    held: list[tuple[int, str]] = []
+    staged = False
+    async for lines in reader.batches(body):
+        held += lines
+        if len(held) >= STAGE_CHUNK:
+            await _stage(session, batch_id, held, cipher)
+            held, staged = [], True
+    if reader.lines == 0:
+        raise EmptyBatch("The file has no data lines.")
+    await session.execute(
+        update(ReferralBatch)
+        .where(col(ReferralBatch.id) == batch_id)
+        .values(content_sha256=reader.sha256, total_lines=reader.lines, columns=reader.header)
+    )
+    batch = await _get(session, batch_id)
+    if not staged and reader.lines <= INLINE_LIMIT:
+        prepared = await prepare_chunk(session, batch, held, cipher, index, utcnow().date())
+        await apply_chunk(session, batch, prepared, utcnow(), staged=False)
+        batch = await _get(session, batch_id)
+    else:
+        await _stage(session, batch_id, held, cipher)
+    return Received(batch, replayed=False)
+
+
+async def _replay(
+    session: AsyncSession, client_id: str, idempotency_key: str, reader: UploadReader, body: AsyncIterator[bytes]
+) -> Received:
+    batch = (
+        await session.scalars(
+            select(ReferralBatch).where(
+                col(ReferralBatch.client_id) == client_id, col(ReferralBatch.idempotency_key) == idempotency_key
+            )
+        )
+    ).one()
+    await reader.drain(body)
+    if batch.content_sha256 != reader.sha256 or batch.format is not reader.format:
+        raise IdempotencyKeyReused("This Idempotency-Key was used for another batch; use a new key.")
+    return Received(batch, replayed=True)
+
+
+async def copy_records(
+    session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
+    """Binary COPY into ``table`` on the session's connection, inside its transaction."""
+    if not records:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(table, records=records, columns=list(columns))  # type: ignore[union-attr]
+
+
+async def _stage(session: AsyncSession, batch_id: str, lines: list[tuple[int, str]], cipher: DataCipher) -> None:
+    records = [(batch_id, number, cipher.encrypt(raw, LINE_PURPOSE)) for number, raw in lines]
+    await copy_records(session, "referral_batch_lines", ("batch_id", "line", "payload"), records)
+
+
+async def _get(session: AsyncSession, batch_id: str) -> ReferralBatch:
+    batch = await session.get(ReferralBatch, batch_id, populate_existing=True)
+    if batch is None:
+        raise NotFound("No such batch.")
+    return batch
+
+
+# --- processing ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PreparedChunk:
+    """Lines validated and encrypted, ready to attribute; ``results`` already holds the refused ones."""
+
+    lines: list[int]
+    candidates: list[Candidate] = field(default_factory=list)
+    external_refs: dict[int, str] = field(default_factory=dict)
+    results: list[LineResult] = field(default_factory=list)
+
+    @property
+    def last_line(self) -> int:
+        return self.lines[-1]
+
+    @classmethod
+    def combine(cls, parts: Sequence[PreparedChunk]) -> PreparedChunk:
+        combined = cls([])
+        for part in parts:
+            combined.lines += part.lines
+            combined.candidates += part.candidates
+            combined.external_refs.update(part.external_refs)
+            combined.results += part.results
+        return combined
+
+
+async def staged_lines(
+    session: AsyncSession, batch_id: str, after: int, limit: int, cipher: DataCipher
+) -> list[tuple[int, str]]:
+    """The next ``limit`` staged lines after line ``after``, decrypted."""
+    rows = (
+        await session.execute(
+            select(col(ReferralBatchLine.line), col(ReferralBatchLine.payload))
+            .where(col(ReferralBatchLine.batch_id) == batch_id, col(ReferralBatchLine.line) > after)
+            .order_by(col(ReferralBatchLine.line))
+            .limit(limit)
+        )
+    ).all()
+    return [(line, cipher.decrypt(payload, LINE_PURPOSE)) for line, payload in rows]
+
+
+async def intake_context(session: AsyncSession, partner_id: str, today: date) -> dict[str, Program] | None:
+    """The partner's open programs, or None when the partner may not refer anyone now."""
+    partner = await get_partner(session, partner_id)
+    if partner.status is not PartnerStatus.active:
+        return None
+    return await open_programs(session, partner_id, today)
+
+
+def prepare_lines(
+    batch: ReferralBatch,
+    lines: list[tuple[int, str]],
+    programs: dict[str, Program] | None,
+    cipher: DataCipher,
+    index: BlindIndex,
+    today: date,
+) -> PreparedChunk:
+    """Validate and encrypt ``lines`` exactly as a single submission is (pure CPU, no database)."""
+    prepared = PreparedChunk([number for number, _ in lines])
+    for number, raw in lines:
+        parsed = parse_line(batch.format, batch.columns, number, raw)
+        if isinstance(parsed, LineResult):
+            prepared.results.append(parsed)
+        elif programs is None:
+            prepared.results.append(_error(number, parsed.external_ref, None, "The partner is not active."))
+        elif (program := programs.get(parsed.program_id)) is None:
+            message = "No active program with this id accepts your referrals."
+            prepared.results.append(_error(number, parsed.external_ref, "program_id", message))
+        else:
+            prepared.candidates.append(build_candidate(number, parsed, program, cipher, index, today))
+            prepared.external_refs[number] = parsed.external_ref
+    return prepared
+
+
+async def prepare_chunk(
+    session: AsyncSession,
+    batch: ReferralBatch,
+    lines: list[tuple[int, str]],
+    cipher: DataCipher,
+    index: BlindIndex,
+    today: date,
+) -> PreparedChunk:
+    programs = await intake_context(session, batch.partner_id, today)
+    return prepare_lines(batch, lines, programs, cipher, index, today)
+
+
+def _result(outcome: Outcome, external_ref: str) -> LineResult:
+    if outcome.referral_id is None:
+        return _error(outcome.line, external_ref, outcome.error_field, outcome.error or "refused")
+    if not outcome.created:
+        return LineResult(
+            outcome.line, LineOutcome.returned_existing, external_ref, outcome.referral_id, outcome.status
+        )
+    assert outcome.status is not None
+    outcome_kind = LineOutcome(outcome.status.value)
+    return LineResult(outcome.line, outcome_kind, external_ref, outcome.referral_id, outcome.status)
+
+
+async def apply_chunk(
+    session: AsyncSession, batch: ReferralBatch, prepared: PreparedChunk, now: datetime, *, staged: bool = True
+) -> bool:
+    """Attribute a prepared chunk, write its results, drop its staged lines and count: the caller's transaction
+    makes all of it one. Lines no longer staged (processed by an earlier run) are skipped. Returns True when the
+    batch is complete."""
+    locked = await session.scalar(
+        select(col(ReferralBatch.status)).where(col(ReferralBatch.id) == batch.id).with_for_update()
+    )
+    if locked not in (BatchStatus.pending, BatchStatus.processing):
+        return locked is BatchStatus.completed
+    results = prepared.results
+    candidates = prepared.candidates
+    if staged:
+        present = set(
+            (
+                await session.scalars(
+                    text(
+                        "DELETE FROM referral_batch_lines WHERE batch_id = :batch AND line = ANY(:lines) RETURNING line"
+                    ),
+                    {"batch": batch.id, "lines": prepared.lines},
+                )
+            ).all()
+        )
+        results = [result for result in results if result.line in present]
+        candidates = [candidate for candidate in candidates if candidate.line in present]
+    outcomes = await attribute(session, batch.partner_id, candidates, now, batch_id=batch.id)
+    results = results + [_result(outcome, prepared.external_refs[outcome.line]) for outcome in outcomes]
+    await copy_records(session, "referral_batch_results", _RESULT_COLUMNS, [r.record(batch.id) for r in results])
+    counts = Counter(result.outcome for result in results)
+    done = await session.scalar(
+        update(ReferralBatch)
+        .where(col(ReferralBatch.id) == batch.id)
+        .values(
+            processed=col(ReferralBatch.processed) + len(results),
+            eligible=col(ReferralBatch.eligible) + counts[LineOutcome.eligible],
+            existing_client=col(ReferralBatch.existing_client) + counts[LineOutcome.existing_client],
+            duplicate=col(ReferralBatch.duplicate) + counts[LineOutcome.duplicate],
+            returned_existing=col(ReferralBatch.returned_existing) + counts[LineOutcome.returned_existing],
+            errors=col(ReferralBatch.errors) + counts[LineOutcome.error],
+            status=sa.case(
+                (col(ReferralBatch.processed) + len(results) >= col(ReferralBatch.total_lines), BatchStatus.completed),
+                else_=BatchStatus.processing,
+            ),
+            completed_at=sa.case(
+                (col(ReferralBatch.processed) + len(results) >= col(ReferralBatch.total_lines), now), else_=None
+            ),
+            updated_at=now,
+        )
+        .returning(col(ReferralBatch.completed_at).is_not(None))
+    )
+    return bool(done)
+
+
+async def open_batches(session: AsyncSession, limit: int = 100) -> list[str]:
+    """Batches waiting for processing, oldest first."""
+    rows = await session.scalars(
+        select(col(ReferralBatch.id)).where(sa.text(OPEN_SQL)).order_by(col(ReferralBatch.created_at)).limit(limit)
+    )
+    return list(rows.all())
+
+
+async def record_failure(session: AsyncSession, batch_id: str, now: datetime) -> BatchStatus:
+    """Count a failed processing run; after ``MAX_ATTEMPTS`` the batch is ``failed`` (its results so far stay)."""
+    status = await session.scalar(
+        update(ReferralBatch)
+        .where(col(ReferralBatch.id) == batch_id, sa.text(OPEN_SQL))
+        .values(
+            attempts=col(ReferralBatch.attempts) + 1,
+            status=sa.case(
+                (col(ReferralBatch.attempts) + 1 >= MAX_ATTEMPTS, BatchStatus.failed), else_=col(ReferralBatch.status)
+            ),
+            updated_at=now,
+        )
+        .returning(col(ReferralBatch.status))
+    )
+    return BatchStatus(status) if status else BatchStatus.failed
+
+
+async def discard_failed_lines(session: AsyncSession, before: datetime) -> int:
+    """Drop the staged lines (personal data) of batches that failed before ``before``."""
+    result = await session.execute(
+        text(
+            "DELETE FROM referral_batch_lines USING referral_batches b WHERE b.id = referral_batch_lines.batch_id "
+            "AND b.status = 'failed' AND b.updated_at < :before"
+        ),
+        {"before": before},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+async def get_batch(session: AsyncSession, tenant: Tenant, batch_id: str) -> ReferralBatch:
+    batch = await session.get(ReferralBatch, batch_id, populate_existing=True)
+    if batch is None:
+        raise NotFound("No such batch.")
+    ensure_owned(tenant, batch.partner_id, "batch")
+    return batch
+
+
+async def list_batches(session: AsyncSession, tenant: Tenant, params: PageParams) -> list[ReferralBatch]:
+    statement = scoped(select(ReferralBatch), tenant, col(ReferralBatch.partner_id))
+    statement = paginate_query(statement, params, col(ReferralBatch.created_at), col(ReferralBatch.id))
+    return list((await session.scalars(statement)).all())
+
+
+def line_cursor(line: int) -> str:
+    return f"L{line}"
+
+
+def _after_line(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not re.fullmatch(r"L\d{1,9}", cursor):
+        raise InvalidCursor("The cursor is not one this API returned.")
+    return int(cursor[1:])
+
+
+async def list_results(
+    session: AsyncSession, tenant: Tenant, batch_id: str, params: PageParams, outcome: LineOutcome | None = None
+) -> list[ReferralBatchResult]:
+    """A batch's results in line order, one page (plus one row, to tell whether another page follows)."""
+    await get_batch(session, tenant, batch_id)
+    statement = select(ReferralBatchResult).where(
+        col(ReferralBatchResult.batch_id) == batch_id, col(ReferralBatchResult.line) > _after_line(params.cursor)
+    )
+    if outcome is not None:
+        statement = statement.where(col(ReferralBatchResult.outcome) == outcome)
+    rows = await session.scalars(statement.order_by(col(ReferralBatchResult.line)).limit(params.limit + 1))
+    return list(rows.all())

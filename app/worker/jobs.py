@@ -1,0 +1,36 @@
+"""The periodic jobs: referrals whose attribution window passed expire; the personal data of unconverted
+referrals is erased after the retention period. Each runs in a transaction of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import Settings
+from app.referrals import batches
+from app.referrals.attribution import expire_stale_holders
+from app.referrals.service import erase_unconverted
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: Callable[[AsyncSession, Settings, datetime], Awaitable[int]]
+
+
+async def expire_referrals(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """Rule 4: eligible referrals whose window has passed become ``expired``, which frees their identity."""
+    return await expire_stale_holders(session, now)
+
+
+async def erase_unconverted_personal_data(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """PIPL art. 47: erase what unconverted referrals (and batches that failed) hold after the retention period."""
+    retention = timedelta(days=settings.referral_retention_days)
+    erased = await erase_unconverted(session, retention, now)
+    return erased + await batches.discard_failed_lines(session, now - retention)
+
+
+JOBS = (Job("expire_referrals", expire_referrals), Job("erase_unconverted", erase_unconverted_personal_data))

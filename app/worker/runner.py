@@ -1,0 +1,142 @@
+"""The worker loop: claim and process pending referral batches, run the periodic jobs when due, stop on SIGTERM
+between two chunks (a chunk in flight commits or rolls back as a whole)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from app.core.config import Settings
+from app.core.database import Database, create_engine
+from app.core.models import utcnow
+from app.privacy.service import DataKeyring
+from app.referrals import batches
+from app.worker.batches import process_batch
+from app.worker.jobs import JOBS, Job
+
+log = structlog.get_logger("alliance.worker")
+
+RETRYABLE = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+@dataclass
+class PassReport:
+    """What one pass did."""
+
+    batches: int = 0
+    failures: int = 0
+    jobs: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        *,
+        chunk_size: int = batches.PROCESS_CHUNK,
+        jobs_interval_s: float = 60.0,
+        jobs: tuple[Job, ...] = JOBS,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.keyring = DataKeyring(settings)
+        self.chunk_size = chunk_size
+        self.jobs_interval_s = jobs_interval_s
+        self.jobs = jobs
+        self.stop = asyncio.Event()
+        self._jobs_due_at = 0.0
+
+    async def process_batches(self, report: PassReport) -> None:
+        """Every open batch, oldest first, each to its end (unless another worker holds it)."""
+        async with self.database.sessionmaker() as session:
+            pending = await batches.open_batches(session)
+        for batch_id in pending:
+            if self.stop.is_set():
+                return
+            try:
+                taken = await process_batch(
+                    self.database, self.keyring, batch_id, chunk_size=self.chunk_size, stop=self.stop
+                )
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
+                    await self._failed(report, batch_id, exc)
+                else:  # a deadlock with another writer: the chunk rolled back whole, the next pass redoes it
+                    log.warning("batch_chunk_retried", batch_id=batch_id, sqlstate=exc.orig.sqlstate)  # type: ignore[union-attr]
+                continue
+            except Exception as exc:
+                await self._failed(report, batch_id, exc)
+                continue
+            report.batches += int(taken)
+
+    async def _failed(self, report: PassReport, batch_id: str, exc: Exception) -> None:
+        report.failures += 1
+        log.exception("batch_run_failed", batch_id=batch_id, error_class=type(exc).__name__)
+        async with self.database.sessionmaker() as session, session.begin():
+            await batches.record_failure(session, batch_id, utcnow())
+
+    async def run_jobs(self, report: PassReport) -> None:
+        for job in self.jobs:
+            try:
+                async with self.database.sessionmaker() as session, session.begin():
+                    report.jobs[job.name] = await job.run(session, self.settings, utcnow())
+            except Exception as exc:
+                log.exception("job_failed", job=job.name, error_class=type(exc).__name__)
+                continue
+            if report.jobs[job.name]:
+                log.info("job_done", job=job.name, rows=report.jobs[job.name])
+        self._jobs_due_at = time.monotonic() + self.jobs_interval_s
+
+    async def run_once(self) -> PassReport:
+        """One pass: every open batch, then every periodic job."""
+        report = PassReport()
+        await self.process_batches(report)
+        if not self.stop.is_set():
+            await self.run_jobs(report)
+        return report
+
+    async def run(self, poll_interval_s: float) -> None:
+        """Until ``stop``: process batches as they come, run the jobs every ``jobs_interval_s``."""
+        while not self.stop.is_set():
+            report = PassReport()
+            try:
+                if time.monotonic() >= self._jobs_due_at:
+                    await self.run_jobs(report)
+                await self.process_batches(report)
+            except Exception as exc:  # the database is away, say: try again after the poll interval
+                log.exception("worker_pass_failed", error_class=type(exc).__name__)
+            if not report.batches:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), poll_interval_s)
+
+
+async def run_worker(
+    settings: Settings,
+    url: str,
+    *,
+    once: bool,
+    poll_interval_s: float,
+    jobs_interval_s: float,
+    chunk_size: int,
+) -> PassReport | None:
+    """The ``alliance worker`` command: SIGTERM and SIGINT stop it gracefully."""
+    database = Database(create_engine(url, settings))
+    worker = Worker(database, settings, chunk_size=chunk_size, jobs_interval_s=jobs_interval_s)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop.set)
+    log.info("worker_started", once=once, chunk_size=chunk_size)
+    try:
+        if once:
+            return await worker.run_once()
+        await worker.run(poll_interval_s)
+        return None
+    finally:
+        await database.dispose()
+        log.info("worker_stopped")

@@ -1,0 +1,93 @@
+"""The worker commits: its tests run on a scratch database of their own, with committed transactions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import httpx
+import pytest
+
+from app.audit.service import Actor
+from app.auth import service as auth_service
+from app.auth.scopes import PrincipalKind
+from app.auth.tokens import mint_access_token
+from app.catalog import service as catalog
+from app.catalog.models import ProgramChannel
+from app.catalog.schemas import PartnerCreate, ProgramCreate
+from app.core.config import Settings
+from app.core.database import Database, create_engine
+from app.core.migrations import upgrade_to_head
+from app.main import create_app
+from tests.conftest import create_scratch_database, drop_scratch_database
+
+ACTOR = Actor.system("test")
+
+
+@dataclass
+class Desk:
+    partner_id: str
+    program_id: str
+    headers: dict[str, str]
+
+    def with_key(self, key: str | None = None) -> dict[str, str]:
+        return {**self.headers, "Idempotency-Key": key or uuid.uuid4().hex}
+
+
+@dataclass
+class Scratch:
+    url: str
+    settings: Settings
+    database: Database
+    client: httpx.AsyncClient
+
+
+@pytest.fixture(scope="module")
+def worker_database(server_url: str) -> Iterator[str]:
+    name = f"alliance_worker_{uuid.uuid4().hex[:10]}"
+    url = create_scratch_database(server_url, name)
+    upgrade_to_head(url)
+    yield url
+    drop_scratch_database(server_url, name)
+
+
+@pytest.fixture
+async def scratch(worker_database: str, settings: Settings) -> AsyncIterator[Scratch]:
+    scratch_settings = settings.model_copy(update={"database_url": worker_database})
+    database = Database(create_engine(worker_database, scratch_settings))
+    app = create_app(scratch_settings, database)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield Scratch(worker_database, scratch_settings, database, client)
+    await database.dispose()
+
+
+async def make_desk(scratch: Scratch, name: str = "工作银行") -> Desk:
+    app = scratch.client._transport.app  # type: ignore[attr-defined]
+    async with scratch.database.sessionmaker() as session, session.begin():
+        partner = await catalog.create_partner(session, ACTOR, PartnerCreate(kind="bank", legal_name=name))
+        program = await catalog.create_program(
+            session,
+            ACTOR,
+            ProgramCreate(
+                partner_id=partner.id,
+                name="VIP",
+                channel=ProgramChannel.vip_referral,
+                effective_from=date.today() - timedelta(days=1),
+            ),
+        )
+        created = await auth_service.create_client(
+            session, ACTOR, name=name, kind=PrincipalKind.partner, partner_id=partner.id
+        )
+        key = await app.state.keyring.signing_key(session)
+        token = mint_access_token(
+            key,
+            app.state.settings,
+            client_id=created.client.id,
+            scope="referrals:write referrals:read",
+            kind="partner",
+            partner_id=partner.id,
+            role=None,
+        )
+    return Desk(partner.id, program.id, {"Authorization": f"Bearer {token}"})
