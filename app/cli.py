@@ -179,7 +179,7 @@ def worker(
     jobs_interval: Annotated[float, typer.Option(min=1.0, help="Seconds between runs of the periodic jobs.")] = 60.0,
     chunk_size: Annotated[int, typer.Option(min=1, max=10_000, help="Batch lines per transaction.")] = 2000,
 ) -> None:
-    """Process referral batches and run the periodic jobs (expiry, retention) until SIGTERM."""
+    """Process referral batches, deliver webhooks and run the periodic jobs (expiry, retention, fee holds)."""
     from app.worker.runner import run_worker
 
     url = _database_url()
@@ -197,7 +197,10 @@ def worker(
     )
     if report is not None:
         jobs = ", ".join(f"{name} {rows}" for name, rows in report.jobs.items())
-        typer.echo(f"batches processed: {report.batches}, failed runs: {report.failures}; jobs: {jobs}")
+        typer.echo(
+            f"batches processed: {report.batches}, webhooks sent: {report.deliveries}, "
+            f"failed runs: {report.failures}; jobs: {jobs}"
+        )
         if report.failures:
             raise typer.Exit(1)
 

@@ -1,5 +1,6 @@
 """The periodic jobs: referrals whose attribution window passed expire; the personal data of unconverted
-referrals is erased after the retention period. Each runs in a transaction of its own."""
+referrals is erased after the retention period; fee lines leave their hold period. Each runs in a transaction of
+its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.fees.engine import release_held
 from app.referrals import batches
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.service import erase_unconverted
@@ -33,4 +35,13 @@ async def erase_unconverted_personal_data(session: AsyncSession, settings: Setti
     return erased + await batches.discard_failed_lines(session, now - retention)
 
 
-JOBS = (Job("expire_referrals", expire_referrals), Job("erase_unconverted", erase_unconverted_personal_data))
+async def release_held_fees(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    """Accrual lines whose hold period ended become payable."""
+    return await release_held(session, now)
+
+
+JOBS = (
+    Job("expire_referrals", expire_referrals),
+    Job("erase_unconverted", erase_unconverted_personal_data),
+    Job("release_held_fees", release_held_fees),
+)

@@ -1,5 +1,5 @@
-"""The worker loop: claim and process pending referral batches, run the periodic jobs when due, stop on SIGTERM
-between two chunks (a chunk in flight commits or rolls back as a whole)."""
+"""The worker loop: claim and process pending referral batches, deliver due webhooks, run the periodic jobs when
+due, stop on SIGTERM between two chunks (a chunk in flight commits or rolls back as a whole)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import httpx
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -17,6 +19,7 @@ from app.core.database import Database, create_engine
 from app.core.models import utcnow
 from app.privacy.service import DataKeyring
 from app.referrals import batches
+from app.webhooks.service import deliver_due
 from app.worker.batches import process_batch
 from app.worker.jobs import JOBS, Job
 
@@ -30,6 +33,7 @@ class PassReport:
     """What one pass did."""
 
     batches: int = 0
+    deliveries: int = 0
     failures: int = 0
     jobs: dict[str, int] = field(default_factory=dict)
 
@@ -52,6 +56,18 @@ class Worker:
         self.jobs = jobs
         self.stop = asyncio.Event()
         self._jobs_due_at = 0.0
+        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
+
+    async def deliver_webhooks(self, report: PassReport, *, limit: int = 50, rounds: int = 20) -> None:
+        """Send due webhook deliveries (leased, so other workers never send the same one at the same time)."""
+        lease = timedelta(seconds=self.settings.webhook_lease_s)
+        for _ in range(rounds):
+            if self.stop.is_set():
+                return
+            sent = await deliver_due(self.database.sessionmaker, self.settings, self.http, limit=limit, lease=lease)
+            report.deliveries += sent
+            if sent < limit:
+                return
 
     async def process_batches(self, report: PassReport) -> None:
         """Every open batch, oldest first, each to its end (unless another worker holds it)."""
@@ -99,6 +115,8 @@ class Worker:
         await self.process_batches(report)
         if not self.stop.is_set():
             await self.run_jobs(report)
+        if not self.stop.is_set():
+            await self.deliver_webhooks(report)
         return report
 
     async def run(self, poll_interval_s: float) -> None:
@@ -109,9 +127,10 @@ class Worker:
                 if time.monotonic() >= self._jobs_due_at:
                     await self.run_jobs(report)
                 await self.process_batches(report)
+                await self.deliver_webhooks(report)
             except Exception as exc:  # the database is away, say: try again after the poll interval
                 log.exception("worker_pass_failed", error_class=type(exc).__name__)
-            if not report.batches:
+            if not report.batches and not report.deliveries:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), poll_interval_s)
 
@@ -138,5 +157,6 @@ async def run_worker(
         await worker.run(poll_interval_s)
         return None
     finally:
+        await worker.http.aclose()
         await database.dispose()
         log.info("worker_stopped")
