@@ -236,9 +236,11 @@ def _print_credentials(client_id: str, secret: str | None, as_json: bool) -> Non
 staff_cli = typer.Typer(help="Staff accounts (OAuth clients with a role).", no_args_is_help=True)
 clients_cli = typer.Typer(help="OAuth clients of partners and the back office.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
+finance_cli = typer.Typer(help="Finance: statements.", no_args_is_help=True)
 cli.add_typer(staff_cli, name="staff")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(finance_cli, name="finance")
 
 
 @staff_cli.command("create")
@@ -343,6 +345,25 @@ def keys_rotate() -> None:
 
     retired, active = _in_transaction(_database_url(), rotate)
     typer.echo(f"active signing key: {active} (retired: {retired or 'none'})")
+
+
+@finance_cli.command("close-period")
+def finance_close_period(period: Annotated[str, typer.Argument(help="The month to close, YYYY-MM (UTC).")]) -> None:
+    """Release held lines due by the period end and build one draft statement per partner (safe to repeat)."""
+    from app.audit.service import Actor
+    from app.core.models import utcnow
+    from app.fees.statements import close_period
+
+    closed = _in_transaction(_database_url(), lambda session: close_period(session, Actor.system(), period, utcnow()))
+    typer.echo(
+        f"{closed.period.name}: {closed.released_lines} held line(s) released, {closed.statemented_lines} line(s) "
+        f"put on statements, {closed.created_statements} statement(s) created, {len(closed.statements)} in the period"
+    )
+    for statement in closed.statements:
+        typer.echo(
+            f"  {statement.id}  {statement.partner_id:<26} {statement.status.value:<9} lines {statement.line_count:>7}"
+            f"  net {statement.net_fen:>14}  vat {statement.vat_fen:>12}  gross {statement.gross_fen:>14} fen"
+        )
 
 
 @keys_cli.command("rotate-data")

@@ -23,7 +23,11 @@ from app.core.health import router as health_router
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
+from app.fees.router import finance_router as statements_finance_router
+from app.fees.router import partner_router as statements_router
 from app.privacy.service import DataKeyring
+from app.reconciliation.router import finance_router as reconciliation_finance_router
+from app.reconciliation.router import partner_router as reconciliation_router
 from app.referrals.batch_router import router as batches_router
 from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
@@ -86,6 +90,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         registry_router,
         conversions_router,
         webhooks_router,
+        statements_router,
+        reconciliation_router,
+        statements_finance_router,
+        reconciliation_finance_router,
         audit_router,
     ):
         app.include_router(router)

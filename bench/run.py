@@ -20,7 +20,17 @@ import asyncio  # noqa: E402
 import signal  # noqa: E402
 import traceback  # noqa: E402
 
-from bench import auth_throughput, ceiling_copy, ceiling_http, referral_batch, referral_single  # noqa: E402
+from bench import (  # noqa: E402
+    auth_throughput,
+    ceiling_copy,
+    ceiling_http,
+    fees_accrual,
+    fees_close,
+    fees_reconcile,
+    referral_batch,
+    referral_single,
+    webhooks_delivery,
+)
 from bench.common import (  # noqa: E402
     Bench,
     BenchContext,
@@ -57,6 +67,16 @@ BENCHES: list[Bench] = [
         "alliance serve + alliance worker: one CSV batch of 100,000 referrals, end to end, vs a bare COPY",
         needs=(ceiling_copy.NAME,),
     ),
+    Bench(
+        fees_accrual.NAME,
+        fees_accrual.run,
+        "alliance serve, 1 worker: 1,000,000 conversion events in calls of 10,000, accrued under the demo schedule",
+    ),
+    Bench(fees_close.NAME, fees_close.run, "close a month of 100,000 ledger lines (200 partners) into statements"),
+    Bench(
+        fees_reconcile.NAME, fees_reconcile.run, "reconcile a 100,000-line partner claim (CSV) against its statement"
+    ),
+    Bench(webhooks_delivery.NAME, webhooks_delivery.run, "worker loop: signed webhooks to a loopback receiver"),
 ]
 
 

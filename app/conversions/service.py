@@ -30,6 +30,10 @@ from app.referrals.attribution import TimelineEntry, record_timeline
 from app.referrals.models import Referral, ReferralKind, ReferralStatus
 from app.referrals.service import identity_index
 
+# Bulk inserts go through the tables: the ORM's bulk path splits rows whose empty columns differ into separate
+# statements.
+_EVENTS = ConversionEvent.__table__  # type: ignore[attr-defined]
+_ACCOUNTS = ClientAccount.__table__  # type: ignore[attr-defined]
 # Same instant: the opening first, so that the account exists for what follows.
 _ORDER = {EventType.account_opened: 0}
 
@@ -108,7 +112,7 @@ async def ingest_events(session: AsyncSession, index: BlindIndex, raw_events: Se
         inserted = set(
             (
                 await session.execute(
-                    insert(ConversionEvent).on_conflict_do_nothing().returning(col(ConversionEvent.source_event_id)),
+                    insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.source_event_id),
                     rows,
                 )
             ).scalars()
@@ -133,7 +137,7 @@ async def ingest_events(session: AsyncSession, index: BlindIndex, raw_events: Se
 
 async def _lock_accounts(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ClientAccount]:
     await session.execute(
-        insert(ClientAccount).on_conflict_do_nothing(),
+        insert(_ACCOUNTS).on_conflict_do_nothing(),
         [{"client_ref": ref, "created_at": now, "updated_at": now} for ref in client_refs],
     )
     rows = await session.scalars(

@@ -28,6 +28,7 @@ from app.core.money import basis_points_of, clamp
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral
 
+_LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
 CAPPED_RULES = (*EARNING_RULES, FeeRule.cap)  # what counts against a cap: earnings net of earlier cuts
 _TIER_ORDER = ("retail", "hnw", "institutional")
@@ -146,6 +147,11 @@ class Accrual:
     now: datetime
     lines: list[Line] = field(default_factory=list)
     cancelled_ids: set[str] = field(default_factory=set)
+    _new_by_referral: dict[str, list[Line]] = field(default_factory=lambda: defaultdict(list))
+
+    def _append(self, line: Line) -> None:
+        self.lines.append(line)
+        self._new_by_referral[line.referral.id].append(line)
 
     def on_event(self, event: ConversionEvent, referral: Referral) -> None:
         program = self.context.programs[referral.program_id]
@@ -233,7 +239,7 @@ class Accrual:
     def _lines_of(self, referral_id: str) -> list[FeeAccrual | Line]:
         """The referral's lines: those already in the ledger, then those this call is adding."""
         earlier: list[FeeAccrual | Line] = list(self.context.lines_by_referral.get(referral_id, []))
-        return earlier + [line for line in self.lines if line.referral.id == referral_id]
+        return earlier + self._new_by_referral.get(referral_id, [])
 
     def _is_reversed(self, line: FeeAccrual | Line) -> bool:
         return line.status is AccrualStatus.reversed or line.id in self.cancelled_ids
@@ -269,14 +275,14 @@ class Accrual:
             status,
             arithmetic,
         )
-        self.lines.append(line)
+        self._append(line)
         allowed = self._room(referral, event.occurred_at, rules, value)
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
         key = (referral.partner_id, _month(event.occurred_at))
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
             which = self._binding_cap(referral, event.occurred_at, rules, value)
-            self.lines.append(
+            self._append(
                 Line(
                     f"{event.id}:{rule.value}:cap",
                     referral,
@@ -347,7 +353,7 @@ class Accrual:
                         cancelled.status = AccrualStatus.reversed
                     else:
                         self.cancelled_ids.add(cancelled.id)
-            self.lines.append(
+            self._append(
                 Line(
                     f"{event.id}:{FeeRule.clawback.value}:{original.source_key}",
                     referral,
@@ -417,9 +423,7 @@ async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
     written = 0
     if rows:
         written = len(
-            (
-                await session.execute(insert(FeeAccrual).on_conflict_do_nothing().returning(col(FeeAccrual.id)), rows)
-            ).all()
+            (await session.execute(insert(_LEDGER).on_conflict_do_nothing().returning(_LEDGER.c.id), rows)).all()
         )
     if accrual.cancelled_ids:
         await session.execute(

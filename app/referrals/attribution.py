@@ -395,4 +395,4 @@ async def _settle_lost_claims(
         if outcomes[candidate.line].referral_id is not None
     ]
     if conflicts:
-        await session.execute(insert(AttributionConflict), conflicts)
+        await session.execute(insert(AttributionConflict.__table__), conflicts)  # type: ignore[attr-defined]

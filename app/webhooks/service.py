@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import structlog
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -26,7 +27,7 @@ from app.audit import service as audit
 from app.audit.service import Actor
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
-from app.core.models import utcnow
+from app.core.models import new_id, utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
 from app.core.tenancy import Tenant, ensure_owned, scoped
@@ -55,6 +56,7 @@ RETRY_DELAYS = (
     timedelta(hours=24),
 )
 DISABLE_AFTER_FAILURES = 50
+_ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 SECRET_OVERLAP = timedelta(hours=24)
 
 
@@ -406,49 +408,86 @@ async def send(client: httpx.AsyncClient, settings: Settings, claimed: Claimed) 
     return AttemptResult(response.status_code, response.text[:1000], None, int((time.perf_counter() - started) * 1000))
 
 
-async def record_attempt(session: AsyncSession, claimed: Claimed, result: AttemptResult) -> None:
-    """Succeeded, retried later on the schedule, or failed for good once the schedule is spent."""
+async def record_attempts(session: AsyncSession, outcomes: list[tuple[Claimed, AttemptResult]]) -> None:
+    """One round's outcomes, set-based: each delivery succeeded, retried later on the schedule, or failed for good
+    once the schedule is spent; endpoints count consecutive failures and are disabled past the threshold."""
     now = utcnow()
-    session.add(
-        WebhookAttempt(
-            delivery_id=claimed.delivery_id,
-            attempted_at=now,
-            status_code=result.status_code,
-            response_excerpt=result.excerpt,
-            error=result.error,
-            duration_ms=result.duration_ms,
-        )
-    )
-    values: dict[str, Any] = {
-        "lease_until": None,
-        "last_status_code": result.status_code,
-        "last_error": result.error,
-        "updated_at": now,
-    }
-    if result.ok:
-        values.update(status=DeliveryStatus.succeeded, delivered_at=now)
-    elif claimed.attempts > len(RETRY_DELAYS):
-        values.update(status=DeliveryStatus.failed)
-    else:
-        values.update(next_attempt_at=now + RETRY_DELAYS[claimed.attempts - 1])
     await session.execute(
-        update(WebhookDelivery).where(col(WebhookDelivery.id) == claimed.delivery_id).values(**values)
+        insert(_ATTEMPTS),
+        [
+            {
+                "id": new_id("wha"),
+                "delivery_id": claimed.delivery_id,
+                "attempted_at": now,
+                "status_code": result.status_code,
+                "response_excerpt": result.excerpt,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+            }
+            for claimed, result in outcomes
+        ],
     )
-    endpoint = await session.get(WebhookEndpoint, claimed.endpoint_id, with_for_update=True)
-    assert endpoint is not None
-    endpoint.consecutive_failures = 0 if result.ok else endpoint.consecutive_failures + 1
-    if endpoint.enabled and endpoint.consecutive_failures >= DISABLE_AFTER_FAILURES:
-        endpoint.enabled = False
-        endpoint.disabled_reason = f"disabled after {endpoint.consecutive_failures} consecutive failed attempts"
-        await audit.record(
-            session,
-            Actor.system("webhooks"),
-            "webhook_endpoint.disabled",
-            object_type="webhook_endpoint",
-            object_id=endpoint.id,
-            reason=endpoint.disabled_reason,
+    rows = []
+    for claimed, result in outcomes:
+        if result.ok:
+            status, next_at, delivered = DeliveryStatus.succeeded, None, now
+        elif claimed.attempts > len(RETRY_DELAYS):
+            status, next_at, delivered = DeliveryStatus.failed, None, None
+        else:
+            status, next_at, delivered = DeliveryStatus.pending, now + RETRY_DELAYS[claimed.attempts - 1], None
+        rows.append((claimed.delivery_id, status.value, next_at, delivered, result.status_code, result.error))
+    await session.execute(
+        text(
+            """
+            UPDATE webhook_deliveries d
+            SET status = o.status, next_attempt_at = coalesce(o.next_at, d.next_attempt_at), delivered_at = o.delivered,
+                last_status_code = o.code, last_error = o.error, lease_until = NULL, updated_at = :now
+            FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:next_ats AS timestamptz[]),
+                        CAST(:delivered AS timestamptz[]), CAST(:codes AS integer[]), CAST(:errors AS text[]))
+                 AS o(id, status, next_at, delivered, code, error)
+            WHERE d.id = o.id
+            """
+        ),
+        {
+            "ids": [row[0] for row in rows],
+            "statuses": [row[1] for row in rows],
+            "next_ats": [row[2] for row in rows],
+            "delivered": [row[3] for row in rows],
+            "codes": [row[4] for row in rows],
+            "errors": [row[5] for row in rows],
+            "now": now,
+        },
+    )
+    await _count_failures(session, outcomes)
+
+
+async def _count_failures(session: AsyncSession, outcomes: list[tuple[Claimed, AttemptResult]]) -> None:
+    endpoint_ids = sorted({claimed.endpoint_id for claimed, _ in outcomes})
+    endpoints = {
+        endpoint.id: endpoint
+        for endpoint in await session.scalars(
+            select(WebhookEndpoint)
+            .where(col(WebhookEndpoint.id).in_(endpoint_ids))
+            .order_by(col(WebhookEndpoint.id))
+            .with_for_update()
         )
-    session.add(endpoint)
+    }
+    for claimed, result in outcomes:
+        endpoint = endpoints[claimed.endpoint_id]
+        endpoint.consecutive_failures = 0 if result.ok else endpoint.consecutive_failures + 1
+    for endpoint in endpoints.values():
+        if endpoint.enabled and endpoint.consecutive_failures >= DISABLE_AFTER_FAILURES:
+            endpoint.enabled = False
+            endpoint.disabled_reason = f"disabled after {endpoint.consecutive_failures} consecutive failed attempts"
+            await audit.record(
+                session,
+                Actor.system("webhooks"),
+                "webhook_endpoint.disabled",
+                object_type="webhook_endpoint",
+                object_id=endpoint.id,
+                reason=endpoint.disabled_reason,
+            )
+        session.add(endpoint)
     await session.flush()
 
 
@@ -466,8 +505,8 @@ async def deliver_due(
     if not claimed:
         return 0
     results = await asyncio.gather(*(send(client, settings, item) for item in claimed))
+    async with sessionmaker() as session, session.begin():
+        await record_attempts(session, list(zip(claimed, results, strict=True)))
     for item, result in zip(claimed, results, strict=True):
-        async with sessionmaker() as session, session.begin():
-            await record_attempt(session, item, result)
         log.info("webhook_attempt", delivery_id=item.delivery_id, status_code=result.status_code, ok=result.ok)
     return len(claimed)

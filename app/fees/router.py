@@ -1,0 +1,236 @@
+"""Statement endpoints: finance closes periods and runs the statement lifecycle; partners read their statements."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from app.auth.deps import Principal, requires
+from app.catalog import service as catalog
+from app.core.database import SessionDep
+from app.core.idempotency import claim, fingerprint
+from app.core.models import utcnow
+from app.core.pagination import Page, PageParams, page_of, page_params
+from app.core.problems import problem_responses
+from app.core.tenancy import Tenant
+from app.fees import exports, statements
+from app.fees.models import FeeRule, StatementStatus
+from app.fees.schemas import (
+    PERIOD_PATTERN,
+    AdjustmentIn,
+    AdjustmentOut,
+    ClosedPeriod,
+    PaymentIn,
+    StatementLineOut,
+    StatementOut,
+    adjustment_out,
+    line_out,
+    statement_out,
+)
+from app.reconciliation import service as reconciliation
+
+finance_router = APIRouter(prefix="/v1/finance", tags=["finance"], responses=problem_responses(401, 403, 404, 429))
+partner_router = APIRouter(
+    prefix="/v1/statements", tags=["statements"], responses=problem_responses(401, 403, 404, 429)
+)
+
+Paging = Annotated[PageParams, Depends(page_params)]
+FinanceReader = Annotated[Principal, requires("finance:read")]
+FinanceWriter = Annotated[Principal, requires("finance:write")]
+PartnerReader = Annotated[Principal, requires("statements:read")]
+
+
+# --- finance ------------------------------------------------------------------------------------------------------
+
+
+@finance_router.post(
+    "/periods/{period}/close",
+    response_model=ClosedPeriod,
+    responses=problem_responses(409, 422),
+    summary="Close a month: release held lines, build one draft statement per partner",
+    description=(
+        "Held lines whose hold period ended by the period end become payable; every partner with payable lines "
+        "not yet on a statement gets one draft statement for the period (`YYYY-MM`, a calendar month in UTC), "
+        "its net carrying a negative net of its previous statement. Closing again, or two closes at once, "
+        "leaves one statement per partner and period: a repeat adds newly due lines to the period's drafts. "
+        "Refused (409) before the month has ended and once a later month has statements."
+    ),
+)
+async def close_period(period: str, request: Request, session: SessionDep, principal: FinanceWriter) -> ClosedPeriod:
+    closed = await statements.close_period(session, principal.actor(request), period, utcnow())
+    return ClosedPeriod(
+        period=closed.period.name,
+        released_lines=closed.released_lines,
+        statemented_lines=closed.statemented_lines,
+        created_statements=closed.created_statements,
+        statements=[statement_out(statement) for statement in closed.statements],
+    )
+
+
+@finance_router.get("/statements", response_model=Page[StatementOut], summary="Every partner's statements")
+async def finance_list_statements(
+    session: SessionDep,
+    principal: FinanceReader,
+    params: Paging,
+    period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
+    partner_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: StatementStatus | None = None,
+) -> Page[StatementOut]:
+    filters = statements.StatementFilters(period=period, partner_id=partner_id, status=status)
+    rows = await statements.list_statements(session, Tenant.everyone(), params, filters)
+    return page_of(rows, params, statement_out)
+
+
+@finance_router.get("/statements/{statement_id}", response_model=StatementOut, summary="One statement")
+async def finance_get_statement(statement_id: str, session: SessionDep, principal: FinanceReader) -> StatementOut:
+    return statement_out(await statements.get_statement(session, Tenant.everyone(), statement_id))
+
+
+@finance_router.get(
+    "/statements/{statement_id}/lines", response_model=Page[StatementLineOut], summary="A statement's lines"
+)
+async def finance_statement_lines(
+    statement_id: str, session: SessionDep, principal: FinanceReader, params: Paging, rule: FeeRule | None = None
+) -> Page[StatementLineOut]:
+    rows = await statements.list_lines(session, Tenant.everyone(), statement_id, params, rule)
+    return page_of(rows, params, line_out)
+
+
+@finance_router.post(
+    "/statements/{statement_id}/issue",
+    response_model=StatementOut,
+    responses=problem_responses(409),
+    summary="Issue a draft statement (it is frozen; the partner gets `statement.issued`)",
+)
+async def issue_statement(
+    statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
+) -> StatementOut:
+    return statement_out(await statements.issue(session, principal.actor(request), statement_id, utcnow()))
+
+
+@finance_router.post(
+    "/statements/{statement_id}/approve",
+    response_model=StatementOut,
+    responses=problem_responses(409),
+    summary="Approve an issued or disputed statement",
+    description="Refused (409, `open-reconciliation-items`) while a discrepancy of the partner's claim is open.",
+)
+async def approve_statement(
+    statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
+) -> StatementOut:
+    return statement_out(await statements.approve(session, principal.actor(request), statement_id, utcnow()))
+
+
+@finance_router.post(
+    "/statements/{statement_id}/mark-paid",
+    response_model=StatementOut,
+    responses=problem_responses(409, 422),
+    summary="Record the payment of an approved statement",
+)
+async def mark_statement_paid(
+    statement_id: str, body: PaymentIn, request: Request, session: SessionDep, principal: FinanceWriter
+) -> StatementOut:
+    paid = await statements.mark_paid(session, principal.actor(request), statement_id, body.payment_ref, utcnow())
+    return statement_out(paid)
+
+
+@finance_router.get(
+    "/statements/{statement_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The statement as CSV (its lines) or XLSX (figures, lines, reconciliation)",
+            "content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}},
+        }
+    },
+    summary="Export a statement as CSV or XLSX",
+    description=(
+        "Every line carries the partner's own reference. Text a spreadsheet would run as a formula "
+        "(`=`, `+`, `-`, `@`) is written with a leading apostrophe."
+    ),
+)
+async def export_statement(
+    statement_id: str,
+    session: SessionDep,
+    principal: FinanceReader,
+    format: Literal["csv", "xlsx"] = "csv",
+) -> Response:
+    statement = await statements.get_statement(session, Tenant.everyone(), statement_id)
+    partner = await catalog.get_partner(session, statement.partner_id)
+    lines = await statements.all_lines(session, statement.id)
+    filename = f"statement-{statement.period}-{statement.partner_id}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format == "csv":
+        return Response(
+            exports.statement_csv(statement, partner, lines), media_type=exports.CSV_MEDIA_TYPE, headers=headers
+        )
+    items = await reconciliation.all_items(session, statement.id)
+    xlsx = exports.statement_xlsx(statement, partner, lines, items)
+    return Response(xlsx, media_type=exports.XLSX_MEDIA_TYPE, headers=headers)
+
+
+@finance_router.post(
+    "/adjustments",
+    status_code=201,
+    response_model=AdjustmentOut,
+    responses=problem_responses(422),
+    summary="Book an adjustment for a partner, payable with its next statement",
+    description=(
+        "A signed `adjustment` line with its reason, payable at once: the next period closed puts it on the "
+        "partner's statement. `Idempotency-Key` is required: the same key and body return the first answer."
+    ),
+)
+async def create_adjustment(
+    body: AdjustmentIn,
+    request: Request,
+    session: SessionDep,
+    principal: FinanceWriter,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
+) -> Response:
+    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
+    if call.replay:
+        return call.replay
+    line = await statements.create_adjustment(
+        session,
+        principal.actor(request),
+        partner_id=body.partner_id,
+        amount_fen=body.amount_fen,
+        external_ref=body.external_ref,
+        reason=body.reason,
+        now=utcnow(),
+    )
+    return await call.remember(201, adjustment_out(line))
+
+
+# --- partner ------------------------------------------------------------------------------------------------------
+
+
+@partner_router.get("", response_model=Page[StatementOut], summary="Your statements, newest first")
+async def list_statements(
+    session: SessionDep,
+    principal: PartnerReader,
+    params: Paging,
+    period: Annotated[str | None, Query(pattern=PERIOD_PATTERN)] = None,
+    status: StatementStatus | None = None,
+) -> Page[StatementOut]:
+    filters = statements.StatementFilters(period=period, status=status)
+    return page_of(await statements.list_statements(session, principal.tenant, params, filters), params, statement_out)
+
+
+@partner_router.get("/{statement_id}", response_model=StatementOut, summary="One of your statements")
+async def get_statement(statement_id: str, session: SessionDep, principal: PartnerReader) -> StatementOut:
+    return statement_out(await statements.get_statement(session, principal.tenant, statement_id))
+
+
+@partner_router.get(
+    "/{statement_id}/lines",
+    response_model=Page[StatementLineOut],
+    responses=problem_responses(400),
+    summary="The lines of one of your statements",
+)
+async def statement_lines(
+    statement_id: str, session: SessionDep, principal: PartnerReader, params: Paging, rule: FeeRule | None = None
+) -> Page[StatementLineOut]:
+    rows = await statements.list_lines(session, principal.tenant, statement_id, params, rule)
+    return page_of(rows, params, line_out)

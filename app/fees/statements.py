@@ -1,0 +1,415 @@
+"""Monthly statements (DESIGN.md, "Fee rules" and "Reconciliation"): closing a period, the statement lifecycle
+``draft → issued → (disputed) → approved → paid``, and finance's adjustments.
+
+Closing a period is set-based: one statement per partner is inserted from the payable lines due by the period
+end, the lines are attached in one ``UPDATE … FROM``, and the totals are summed in SQL; only VAT is computed in
+Python, once per statement, so that money is rounded in one place (``app.core.money``). Periods are calendar
+months in UTC, as the accrual engine's monthly caps.
+
+Closes are serialised by one advisory lock and statements are unique per (partner, period): closing a period
+again, or two closes racing, leaves one set of statements. A second close of the same period tops up its
+*draft* statements with lines that became due since; issued statements are frozen, so such lines wait for the
+next period.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+import app.reconciliation.service as reconciliation
+from app.audit import service as audit
+from app.audit.service import Actor
+from app.catalog import service as catalog
+from app.core.models import new_id
+from app.core.money import vat_on_net, vat_within_gross
+from app.core.pagination import PageParams, paginate_query
+from app.core.problems import Conflict, NotFound, Unprocessable
+from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.fees.engine import release_held
+from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, StatementStatus
+from app.referrals import service as referrals
+from app.referrals.service import ReferralFilters
+from app.webhooks.service import announce
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Every close takes this lock: closes never interleave, whatever period (a line due in January is also "due by
+# the end of February", and the check that no later period is closed must not race either).
+_CLOSE_LOCK = "fees:period-close"
+
+
+class InvalidPeriod(Unprocessable):
+    slug, title = "invalid-period", "Invalid period"
+
+
+class PeriodNotEnded(Conflict):
+    slug, title = "period-not-ended", "Period not ended"
+
+
+class LaterPeriodClosed(Conflict):
+    slug, title = "later-period-closed", "A later period is already closed"
+
+
+class StatementStateConflict(Conflict):
+    slug, title = "statement-state-conflict", "Not allowed in the statement's state"
+
+
+class OpenReconciliationItems(Conflict):
+    slug, title = "open-reconciliation-items", "Reconciliation items are still open"
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month in UTC: ``start`` inclusive, ``end`` exclusive."""
+
+    name: str
+    start: datetime
+    end: datetime
+
+    @property
+    def last_day(self) -> date:
+        return date(self.start.year, self.start.month, calendar.monthrange(self.start.year, self.start.month)[1])
+
+
+def parse_period(value: str) -> Period:
+    """``YYYY-MM`` as a :class:`Period`; anything else is refused with 422."""
+    match = _PERIOD.match(value)
+    if match is None:
+        raise InvalidPeriod("A period is a month written YYYY-MM, e.g. 2026-10.")
+    year, month = int(match[1]), int(match[2])
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return Period(value, start, end)
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    period: Period
+    released_lines: int
+    statemented_lines: int
+    created_statements: int
+    statements: list[Statement]
+
+
+_CREATE_STATEMENTS = text(
+    """
+    INSERT INTO statements (id, partner_id, period, period_end, status, currency, lines_total_fen,
+                            carried_forward_fen, net_fen, vat_rate_bp, vat_inclusive, vat_fen, gross_fen,
+                            line_count, created_at, updated_at)
+    SELECT 'stm_' || replace(CAST(gen_random_uuid() AS text), '-', ''), p.id, :period, :period_end, 'draft', 'CNY',
+           0, 0, 0, p.vat_rate_bp, p.vat_inclusive, 0, 0, 0, :now, :now
+    FROM partners p
+    WHERE EXISTS (SELECT 1 FROM fee_accruals a
+                  WHERE a.partner_id = p.id AND a.status = 'payable' AND a.statement_id IS NULL
+                    AND a.hold_until <= :period_end_at)
+    ON CONFLICT ON CONSTRAINT uq_statements_partner_period DO NOTHING
+    """
+)
+
+_LOCK_DRAFTS = text("SELECT id FROM statements WHERE period = :period AND status = 'draft' ORDER BY id FOR UPDATE")
+
+_ATTACH_LINES = text(
+    """
+    UPDATE fee_accruals a
+    SET status = 'statemented', statement_id = s.id, updated_at = :now
+    FROM statements s
+    WHERE s.id = ANY(:draft_ids) AND a.partner_id = s.partner_id
+      AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until <= :period_end_at
+    """
+)
+
+# Totals of the drafts, from their lines; the carry is the previous statement's net when negative.
+_SUM_DRAFTS = text(
+    """
+    UPDATE statements s
+    SET lines_total_fen = t.lines_total, line_count = t.lines, carried_forward_fen = t.carried,
+        net_fen = t.lines_total + t.carried, vat_rate_bp = p.vat_rate_bp, vat_inclusive = p.vat_inclusive,
+        updated_at = :now
+    FROM (
+        SELECT d.id,
+               coalesce((SELECT sum(a.amount_fen) FROM fee_accruals a WHERE a.statement_id = d.id), 0) AS lines_total,
+               (SELECT count(*) FROM fee_accruals a WHERE a.statement_id = d.id) AS lines,
+               least(0, coalesce((SELECT prev.net_fen FROM statements prev
+                                  WHERE prev.partner_id = d.partner_id AND prev.period < d.period
+                                  ORDER BY prev.period DESC LIMIT 1), 0)) AS carried
+        FROM statements d WHERE d.id = ANY(:draft_ids)
+    ) t, partners p
+    WHERE s.id = t.id AND p.id = s.partner_id
+    RETURNING s.id, s.net_fen, s.vat_rate_bp, s.vat_inclusive
+    """
+)
+
+_SET_VAT = text("UPDATE statements SET vat_fen = :vat, gross_fen = :gross WHERE id = :id")
+
+
+def vat_and_gross(net_fen: int, rate_bp: int, inclusive: bool) -> tuple[int, int]:
+    """VAT and gross of a net amount by the partner's setting; a negative net has no VAT (it is carried)."""
+    if net_fen <= 0:
+        return 0, net_fen
+    if inclusive:
+        return vat_within_gross(net_fen, rate_bp), net_fen
+    vat = vat_on_net(net_fen, rate_bp)
+    return vat, net_fen + vat
+
+
+async def close_period(session: AsyncSession, actor: Actor, period_name: str, now: datetime) -> CloseResult:
+    """Release held lines due by the period end, then build (or top up) one draft statement per partner.
+
+    Safe to repeat and to race: one set of statements per period. Refused while the period has not ended, or
+    when a later period already has statements (its carry-forward would be wrong).
+    """
+    period = parse_period(period_name)
+    if period.end > now:
+        raise PeriodNotEnded(f"{period.name} ends at {period.end.isoformat()}; close it after that.")
+    await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _CLOSE_LOCK})
+    later = await session.scalar(select(col(Statement.period)).where(col(Statement.period) > period.name).limit(1))
+    if later is not None:
+        raise LaterPeriodClosed(f"{later} already has statements; close periods in order.")
+    released = await release_held(session, period.end)
+    bounds = {"period": period.name, "period_end": period.last_day, "period_end_at": period.end, "now": now}
+    created = (await session.execute(_CREATE_STATEMENTS, bounds)).rowcount or 0  # type: ignore[attr-defined]
+    drafts = list((await session.scalars(_LOCK_DRAFTS, {"period": period.name})).all())
+    attached = 0
+    if drafts:
+        params = {"draft_ids": drafts, "period_end_at": period.end, "now": now}
+        attached = (await session.execute(_ATTACH_LINES, params)).rowcount or 0  # type: ignore[attr-defined]
+        summed = (await session.execute(_SUM_DRAFTS, {"draft_ids": drafts, "now": now})).mappings().all()
+        vat_rows = []
+        for row in summed:
+            vat, gross = vat_and_gross(row["net_fen"], row["vat_rate_bp"], row["vat_inclusive"])
+            vat_rows.append({"id": row["id"], "vat": vat, "gross": gross})
+        await session.execute(_SET_VAT, vat_rows)
+    statements = list(
+        (
+            await session.scalars(
+                select(Statement)
+                .where(col(Statement.period) == period.name)
+                .order_by(col(Statement.partner_id))
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    await audit.record(
+        session,
+        actor,
+        "period.closed",
+        object_type="period",
+        object_id=period.name,
+        released_lines=released,
+        statemented_lines=attached,
+        created_statements=created,
+    )
+    return CloseResult(period, released, attached, created, statements)
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+async def get_statement(session: AsyncSession, tenant: Tenant, statement_id: str, *, lock: bool = False) -> Statement:
+    """One statement; another partner's statement, or a draft asked for by a partner, is not found."""
+    query = select(Statement).where(col(Statement.id) == statement_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    statement = (await session.scalars(query)).one_or_none()
+    if statement is None or (tenant.partner_id is not None and statement.status is StatementStatus.draft):
+        raise NotFound("No such statement.")
+    ensure_owned(tenant, statement.partner_id, "statement")
+    return statement
+
+
+@dataclass(frozen=True)
+class StatementFilters:
+    period: str | None = None
+    partner_id: str | None = None
+    status: StatementStatus | None = None
+
+
+async def list_statements(
+    session: AsyncSession, tenant: Tenant, params: PageParams, filters: StatementFilters
+) -> list[Statement]:
+    """Statements newest first; partners see their own, never drafts."""
+    statement = scoped(select(Statement), tenant, col(Statement.partner_id))
+    if tenant.partner_id is not None:
+        statement = statement.where(col(Statement.status) != StatementStatus.draft)
+    if filters.period:
+        statement = statement.where(col(Statement.period) == filters.period)
+    if filters.partner_id:
+        statement = statement.where(col(Statement.partner_id) == filters.partner_id)
+    if filters.status:
+        statement = statement.where(col(Statement.status) == filters.status)
+    statement = paginate_query(statement, params, col(Statement.created_at), col(Statement.id))
+    return list((await session.scalars(statement)).all())
+
+
+async def list_lines(
+    session: AsyncSession, tenant: Tenant, statement_id: str, params: PageParams, rule: FeeRule | None = None
+) -> list[FeeAccrual]:
+    """A statement's lines, newest first (cursor-paginated)."""
+    await get_statement(session, tenant, statement_id)
+    statement = select(FeeAccrual).where(col(FeeAccrual.statement_id) == statement_id)
+    if rule is not None:
+        statement = statement.where(col(FeeAccrual.rule) == rule)
+    statement = paginate_query(statement, params, col(FeeAccrual.created_at), col(FeeAccrual.id))
+    return list((await session.scalars(statement)).all())
+
+
+async def all_lines(session: AsyncSession, statement_id: str) -> list[FeeAccrual]:
+    """Every line of a statement in the order an export shows them: by reference, fee type, time."""
+    return list(
+        (
+            await session.scalars(
+                select(FeeAccrual)
+                .where(col(FeeAccrual.statement_id) == statement_id)
+                .order_by(col(FeeAccrual.external_ref), col(FeeAccrual.rule), col(FeeAccrual.occurred_at))
+            )
+        ).all()
+    )
+
+
+# --- lifecycle ----------------------------------------------------------------------------------------------------
+
+
+def _require(statement: Statement, *allowed: StatementStatus, action: str) -> None:
+    if statement.status not in allowed:
+        wanted = " or ".join(status.value for status in allowed)
+        raise StatementStateConflict(
+            f"Only a statement that is {wanted} can be {action}; this one is {statement.status.value}.",
+            statement_status=statement.status.value,
+        )
+
+
+def _summary(statement: Statement) -> dict[str, Any]:
+    return {
+        "statement_id": statement.id,
+        "period": statement.period,
+        "currency": statement.currency,
+        "lines_total_fen": statement.lines_total_fen,
+        "carried_forward_fen": statement.carried_forward_fen,
+        "net_fen": statement.net_fen,
+        "vat_fen": statement.vat_fen,
+        "gross_fen": statement.gross_fen,
+        "line_count": statement.line_count,
+    }
+
+
+async def issue(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
+    """Issue a draft: it is frozen from now on, and the partner is told (``statement.issued``)."""
+    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    _require(statement, StatementStatus.draft, action="issued")
+    statement.status, statement.issued_at, statement.updated_at = StatementStatus.issued, now, now
+    session.add(statement)
+    await session.flush()
+    await announce(session, statement.partner_id, "statement.issued", _summary(statement))
+    await audit.record(session, actor, "statement.issued", object_type="statement", object_id=statement.id)
+    return statement
+
+
+async def mark_disputed(session: AsyncSession, statement: Statement, now: datetime) -> None:
+    """The partner disputed some of the statement's lines (called with the statement locked)."""
+    _require(statement, StatementStatus.issued, StatementStatus.disputed, action="disputed")
+    statement.status, statement.updated_at = StatementStatus.disputed, now
+    session.add(statement)
+    await session.flush()
+
+
+async def approve(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
+    """Approve an issued or disputed statement once no reconciliation item is open."""
+    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    _require(statement, StatementStatus.issued, StatementStatus.disputed, action="approved")
+    still_open = await reconciliation.open_item_count(session, statement.id)
+    if still_open:
+        raise OpenReconciliationItems(
+            f"{still_open} reconciliation item(s) must be resolved first.", open_items=still_open
+        )
+    statement.status, statement.approved_at, statement.updated_at = StatementStatus.approved, now, now
+    session.add(statement)
+    await session.flush()
+    await audit.record(session, actor, "statement.approved", object_type="statement", object_id=statement.id)
+    return statement
+
+
+async def mark_paid(
+    session: AsyncSession, actor: Actor, statement_id: str, payment_ref: str, now: datetime
+) -> Statement:
+    """Record the payment of an approved statement; its lines become ``paid``."""
+    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    _require(statement, StatementStatus.approved, action="marked paid")
+    await session.execute(
+        update(FeeAccrual)
+        .where(col(FeeAccrual.statement_id) == statement.id, col(FeeAccrual.status) == AccrualStatus.statemented)
+        .values(status=AccrualStatus.paid, updated_at=now)
+    )
+    statement.status, statement.paid_at, statement.payment_ref = StatementStatus.paid, now, payment_ref
+    statement.updated_at = now
+    session.add(statement)
+    await session.flush()
+    await audit.record(
+        session, actor, "statement.paid", object_type="statement", object_id=statement.id, payment_ref=payment_ref
+    )
+    return statement
+
+
+# --- adjustments --------------------------------------------------------------------------------------------------
+
+
+async def create_adjustment(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    partner_id: str,
+    amount_fen: int,
+    external_ref: str,
+    reason: str,
+    now: datetime,
+    origin: dict[str, Any] | None = None,
+) -> FeeAccrual:
+    """A signed ``adjustment`` line for the partner, payable at once: the next period closed carries it.
+
+    The line names the partner's referral when ``external_ref`` is one of its references.
+    """
+    if amount_fen == 0:
+        raise Unprocessable("An adjustment moves money: its amount cannot be zero.")
+    await catalog.get_partner(session, partner_id)
+    named = await referrals.list_referrals(
+        session,
+        Tenant.of_partner(partner_id),
+        PageParams(limit=1, cursor=None),
+        ReferralFilters(external_ref=external_ref),
+    )
+    referral_id = named[0].id if named else None
+    line_id = new_id("acr")
+    line = FeeAccrual(
+        id=line_id,
+        source_key=f"adjustment:{line_id}",
+        partner_id=partner_id,
+        referral_id=referral_id,
+        external_ref=external_ref,
+        rule=FeeRule.adjustment,
+        amount_fen=amount_fen,
+        status=AccrualStatus.payable,
+        occurred_at=now,
+        hold_until=now,
+        arithmetic={"reason": reason, "by": actor.id, **(origin or {})},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(line)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "adjustment.created",
+        object_type="fee_accrual",
+        object_id=line.id,
+        partner_id=partner_id,
+        amount_fen=amount_fen,
+        **(origin or {}),
+    )
+    return line
