@@ -22,8 +22,8 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check app tests alembic bench
-	$(BIN)/ruff format --check app tests alembic bench
+	$(BIN)/ruff check app tests alembic bench partners
+	$(BIN)/ruff format --check app tests alembic bench partners
 	$(BIN)/mypy
 
 fuzz: $(INSTALLED)

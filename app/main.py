@@ -32,6 +32,7 @@ from app.referrals.batch_router import router as batches_router
 from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
+from app.reports.router import router as reports_router
 from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         registry_router,
         conversions_router,
         webhooks_router,
+        reports_router,
         statements_router,
         reconciliation_router,
         statements_finance_router,

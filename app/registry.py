@@ -11,6 +11,16 @@ from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
 from app.referrals.batches import ReferralBatch, ReferralBatchLine, ReferralBatchResult
 from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
+from app.reports.models import (
+    CohortSummary,
+    DurationSeries,
+    DurationSummary,
+    OrganicAccountFact,
+    OrganicSummary,
+    PartnerMonthSummary,
+    ReferralFact,
+    ReportChange,
+)
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -21,13 +31,19 @@ __all__ = [
     "ClaimLine",
     "ClientAccount",
     "ClientSecret",
+    "CohortSummary",
     "ConversionEvent",
     "DataKey",
+    "DurationSeries",
+    "DurationSummary",
     "ExistingClient",
     "FeeAccrual",
     "FeeSchedule",
     "IdempotencyRecord",
     "OAuthClient",
+    "OrganicAccountFact",
+    "OrganicSummary",
+    "PartnerMonthSummary",
     "Partner",
     "Program",
     "ProgramProduct",
@@ -37,6 +53,8 @@ __all__ = [
     "ReferralBatchLine",
     "ReferralBatchResult",
     "ReferralEvent",
+    "ReferralFact",
+    "ReportChange",
     "RevokedToken",
     "SigningKey",
     "Statement",

@@ -117,6 +117,7 @@ async def run(ctx: BenchContext) -> BenchResult:
         ]
     async with scratch_database(ctx.server, "bench_accrual") as database:
         env = _service_env(database)
+        env["ALLIANCE_ACCESS_TOKEN_TTL_S"] = "3600"  # one token for the whole run, which outlasts the default 10 min
         with stage("loading the demo alliance (alliance demo --json)"):
             back_office = await _demo_client(env, BACK_OFFICE_CLIENT_ID)
         with stage(f"inserting {clients:,} eligible referrals with their blind indexes (SQL)"):

@@ -29,6 +29,7 @@ from bench import (  # noqa: E402
     fees_reconcile,
     referral_batch,
     referral_single,
+    reports_latency,
     webhooks_delivery,
 )
 from bench.common import (  # noqa: E402
@@ -76,7 +77,14 @@ BENCHES: list[Bench] = [
     Bench(
         fees_reconcile.NAME, fees_reconcile.run, "reconcile a 100,000-line partner claim (CSV) against its statement"
     ),
-    Bench(webhooks_delivery.NAME, webhooks_delivery.run, "worker loop: signed webhooks to a loopback receiver"),
+    Bench(
+        reports_latency.NAME,
+        reports_latency.run,
+        "each report over a year by partner and month: 1,000,000 referrals, 3,000,000 conversion events",
+    ),
+    Bench(
+        webhooks_delivery.NAME, webhooks_delivery.run, "worker delivery loop: signed webhooks to a loopback receiver"
+    ),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Conversion reports for alliance managers, and each partner's own funnel."""

@@ -1,0 +1,402 @@
+"""What a report reads, in SQL: the period, the filters, and the sums over the summary (``app.reports.summary``).
+
+A report sums contributions from up to four parts, in one statement (one snapshot):
+
+* the monthly rollups, for the whole months of the period;
+* the stored facts of the days at either end of the period that are not a whole month;
+* minus the stored facts of the referrals queued since the last refresh, plus their facts recomputed now, for
+  the period: so the sum is exact at the statement's snapshot whether or not the queue has been folded.
+
+With ``brute_force=True`` every part is replaced by the facts recomputed from the base tables for every referral:
+the recount the tests compare the summary with.
+
+Sums are taken by the key columns alone (ids: no text to sort), then joined to the names. Partners see their own
+referrals only: every query passes through the one scoping helper (``app.core.tenancy.scoped``), and every part
+filters on the caller's partner as well.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import BundledProduct, Partner, Program
+from app.core.problems import Unprocessable
+from app.core.tenancy import Tenant, scoped
+from app.reports import summary
+from app.reports.models import DurationSeries
+from app.reports.schemas import GroupBy, ReportFilters, ReportPeriod
+
+MAX_PERIOD_DAYS = 3 * 366 + 1
+
+PARTNERS = Partner.__table__  # type: ignore[attr-defined]
+PROGRAMS = Program.__table__  # type: ignore[attr-defined]
+PRODUCTS = BundledProduct.__table__  # type: ignore[attr-defined]
+SERIES = DurationSeries.__table__  # type: ignore[attr-defined]
+
+
+class InvalidReportQuery(Unprocessable):
+    slug, title = "invalid-report-query", "Invalid report query"
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """What a report covers: a period of days (Asia/Shanghai, both ends included), filters, the grouping."""
+
+    start: date
+    end: date
+    filters: ReportFilters = field(default_factory=ReportFilters)
+    group_by: tuple[GroupBy, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise InvalidReportQuery("The period ends before it starts.")
+        if (self.end - self.start).days >= MAX_PERIOD_DAYS:
+            raise InvalidReportQuery("A report covers at most three years.")
+
+    @property
+    def period(self) -> ReportPeriod:
+        return ReportPeriod(start=self.start, end=self.end)
+
+
+def default_period(today: date) -> tuple[date, date]:
+    """The twelve months up to today: from the first day of the month eleven months back."""
+    month = today.month - 11
+    year = today.year + (month - 1) // 12
+    return date(year, (month - 1) % 12 + 1, 1), today
+
+
+def _month_end(first: date) -> date:
+    return first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+@dataclass(frozen=True)
+class Split:
+    """The whole months inside a period (first days of the first and last), and whether days remain around."""
+
+    whole: tuple[date, date] | None
+    partial: bool
+
+    @classmethod
+    def of(cls, start: date, end: date) -> Split:
+        first = start if start.day == 1 else _month_end(start) + timedelta(days=1)
+        last = end.replace(day=1) if _month_end(end) == end else (end.replace(day=1) - timedelta(days=1)).replace(day=1)
+        if first > last:
+            return cls(None, True)
+        return cls((first, last), start != first or _month_end(last) != end)
+
+
+# --- sources: the rollups, the facts, and the queue ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    rollup: str
+    facts: str  # the stored facts the rollup sums
+    fresh: str  # SQL of the facts of what is queued, recomputed now
+    everything: str  # SQL of every fact, recomputed now (the brute-force recount)
+    pending: str  # a condition on ``f``: queued
+    month: str
+    day: str
+    key: tuple[str, ...]
+    measures: dict[str, str]  # column -> what one fact row ``f`` contributes
+    expand: str = ""  # joined to each fact row (one row per stage for durations)
+    expanded: Mapping[str, str] = field(default_factory=dict)  # key columns taken from the join
+    keep: str = "true"  # which joined rows count
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.key, *self.measures)
+
+
+_REFERRAL_PARTS: dict[str, Any] = {
+    "facts": "report_referral_facts",
+    "fresh": summary.referral_facts_sql(summary.ONLY_PENDING_REFERRALS),
+    "everything": summary.referral_facts_sql(),
+    "pending": summary.ONLY_PENDING_REFERRALS.format(col="f.referral_id"),
+    "month": "cohort_month",
+    "day": "received_on",
+}
+COHORTS = Source(rollup="report_cohorts", key=summary.KEY, measures=summary.COHORT_MEASURES, **_REFERRAL_PARTS)
+PARTNER_MONTHS = Source(
+    rollup="report_partner_months",
+    key=("cohort_month", "partner_id"),
+    measures=summary.COHORT_MEASURES,
+    **_REFERRAL_PARTS,
+)
+DURATIONS = Source(
+    rollup="report_durations",
+    key=summary.DURATION_KEY,
+    measures={"referrals": "1"},
+    expand=summary.STAGE_ROWS,
+    expanded={"stage": "s.stage", "days": "s.days"},
+    keep="s.days IS NOT NULL",
+    **_REFERRAL_PARTS,
+)
+ORGANIC = Source(
+    rollup="report_organic",
+    facts="report_organic_accounts",
+    fresh=summary.organic_facts_sql(summary.ONLY_PENDING_ACCOUNTS),
+    everything=summary.organic_facts_sql(),
+    pending=summary.ONLY_PENDING_ACCOUNTS.format(col="f.client_ref"),
+    month="opened_month",
+    day="opened_on",
+    key=summary.ORGANIC_KEY,
+    measures=summary.ORGANIC_MEASURES,
+)
+
+
+def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple[list[str], dict[str, Any]]:
+    """The filters as conditions every part applies on its own rows (so that each part reads only those)."""
+    values: dict[str, list[str]] = {
+        "partner_id": filters.partner_ids,
+        "program_id": filters.program_ids,
+        "kind": [kind.value for kind in filters.kinds],
+        "tier": [tier.value for tier in filters.tiers],
+        "product_code": filters.product_codes,
+    }
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    for column, wanted in values.items():
+        if wanted and column in source.key:
+            conditions.append(f"f.{column} = ANY(:filter_{column})")
+            params[f"filter_{column}"] = list(wanted)
+    if filters.partner_kinds and "partner_id" in source.key:
+        conditions.append("f.partner_id IN (SELECT id FROM partners WHERE kind = ANY(:filter_partner_kind))")
+        params["filter_partner_kind"] = [kind.value for kind in filters.partner_kinds]
+    if tenant.partner_id is not None and "partner_id" in source.key:
+        conditions.append("f.partner_id = :tenant_partner_id")
+        params["tenant_partner_id"] = tenant.partner_id
+    return conditions, params
+
+
+def _fact_part(source: Source, relation: str, sign: int, conditions: list[str]) -> str:
+    keys = ", ".join(source.expanded.get(name, f"f.{name}") for name in source.key)
+    measures = ", ".join(
+        f"{expression if sign > 0 else f'-({expression})'} AS {name}" for name, expression in source.measures.items()
+    )
+    where = " AND ".join([source.keep, *conditions])
+    return f"SELECT {keys}, {measures} FROM {relation} f {source.expand} WHERE {where}"
+
+
+def contributions(
+    source: Source, query: ReportQuery, tenant: Tenant, *, brute_force: bool = False, rollup: bool = True
+) -> sa.Subquery:
+    """The UNION ALL of the parts for the period, filtered. Without ``rollup``, only what corrects the whole
+    months: the days outside them and the queue."""
+    conditions, params = _conditions(source, query.filters, tenant)
+    params |= {"period_start": query.start, "period_end": query.end}
+    in_period = f"f.{source.day} BETWEEN :period_start AND :period_end"
+    parts = []
+    if brute_force:
+        parts.append(_fact_part(source, f"({source.everything})", 1, [in_period, *conditions]))
+    else:
+        split = Split.of(query.start, query.end)
+        in_whole = "false"
+        if split.whole is not None and (rollup or split.partial):
+            params |= {"whole_first": split.whole[0], "whole_last": split.whole[1]}
+            in_whole = f"f.{source.month} BETWEEN :whole_first AND :whole_last"
+            if rollup:
+                where = " AND ".join([in_whole, *conditions])
+                parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
+        if split.partial:
+            parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
+        parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
+        parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
+    types: dict[str, sa.types.TypeEngine[Any]] = {source.month: sa.Date(), "days": sa.Integer()}
+    columns = [
+        sa.column(name, types.get(name, sa.BigInteger() if name in source.measures else sa.String()))
+        for name in source.columns
+    ]
+    return sa.text("\nUNION ALL\n".join(parts)).bindparams(**params).columns(*columns).subquery("c")
+
+
+# --- sums per group -----------------------------------------------------------------------------------------------
+
+_BASE_COLUMNS = {
+    GroupBy.partner: "partner_id",
+    GroupBy.partner_kind: "partner_id",
+    GroupBy.program: "program_id",
+    GroupBy.product: "product_code",
+    GroupBy.tier: "tier",
+    GroupBy.kind: "kind",
+}
+Measure = Callable[[sa.ColumnCollection[str, Any]], sa.ColumnElement[Any]]
+
+
+def _base_column(source: Source, dimension: GroupBy | str) -> str:
+    if dimension == GroupBy.month:
+        return source.month
+    if isinstance(dimension, GroupBy):
+        return _BASE_COLUMNS[dimension]
+    return dimension
+
+
+def sums(names: Iterable[str]) -> dict[str, Measure]:
+    return {name: (lambda c, name=name: func.sum(c[name])) for name in names}  # type: ignore[misc]
+
+
+def aggregate(
+    source: Source,
+    query: ReportQuery,
+    tenant: Tenant,
+    dimensions: Sequence[GroupBy | str],
+    measures: Mapping[str, Measure],
+    *,
+    brute_force: bool = False,
+) -> Select[Any]:
+    """``measures`` (aggregates over the source's columns) per group of ``dimensions``: ``GroupBy`` members, or
+    key columns of the source such as ``stage``. Summed by the key columns first, then joined to the names: the
+    joins and the roll-up of partners into kinds see the groups, not the rollup's rows."""
+    relation = contributions(source, query, tenant, brute_force=brute_force)
+    c = relation.c
+    base = list(dict.fromkeys(_base_column(source, dimension) for dimension in dimensions))
+    inner = select(*(c[name] for name in base), *(measure(c).label(name) for name, measure in measures.items()))
+    inner = inner.group_by(*(c[name] for name in base))
+    if "partner_id" in source.key:
+        inner = scoped(inner, tenant, c.partner_id)
+    g = inner.subquery("g")
+    columns: list[sa.ColumnElement[Any]] = []
+    joined: sa.FromClause = g
+    for dimension in dimensions:
+        if dimension == GroupBy.partner:
+            columns += [g.c.partner_id, PARTNERS.c.display_name.label("partner_name")]
+        elif dimension == GroupBy.partner_kind:
+            columns.append(PARTNERS.c.kind.label("partner_kind"))
+        elif dimension == GroupBy.program:
+            columns += [g.c.program_id, PROGRAMS.c.name.label("program_name")]
+            joined = joined.join(PROGRAMS, PROGRAMS.c.id == g.c.program_id)
+        elif dimension == GroupBy.product:
+            columns += [g.c.product_code, PRODUCTS.c.name.label("product_name")]
+            joined = joined.outerjoin(PRODUCTS, PRODUCTS.c.code == g.c.product_code)
+        elif dimension == GroupBy.month:
+            columns.append(g.c[source.month].label("month"))
+        else:
+            columns.append(g.c[str(dimension)])
+    if GroupBy.partner in dimensions or GroupBy.partner_kind in dimensions:
+        joined = joined.join(PARTNERS, PARTNERS.c.id == g.c.partner_id)
+    totals = [func.sum(g.c[name]).label(name) for name in measures]
+    return select(*columns, *totals).select_from(joined).group_by(*columns)
+
+
+Row = Mapping[str, Any]
+
+
+async def rows_of(session: AsyncSession, statement: Select[Any], measure: str) -> list[Row]:
+    """The groups with something in them (without grouping, an empty period still gives one row of nulls)."""
+    result = await session.execute(statement)
+    keys = list(result.keys())
+    index = keys.index(measure)
+    # Plain dicts: reading a figure from one is several times cheaper than from a row mapping.
+    return [dict(zip(keys, row, strict=True)) for row in result.all() if row[index] is not None]
+
+
+# --- durations ----------------------------------------------------------------------------------------------------
+
+PERCENTILES = {"median": 0.5, "p90": 0.9}
+SERIES_DIMENSIONS = frozenset({GroupBy.partner, GroupBy.partner_kind, GroupBy.month})
+
+
+def percentile_ranks(
+    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], brute_force: bool
+) -> Select[Any]:
+    """Per group and stage: how many referrals, and the values at the ranks ``percentile_cont`` interpolates
+    between, read off the histogram of whole days (ranks computed in double precision, as PostgreSQL does)."""
+    histogram = aggregate(
+        DURATIONS, query, tenant, [*dimensions, "stage", "days"], sums(["referrals"]), brute_force=brute_force
+    ).subquery("h")
+    keys = [
+        histogram.c[column.name]
+        for column in histogram.c
+        if column.name not in ("days", "referrals") and not column.name.endswith("_name")
+    ]
+    running = select(
+        *histogram.c,
+        func.sum(histogram.c.referrals).over(partition_by=keys, order_by=histogram.c.days).label("below"),
+        func.sum(histogram.c.referrals).over(partition_by=keys).label("total"),
+    ).subquery("w")
+    w = running.c
+    ranks = []
+    for name, fraction in PERCENTILES.items():
+        position = sa.literal(fraction, sa.Float()) * (sa.cast(w.total, sa.Float()) - 1)
+        ranks += [
+            func.min(w.days).filter(w.below > func.floor(position)).label(f"{name}_low"),
+            func.min(w.days).filter(w.below > func.ceil(position)).label(f"{name}_high"),
+        ]
+    group = [w[column.name] for column in histogram.c if column.name not in ("days", "referrals")]
+    return select(*group, func.max(w.total).label("referrals"), *ranks).group_by(*group)
+
+
+def by_partner_month(query: ReportQuery, groupings: Iterable[Sequence[GroupBy]]) -> bool:
+    """Whether what is kept by partner and month (``report_partner_months``, ``report_duration_series``) can
+    answer: groupings and filters by partner, partner kind and month only."""
+    filters = query.filters
+    narrowed = filters.program_ids or filters.product_codes or filters.tiers or filters.kinds
+    return not narrowed and all(set(dimensions) <= SERIES_DIMENSIONS for dimensions in groupings)
+
+
+def cohorts_for(query: ReportQuery, *groupings: Sequence[GroupBy]) -> Source:
+    """The smallest rollup of cohort sums that answers the query."""
+    return PARTNER_MONTHS if by_partner_month(query, groupings) else COHORTS
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Referrals of one partner-month that reached ``stage``, by whole days: ``days`` ascending."""
+
+    month: date
+    partner_id: str
+    stage: str
+    days: Sequence[int]
+    referrals: Sequence[int]
+
+
+async def series(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> list[Histogram]:
+    """The partner-month series of the whole months, and the histograms that correct them (the days outside
+    whole months, the queue), for the partner filters and the caller's tenant."""
+    split = Split.of(query.start, query.end)
+    histograms = []
+    partner_condition: list[sa.ColumnElement[bool]] = []
+    if query.filters.partner_ids:
+        partner_condition.append(SERIES.c.partner_id.in_(query.filters.partner_ids))
+    if query.filters.partner_kinds:
+        kinds = [kind.value for kind in query.filters.partner_kinds]
+        partner_condition.append(SERIES.c.partner_id.in_(select(PARTNERS.c.id).where(PARTNERS.c.kind.in_(kinds))))
+    if split.whole is not None:
+        # The arrays as the driver decodes them (lists of int), without a per-item pass in Python.
+        arrays = [
+            sa.type_coerce(SERIES.c.days, sa.types.NullType()),
+            sa.type_coerce(SERIES.c.referrals, sa.types.NullType()),
+        ]
+        whole = select(SERIES.c.cohort_month, SERIES.c.partner_id, SERIES.c.stage, *arrays).where(
+            SERIES.c.cohort_month.between(*split.whole), *partner_condition
+        )
+        for row in await session.execute(scoped(whole, tenant, SERIES.c.partner_id)):
+            histograms.append(Histogram(row.cohort_month, row.partner_id, row.stage, row.days, row.referrals))
+    corrections = contributions(DURATIONS, query, tenant, rollup=False)
+    c = corrections.c
+    statement = scoped(
+        select(c.cohort_month, c.partner_id, c.stage, c.days, func.sum(c.referrals).label("referrals")).group_by(
+            c.cohort_month, c.partner_id, c.stage, c.days
+        ),
+        tenant,
+        c.partner_id,
+    )
+    for row in await session.execute(statement):
+        histograms.append(Histogram(row.cohort_month, row.partner_id, row.stage, [row.days], [int(row.referrals)]))
+    return histograms
+
+
+async def partners_named(session: AsyncSession, partner_ids: Iterable[str]) -> dict[str, Row]:
+    statement = select(PARTNERS.c.id, PARTNERS.c.display_name, PARTNERS.c.kind).where(
+        PARTNERS.c.id.in_(sorted(set(partner_ids)))
+    )
+    rows: Sequence[Row] = (await session.execute(statement)).mappings().all()  # type: ignore[assignment]
+    return {row["id"]: row for row in rows}

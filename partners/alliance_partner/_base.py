@@ -1,0 +1,536 @@
+"""What ``Client`` and ``AsyncClient`` share: configuration, the operations and how to build each request,
+how to read each answer, and when to retry. Everything here is free of I/O; the two clients only send."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from alliance_partner._auth import (
+    METADATA_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    AuthMethod,
+    FreshPrivateKeyJWT,
+    PrivateKeyInput,
+    load_private_key,
+)
+from alliance_partner._exceptions import AuthenticationError, TransportError, error_for_response
+from alliance_partner._models import (
+    BatchFormat,
+    ClaimLine,
+    Page,
+    Referral,
+    ReferralCreate,
+    from_json,
+    to_json,
+)
+from alliance_partner._retry import RetryPolicy, retryable_error, retryable_status
+from alliance_partner._version import __version__
+
+T = TypeVar("T")
+
+log = logging.getLogger("alliance_partner")
+
+DEFAULT_BASE_URL = "http://localhost:8000"
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_RENEWAL_MARGIN_S = 60
+USER_AGENT = f"alliance-partner-python/{__version__}"
+PAGE_SIZE = 100
+RESULTS_PAGE_SIZE = 500
+BATCH_MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+#: Every API operation the SDK calls: method name → (HTTP method, path template). Both clients have a method of
+#: each name; a test checks this map against the service's OpenAPI document.
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "list_programs": ("GET", "/v1/programs"),
+    "get_program": ("GET", "/v1/programs/{program_id}"),
+    "create_referral": ("POST", "/v1/referrals"),
+    "list_referrals": ("GET", "/v1/referrals"),
+    "get_referral": ("GET", "/v1/referrals/{referral_id}"),
+    "list_referral_events": ("GET", "/v1/referrals/{referral_id}/events"),
+    "withdraw_referral": ("POST", "/v1/referrals/{referral_id}/withdraw"),
+    "submit_batch": ("POST", "/v1/referral-batches"),
+    "list_batches": ("GET", "/v1/referral-batches"),
+    "get_batch": ("GET", "/v1/referral-batches/{batch_id}"),
+    "list_batch_results": ("GET", "/v1/referral-batches/{batch_id}/results"),
+    "create_webhook_endpoint": ("POST", "/v1/webhook-endpoints"),
+    "list_webhook_endpoints": ("GET", "/v1/webhook-endpoints"),
+    "get_webhook_endpoint": ("GET", "/v1/webhook-endpoints/{endpoint_id}"),
+    "update_webhook_endpoint": ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"),
+    "delete_webhook_endpoint": ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"),
+    "rotate_webhook_secret": ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    "send_test_webhook": ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"),
+    "list_webhook_deliveries": ("GET", "/v1/webhook-deliveries"),
+    "get_webhook_delivery": ("GET", "/v1/webhook-deliveries/{delivery_id}"),
+    "retry_webhook_delivery": ("POST", "/v1/webhook-deliveries/{delivery_id}/retry"),
+    "list_statements": ("GET", "/v1/statements"),
+    "get_statement": ("GET", "/v1/statements/{statement_id}"),
+    "list_statement_lines": ("GET", "/v1/statements/{statement_id}/lines"),
+    "upload_claim": ("POST", "/v1/statements/{statement_id}/claims"),
+    "get_reconciliation": ("GET", "/v1/statements/{statement_id}/reconciliation"),
+    "list_reconciliation_items": ("GET", "/v1/statements/{statement_id}/reconciliation"),
+    "dispute_statement": ("POST", "/v1/statements/{statement_id}/disputes"),
+    "get_funnel_report": ("GET", "/v1/reports/funnel"),
+    "get_time_to_convert_report": ("GET", "/v1/reports/time-to-convert"),
+}
+
+_NOT_SET: Any = object()
+
+
+@dataclass
+class RequestSpec:
+    """One API call, ready to send (and to send again, identically, on a retry)."""
+
+    method: str
+    path: str
+    params: dict[str, Any] = field(default_factory=dict)
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = True
+
+    @property
+    def replayable(self) -> bool:
+        """Safe to send again after it may have reached the service."""
+        return self.method in ("GET", "HEAD", "PUT", "PATCH", "DELETE") or "Idempotency-Key" in self.headers
+
+
+class TokenEndpointBusy(Exception):
+    """The token endpoint answered 429 or 5xx: worth another try after ``response``'s ``Retry-After``."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"token endpoint answered {response.status_code}")
+        self.response = response
+
+
+def request_of(error: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return error.request
+    except RuntimeError:  # raised outside of a request
+        return None
+
+
+def env_options() -> dict[str, Any]:
+    """Client options from the environment: ``ALLIANCE_BASE_URL``, ``ALLIANCE_CLIENT_ID``, and either
+    ``ALLIANCE_CLIENT_SECRET`` or ``ALLIANCE_PRIVATE_KEY_FILE`` (PEM; ``ALLIANCE_PRIVATE_KEY_ID`` its ``kid``),
+    with ``ALLIANCE_SCOPE`` optional."""
+    options: dict[str, Any] = {
+        "base_url": os.environ.get("ALLIANCE_BASE_URL") or DEFAULT_BASE_URL,
+        "client_id": os.environ.get("ALLIANCE_CLIENT_ID"),
+    }
+    if secret := os.environ.get("ALLIANCE_CLIENT_SECRET"):
+        options["client_secret"] = secret
+    if key_file := os.environ.get("ALLIANCE_PRIVATE_KEY_FILE"):
+        options["private_key"] = Path(key_file)
+    if kid := os.environ.get("ALLIANCE_PRIVATE_KEY_ID"):
+        options["private_key_id"] = kid
+    if scope := os.environ.get("ALLIANCE_SCOPE"):
+        options["scope"] = scope
+    return options
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _path(name: str, **ids: str) -> tuple[str, str]:
+    method, template = OPERATIONS[name]
+    for key, value in ids.items():
+        if not isinstance(value, str) or not value or value in (".", ".."):
+            raise ValueError(f"{key} must be a non-empty id")
+    return method, template.format(**{key: quote(value, safe="") for key, value in ids.items()})
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    return {key: to_json(value) for key, value in params.items() if value is not None}
+
+
+def _json_body(value: Any) -> bytes:
+    return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class BaseClient:
+    """Configuration and request building shared by ``Client`` and ``AsyncClient``."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        private_key: PrivateKeyInput | None = None,
+        private_key_id: str | None = None,
+        auth_method: AuthMethod | None = None,
+        scope: str | Iterable[str] | None = None,
+        token_audience: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | httpx.Timeout | None = None,
+        token_renewal_margin: int = DEFAULT_RENEWAL_MARGIN_S,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not client_id:
+            raise ValueError("client_id is required")
+        if (client_secret is None) == (private_key is None):
+            raise ValueError("give exactly one of client_secret and private_key")
+        if auth_method is None:
+            auth_method = "private_key_jwt" if private_key is not None else "client_secret_basic"
+        if (auth_method == "private_key_jwt") != (private_key is not None):
+            raise ValueError(f"{auth_method} does not match the credential given")
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.client_id = client_id
+        self.auth_method: AuthMethod = auth_method
+        self.scope = scope if scope is None or isinstance(scope, str) else " ".join(scope)
+        self.retry = retry or RetryPolicy()
+        self.token_renewal_margin = token_renewal_margin
+        self._client_secret = client_secret
+        self._assertion: FreshPrivateKeyJWT | None = None
+        if private_key is not None:
+            self._assertion = FreshPrivateKeyJWT(load_private_key(private_key), kid=private_key_id)
+            self._assertion.audience = token_audience
+        self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
+        self._token_stale = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url} client_id={self.client_id!r} auth={self.auth_method}>"
+
+    # --- OAuth ----------------------------------------------------------------------------------------------------
+
+    def _oauth_options(self, transport: Any) -> dict[str, Any]:
+        """Keyword arguments of Authlib's ``OAuth2Client`` / ``AsyncOAuth2Client``.
+
+        ``token_endpoint`` and ``grant_type="client_credentials"`` are what lets Authlib renew a
+        client-credentials token by itself (it has no refresh token); ``leeway`` renews it that many seconds
+        before it expires, so that no call goes out with a token about to lapse.
+        """
+        return {
+            "client_id": self.client_id,
+            "client_secret": self._assertion.key if self._assertion else self._client_secret,
+            "token_endpoint_auth_method": self.auth_method,
+            "revocation_endpoint_auth_method": self.auth_method,
+            "scope": self.scope,
+            "token_endpoint": TOKEN_PATH,
+            "grant_type": "client_credentials",
+            "leeway": self.token_renewal_margin,
+            "base_url": self.base_url,
+            "timeout": self._timeout,
+            "headers": self._headers,
+            "transport": transport,
+        }
+
+    def _token_needed(self, token: Mapping[str, Any] | None) -> bool:
+        if token is None or self._token_stale:
+            return True
+        if not isinstance(token.get("expires_at"), int):
+            return False  # a token without a lifetime is used until the API refuses it
+        return bool(token.is_expired(leeway=self.token_renewal_margin))  # type: ignore[attr-defined]
+
+    @property
+    def _audience_missing(self) -> bool:
+        return self._assertion is not None and self._assertion.audience is None
+
+    @staticmethod
+    def _metadata_spec() -> RequestSpec:
+        return RequestSpec("GET", METADATA_PATH, authenticated=False)
+
+    def _set_audience(self, response: httpx.Response) -> None:
+        issuer = response.json().get("issuer")
+        if not isinstance(issuer, str) or not issuer:
+            raise AuthenticationError("invalid_metadata", "the server metadata names no issuer")
+        assert self._assertion is not None
+        self._assertion.audience = issuer
+
+    @staticmethod
+    def _check_token_response(response: httpx.Response) -> httpx.Response:
+        """Authlib's ``access_token_response`` hook: busy answers are retried, refusals raised with their code."""
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TokenEndpointBusy(response)
+        if response.status_code >= 400:
+            raise BaseClient._check_refusal(response)
+        return response
+
+    @staticmethod
+    def _check_refusal(response: httpx.Response) -> AuthenticationError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return AuthenticationError(
+            str(body.get("error") or f"http_{response.status_code}"),
+            body.get("error_description"),
+            status=response.status_code,
+        )
+
+    def _token_retry_delay(self, error: Exception, retry: int) -> float | None:
+        if isinstance(error, TokenEndpointBusy):
+            return self.retry.delay(retry, error.response)
+        if isinstance(error, httpx.TransportError):
+            return self.retry.delay(retry, None)  # a token request is safe to repeat
+        return None
+
+    @staticmethod
+    def _token_failure(error: Exception) -> Exception:
+        """What to raise once a token request has failed for good."""
+        if isinstance(error, httpx.TransportError):
+            return TransportError(f"token request failed: {error}", request=request_of(error))
+        if isinstance(error, TokenEndpointBusy):
+            if error.response.status_code >= 500:
+                return error_for_response(error.response)
+            return BaseClient._check_refusal(error.response)
+        return error
+
+    @staticmethod
+    def _revoke_options(token: Mapping[str, Any]) -> dict[str, Any]:
+        return {"url": REVOKE_PATH, "token": token.get("access_token"), "token_type_hint": "access_token"}
+
+    # --- retries ----------------------------------------------------------------------------------------------
+
+    def _error_delay(self, spec: RequestSpec, error: httpx.TransportError, retry: int) -> float | None:
+        if not retryable_error(error, spec.replayable):
+            return None
+        delay = self.retry.delay(retry, None)
+        if delay is not None:
+            log.info(
+                "retrying %s %s after %s (retry %d in %.2fs)",
+                spec.method,
+                spec.path,
+                type(error).__name__,
+                retry,
+                delay,
+            )
+        return delay
+
+    def _response_delay(self, spec: RequestSpec, response: httpx.Response, retry: int) -> float | None:
+        if not retryable_status(response, spec.replayable):
+            return None
+        delay = self.retry.delay(retry, response)
+        if delay is not None:
+            log.info(
+                "retrying %s %s after %d (retry %d in %.2fs)",
+                spec.method,
+                spec.path,
+                response.status_code,
+                retry,
+                delay,
+            )
+        return delay
+
+    @staticmethod
+    def _token_rejected(response: httpx.Response) -> bool:
+        """The API refused the token itself (revoked, signed with a retired key...): a new one may do."""
+        if response.status_code != 401:
+            return False
+        return error_for_response(response).code == "invalid-token"
+
+    # --- building requests ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _call(name: str, /, **ids: str) -> RequestSpec:
+        method, path = _path(name, **ids)
+        return RequestSpec(method, path)
+
+    @staticmethod
+    def _list(name: str, /, ids: Mapping[str, str], cursor: str | None, limit: int, **filters: Any) -> RequestSpec:
+        method, path = _path(name, **ids)
+        return RequestSpec(method, path, params=_query(limit=limit, cursor=cursor, **filters))
+
+    @staticmethod
+    def _create(name: str, body: Any, idempotency_key: str | None, /, **ids: str) -> RequestSpec:
+        """A creation: one ``Idempotency-Key`` per call, sent again unchanged on every retry."""
+        method, path = _path(name, **ids)
+        headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or new_idempotency_key()}
+        return RequestSpec(method, path, content=_json_body(body), headers=headers)
+
+    @staticmethod
+    def _action(name: str, body: Any = None, /, **ids: str) -> RequestSpec:
+        method, path = _path(name, **ids)
+        if body is None:
+            return RequestSpec(method, path)
+        return RequestSpec(method, path, content=_json_body(body), headers={"Content-Type": "application/json"})
+
+    @staticmethod
+    def _withdrawal(reason: str, note: str | None) -> dict[str, Any]:
+        return {"reason": reason, "note": note}
+
+    @staticmethod
+    def _endpoint_body(url: str, event_types: Iterable[str], description: str | None, enabled: bool) -> dict[str, Any]:
+        return {"url": url, "event_types": list(event_types), "description": description, "enabled": enabled}
+
+    @staticmethod
+    def _endpoint_changes(
+        url: str | None, event_types: Iterable[str] | None, description: Any, enabled: bool | None
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if url is not None:
+            changes["url"] = url
+        if event_types is not None:
+            changes["event_types"] = list(event_types)
+        if description is not _NOT_SET:
+            changes["description"] = description  # None clears it
+        if enabled is not None:
+            changes["enabled"] = enabled
+        if not changes:
+            raise ValueError("nothing to change")
+        return changes
+
+    @staticmethod
+    def _batch_spec(content: bytes, format: BatchFormat, idempotency_key: str | None) -> RequestSpec:
+        method, path = OPERATIONS["submit_batch"]
+        headers = {
+            "Content-Type": BATCH_MEDIA_TYPES[format],
+            "Idempotency-Key": idempotency_key or new_idempotency_key(),
+        }
+        return RequestSpec(method, path, content=content, headers=headers)
+
+    @staticmethod
+    def _claim_spec(
+        statement_id: str, source: ClaimSource, amounts_include_vat: bool | None, idempotency_key: str | None
+    ) -> RequestSpec:
+        method, path = _path("upload_claim", statement_id=statement_id)
+        content, media_type = claim_payload(source)
+        headers = {"Content-Type": media_type, "Idempotency-Key": idempotency_key or new_idempotency_key()}
+        params = _query(amounts_include_vat=amounts_include_vat)
+        return RequestSpec(method, path, params=params, content=content, headers=headers)
+
+    @staticmethod
+    def _report(
+        name: str,
+        start: date | None,
+        end: date | None,
+        group_by: Iterable[str] | None,
+        program_id: Iterable[str] | None,
+        product: Iterable[str] | None,
+        tier: Iterable[str] | None,
+        kind: Iterable[str] | None,
+    ) -> RequestSpec:
+        method, path = _path(name)
+        lists = {"group_by": group_by, "program_id": program_id, "product": product, "tier": tier, "kind": kind}
+        params = _query(**{"from": start, "to": end}, **{key: list(value) for key, value in lists.items() if value})
+        return RequestSpec(method, path, params={**params, "format": "json"})
+
+    @staticmethod
+    def _disputes(reasons: Mapping[str, str]) -> dict[str, Any]:
+        if not reasons:
+            raise ValueError("name at least one reconciliation item to dispute")
+        return {"items": [{"item_id": item_id, "reason": reason} for item_id, reason in reasons.items()]}
+
+    # --- reading answers ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _one(cls: type[T], response: httpx.Response) -> T:
+        return from_json(cls, response.json())
+
+    @staticmethod
+    def _many(cls: type[T], response: httpx.Response) -> list[T]:
+        return [from_json(cls, item) for item in response.json()]
+
+    @staticmethod
+    def _page(cls: type[T], response: httpx.Response) -> Page[T]:
+        body = response.json()
+        return Page([from_json(cls, item) for item in body["data"]], body.get("next_cursor"))
+
+    @staticmethod
+    def _submitted(response: httpx.Response) -> Referral:
+        referral = from_json(Referral, response.json())
+        return Referral(**{**referral.__dict__, "is_new": response.status_code == 201})
+
+
+# --- batch files ------------------------------------------------------------------------------------------------
+
+BatchSource = str | bytes | Path | Iterable[ReferralCreate | Mapping[str, Any]]
+
+
+def batch_payload(source: BatchSource, format: BatchFormat | None) -> tuple[bytes, BatchFormat]:
+    """The bytes to upload and their format.
+
+    ``source`` is a file (``Path``: ``.csv``, or ``.jsonl``/``.ndjson``), the file's content (``str`` or
+    ``bytes``: CSV unless it starts with ``{`` or ``format`` says otherwise), or rows (``ReferralCreate`` or
+    dicts shaped like the body of ``POST /v1/referrals``), sent as JSON Lines, one row per line.
+    """
+    if isinstance(source, Path):
+        suffix = source.suffix.lower()
+        guessed: BatchFormat = "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
+        return source.read_bytes(), format or guessed
+    if isinstance(source, str | bytes):
+        content = source.encode() if isinstance(source, str) else source
+        head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        return content, format or ("jsonl" if head == b"{" else "csv")
+    if format == "csv":
+        return rows_to_csv(source), "csv"
+    lines = [json.dumps(to_json(row), ensure_ascii=False, separators=(",", ":")) for row in source]
+    return ("\n".join(lines) + "\n").encode(), "jsonl"
+
+
+ClaimSource = str | bytes | Path | Iterable[ClaimLine | Mapping[str, Any]]
+
+
+def claim_payload(source: ClaimSource) -> tuple[bytes, str]:
+    """A claim's bytes and media type: a CSV or JSON file (``Path``) or content, or claim lines (sent as JSON)."""
+    if isinstance(source, Path):
+        content = source.read_bytes()
+        return content, "application/json" if source.suffix.lower() == ".json" else "text/csv"
+    if isinstance(source, str | bytes):
+        content = source.encode() if isinstance(source, str) else source
+        head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+        return content, "application/json" if head == b"{" else "text/csv"
+    return _json_body({"lines": list(source)}), "application/json"
+
+
+CSV_COLUMNS = (
+    "program_id",
+    "external_ref",
+    "kind",
+    "name",
+    "mobile",
+    "national_id",
+    "credit_code",
+    "contact_mobile",
+    "declared_assets_band",
+    "employer",
+    "consent_captured_at",
+    "consent_channel",
+    "consent_notice_version",
+    "consent_notice_sha256",
+    "consent_recipient_name",
+    "consent_purpose",
+    "consent_data_categories",
+    "consent_retention_days",
+    "consent_separate",
+    "consent_evidence_ref",
+)
+
+
+def rows_to_csv(rows: Iterable[ReferralCreate | Mapping[str, Any]]) -> bytes:
+    """Rows as the batch CSV format (the columns of ``POST /v1/referral-batches``), header first."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        body = to_json(row)
+        cells: dict[str, Any] = {key: body.get(key) for key in ("program_id", "external_ref", "kind")}
+        cells.update(body.get("subject") or {})
+        for name, value in (body.get("consent") or {}).items():
+            column = "consent_separate" if name == "separate_consent" else f"consent_{name}"
+            if name == "data_categories":
+                value = ";".join(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            cells[column] = value
+        unknown = set(cells) - set(CSV_COLUMNS)
+        if unknown:
+            raise ValueError(f"fields with no batch CSV column: {', '.join(sorted(unknown))}")
+        writer.writerow({key: "" if value is None else value for key, value in cells.items()})
+    return buffer.getvalue().encode()

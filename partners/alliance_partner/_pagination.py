@@ -1,0 +1,64 @@
+"""Iterators over cursor-paginated lists (``{"data": [...], "next_cursor": ...}``).
+
+A list call returns a pager at once and fetches nothing until it is iterated; it then fetches page after page,
+following ``next_cursor``, until the last one. ``pages()`` yields whole pages instead, with their cursor, to
+resume an interrupted walk later (``list_referrals(cursor=...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Generic, TypeVar
+
+from alliance_partner._models import Page
+
+T = TypeVar("T")
+
+
+class SyncPager(Generic[T]):
+    """Iterate items: ``for referral in client.list_referrals(): ...``."""
+
+    def __init__(self, fetch: Callable[[str | None], Page[T]], cursor: str | None = None) -> None:
+        self._fetch = fetch
+        self._cursor = cursor
+
+    def pages(self) -> Iterator[Page[T]]:
+        cursor = self._cursor
+        while True:
+            page = self._fetch(cursor)
+            yield page
+            if not page.next_cursor or not page.data:
+                return
+            cursor = page.next_cursor
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.data
+
+    def to_list(self) -> list[T]:
+        return list(self)
+
+
+class AsyncPager(Generic[T]):
+    """Iterate items: ``async for referral in client.list_referrals(): ...``."""
+
+    def __init__(self, fetch: Callable[[str | None], Awaitable[Page[T]]], cursor: str | None = None) -> None:
+        self._fetch = fetch
+        self._cursor = cursor
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        cursor = self._cursor
+        while True:
+            page = await self._fetch(cursor)
+            yield page
+            if not page.next_cursor or not page.data:
+                return
+            cursor = page.next_cursor
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.data:
+                yield item
+
+    async def to_list(self) -> list[T]:
+        return [item async for item in self]
