@@ -177,7 +177,6 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run one pass (open batches, periodic jobs) and exit.")] = False,
     poll_interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls for new batches.")] = 1.0,
     jobs_interval: Annotated[float, typer.Option(min=1.0, help="Seconds between runs of the periodic jobs.")] = 60.0,
-    chunk_size: Annotated[int, typer.Option(min=1, max=10_000, help="Batch lines per transaction.")] = 2000,
 ) -> None:
     """Process referral batches, deliver webhooks and run the periodic jobs (expiry, retention, fee holds)."""
     from app.worker.runner import run_worker
@@ -192,7 +191,6 @@ def worker(
             once=once,
             poll_interval_s=poll_interval,
             jobs_interval_s=jobs_interval,
-            chunk_size=chunk_size,
         )
     )
     if report is not None:

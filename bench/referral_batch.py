@@ -130,11 +130,22 @@ async def _worker(env: dict[str, str]) -> AsyncIterator[IO[bytes]]:
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
+            await _started(process, log)
             yield log
         finally:
             await _stop(process)
             if process.returncode not in (0, None):
                 print(f"  `alliance worker` exited with {process.returncode}", flush=True)
+
+
+async def _started(process: asyncio.subprocess.Process, log: IO[bytes]) -> None:
+    """Until the worker has started (its imports take seconds on a busy machine): a deployed worker is running."""
+    with stage("starting `alliance worker`"):
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while b"worker on database" not in os.pread(log.fileno(), 1 << 16, 0):
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"`alliance worker` did not start:\n{_tail(log)}")
+            await asyncio.sleep(0.05)
 
 
 async def _file_pieces(path: Path) -> AsyncIterator[bytes]:
@@ -174,7 +185,7 @@ async def _check(database: PgTarget, batch_id: str) -> dict[str, int]:
                    (SELECT count(*) FROM referrals WHERE batch_id = $1) AS referrals,
                    (SELECT count(*) FROM referral_batch_results r JOIN referrals f ON f.id = r.referral_id
                      WHERE r.batch_id = $1 AND f.batch_id = $1) AS linked,
-                   (SELECT count(*) FROM referral_batch_lines WHERE batch_id = $1) AS staged
+                   (SELECT count(*) FROM referral_batch_chunks WHERE batch_id = $1) AS staged
             """,
             batch_id,
         )

@@ -4,6 +4,7 @@ identity card number (GB 11643-1999)."""
 from __future__ import annotations
 
 from datetime import date
+from operator import mul
 
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -33,8 +34,13 @@ def normalise_national_id(value: str) -> str:
 
 
 def national_id_check_character(first17: str) -> str:
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _ID_WEIGHTS, strict=True))
+    total = sum(map(mul, map(int, first17), _ID_WEIGHTS))
     return _ID_CHECK[total % 11]
+
+
+def national_id_birth_year(valid_number: str) -> int:
+    """The birth year of a resident ID number already validated (``national_id_birth_date`` is not None)."""
+    return int(valid_number[6:10])
 
 
 def national_id_birth_date(value: str) -> date | None:

@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+import sqlalchemy as sa
+from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core.bulk import equals_any, insert_rows
 from app.core.models import new_id
 from app.referrals.models import (
+    HOLDING_SQL,
     HOLDING_STATUSES,
     AttributionConflict,
     ExistingClient,
@@ -33,10 +36,35 @@ from app.referrals.models import (
 )
 from app.webhooks.service import announce_referral_transitions
 
-# Bulk inserts go through the tables, not the ORM: the ORM splits a batch into one statement per run of rows
-# whose empty columns differ, which turns one statement into thousands.
 _REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 _TIMELINE = ReferralEvent.__table__  # type: ignore[attr-defined]
+_REFERRAL_COLUMNS = (
+    "id",
+    "partner_id",
+    "program_id",
+    "external_ref",
+    "kind",
+    "status",
+    "identity_hash",
+    "mobile_hash",
+    "name_ct",
+    "mobile_ct",
+    "identifier_ct",
+    "name_masked",
+    "mobile_masked",
+    "identifier_masked",
+    "birth_year",
+    "age_band",
+    "declared_assets_band",
+    "employer",
+    "consent",
+    "window_ends_at",
+    "outcome_at",
+    "batch_id",
+    "created_at",
+    "updated_at",
+)
+_TIMELINE_COLUMNS = ("id", "referral_id", "partner_id", "from_status", "to_status", "cause", "details", "created_at")
 
 
 @dataclass
@@ -83,40 +111,41 @@ class _Pending:
 
 def _row(
     candidate: Candidate, partner_id: str, status: ReferralStatus, now: datetime, batch_id: str | None
-) -> dict[str, Any]:
-    return {
-        "id": new_id("ref"),
-        "partner_id": partner_id,
-        "program_id": candidate.program_id,
-        "external_ref": candidate.external_ref,
-        "kind": candidate.kind,
-        "status": status,
-        "identity_hash": candidate.identity_hash,
-        "mobile_hash": candidate.mobile_hash,
-        "name_ct": candidate.name_ct,
-        "mobile_ct": candidate.mobile_ct,
-        "identifier_ct": candidate.identifier_ct,
-        "name_masked": candidate.name_masked,
-        "mobile_masked": candidate.mobile_masked,
-        "identifier_masked": candidate.identifier_masked,
-        "birth_year": candidate.birth_year,
-        "age_band": candidate.age_band,
-        "declared_assets_band": candidate.declared_assets_band,
-        "employer": candidate.employer,
-        "consent": candidate.consent,
-        "window_ends_at": now + timedelta(days=candidate.attribution_window_days),
-        "outcome_at": None if status in HOLDING_STATUSES else now,
-        "batch_id": batch_id,
-        "created_at": now,
-        "updated_at": now,
-    }
+) -> tuple[Any, ...]:
+    """A referral row, in the order of ``_REFERRAL_COLUMNS``."""
+    return (
+        new_id("ref"),
+        partner_id,
+        candidate.program_id,
+        candidate.external_ref,
+        candidate.kind,
+        status,
+        candidate.identity_hash,
+        candidate.mobile_hash,
+        candidate.name_ct,
+        candidate.mobile_ct,
+        candidate.identifier_ct,
+        candidate.name_masked,
+        candidate.mobile_masked,
+        candidate.identifier_masked,
+        candidate.birth_year,
+        candidate.age_band,
+        candidate.declared_assets_band,
+        candidate.employer,
+        candidate.consent,
+        now + timedelta(days=candidate.attribution_window_days),
+        None if status in HOLDING_STATUSES else now,
+        batch_id,
+        now,
+        now,
+    )
 
 
 async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Sequence[bytes] | None = None) -> int:
     """Rule 4: eligible referrals whose window has passed become ``expired`` (all, or those of ``hashes``)."""
     condition = and_(col(Referral.status) == ReferralStatus.eligible, col(Referral.window_ends_at) <= now)
     if hashes is not None:
-        condition = and_(condition, col(Referral.identity_hash).in_(list(hashes)))
+        condition = and_(condition, equals_any(col(Referral.identity_hash), hashes))
     expired: list[tuple[str, str]] = [
         (str(referral_id), str(partner_id))
         for referral_id, partner_id in (
@@ -156,22 +185,20 @@ async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry
     if not entries:
         return
     await announce_referral_transitions(session, [notice for entry in entries for notice in _notices(entry, now)], now)
-    await session.execute(
-        insert(_TIMELINE),
-        [
-            {
-                "id": new_id("rev"),
-                "referral_id": entry.referral_id,
-                "partner_id": entry.partner_id,
-                "from_status": entry.from_status,
-                "to_status": entry.to_status,
-                "cause": entry.cause,
-                "details": entry.details,
-                "created_at": now,
-            }
-            for entry in entries
-        ],
-    )
+    rows = [
+        (
+            new_id("rev"),
+            entry.referral_id,
+            entry.partner_id,
+            entry.from_status,
+            entry.to_status,
+            entry.cause,
+            entry.details,
+            now,
+        )
+        for entry in entries
+    ]
+    await insert_rows(session, _TIMELINE, _TIMELINE_COLUMNS, rows)
 
 
 def _notices(entry: TimelineEntry, now: datetime) -> list[dict[str, Any]]:
@@ -255,6 +282,29 @@ def _error(candidate: Candidate, error_field: str, message: str) -> Outcome:
     return Outcome(candidate.line, None, None, False, message, error_field)
 
 
+# One index lookup per candidate, whatever the planner believes of the table's size: a lateral subquery with LIMIT
+# is never flattened into a join, which, with statistics behind a fast-growing table, became a scan of every
+# referral of the partner for each chunk of a batch.
+_SENT_BEFORE = sa.text(
+    f"""
+    SELECT r.id, r.external_ref, r.identity_hash, r.status
+    FROM unnest(CAST(:refs AS varchar[])) AS sent(external_ref)
+    CROSS JOIN LATERAL (
+        SELECT id, external_ref, identity_hash, status FROM referrals
+        WHERE partner_id = :partner AND external_ref = sent.external_ref LIMIT 1
+    ) AS r
+    UNION ALL
+    SELECT r.id, r.external_ref, r.identity_hash, r.status
+    FROM unnest(CAST(:hashes AS bytea[])) AS sent(identity_hash)
+    CROSS JOIN LATERAL (
+        SELECT id, partner_id, external_ref, identity_hash, status FROM referrals
+        WHERE identity_hash = sent.identity_hash AND {HOLDING_SQL} LIMIT 1
+    ) AS r
+    WHERE r.partner_id = :partner
+    """
+)
+
+
 async def _settle_known(
     session: AsyncSession, partner_id: str, pending: _Pending, outcomes: dict[int, Outcome]
 ) -> _Pending:
@@ -264,15 +314,12 @@ async def _settle_known(
         return pending
     rows = (
         await session.execute(
-            select(
-                col(Referral.id), col(Referral.external_ref), col(Referral.identity_hash), col(Referral.status)
-            ).where(
-                col(Referral.partner_id) == partner_id,
-                or_(
-                    col(Referral.external_ref).in_([candidate.external_ref for candidate in pending.candidates]),
-                    and_(col(Referral.identity_hash).in_(pending.hashes()), col(Referral.status).in_(HOLDING_STATUSES)),
-                ),
-            )
+            _SENT_BEFORE,
+            {
+                "partner": partner_id,
+                "refs": [candidate.external_ref for candidate in pending.candidates],
+                "hashes": pending.hashes(),
+            },
         )
     ).all()
     by_ref = {row.external_ref: row for row in rows}
@@ -285,7 +332,7 @@ async def _settle_known(
                 candidate, "external_ref", "external_ref already used for another referral"
             )
         elif (row := known or held.get(candidate.identity_hash)) is not None:
-            outcomes[candidate.line] = Outcome(candidate.line, row.id, row.status, created=False)
+            outcomes[candidate.line] = Outcome(candidate.line, row.id, ReferralStatus(row.status), created=False)
         else:
             remaining.candidates.append(candidate)
     return remaining
@@ -296,7 +343,7 @@ async def _registered_identities(session: AsyncSession, hashes: list[bytes], now
         return set()
     rows = await session.scalars(
         select(col(ExistingClient.identity_hash)).where(
-            col(ExistingClient.identity_hash).in_(hashes), col(ExistingClient.opened_on) < now.date()
+            equals_any(col(ExistingClient.identity_hash), hashes), col(ExistingClient.opened_on) < now.date()
         )
     )
     return set(rows.all())
@@ -317,11 +364,9 @@ async def _insert(
     rows = [_row(candidate, partner_id, status, now, batch_id) for candidate in candidates]
     inserted: dict[str, str] = {
         str(external_ref): str(referral_id)
-        for referral_id, external_ref in (
-            await session.execute(
-                insert(_REFERRALS).on_conflict_do_nothing().returning(_REFERRALS.c.id, _REFERRALS.c.external_ref), rows
-            )
-        ).all()
+        for referral_id, external_ref in await insert_rows(
+            session, _REFERRALS, _REFERRAL_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id", "external_ref")
+        )
     }
     await record_timeline(
         session,
@@ -364,7 +409,7 @@ async def _settle_lost_claims(
                 select(
                     col(Referral.id), col(Referral.partner_id), col(Referral.identity_hash), col(Referral.status)
                 ).where(
-                    col(Referral.identity_hash).in_([candidate.identity_hash for candidate in lost]),
+                    equals_any(col(Referral.identity_hash), [candidate.identity_hash for candidate in lost]),
                     col(Referral.status).in_(HOLDING_STATUSES),
                 )
             )

@@ -1,10 +1,10 @@
 """Batch submission of referrals: a CSV or JSON Lines upload of up to 100,000 referrals, staged encrypted as it
 streams in, then validated and attributed chunk by chunk through the same code path as a single submission.
 
-Exactly once: processing a chunk is one transaction that deletes the chunk's staged lines, attributes them,
-writes one result per line and bumps the batch's counters. A crash anywhere leaves either all of it or none of
-it, so a rerun resumes from the lines still staged, without losses or duplicates. Results hold no personal data
-and are kept; staged lines (encrypted personal data) live only until their chunk is processed.
+Exactly once: processing a chunk is one transaction that deletes the staged chunk, attributes its lines, writes
+one result per line and bumps the batch's counters. A crash anywhere leaves either all of it or none of it, so a
+rerun resumes from the chunks still staged, without losses or duplicates. Results hold no personal data and are
+kept; staged chunks (encrypted personal data) live only until they are processed.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel, col
 
 from app.catalog.models import PartnerStatus, Program
 from app.catalog.service import get_partner
+from app.core.bulk import copy_records
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
@@ -43,11 +44,10 @@ from app.referrals.service import ProgramNotAvailable, build_candidate, open_pro
 
 MAX_LINES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
-STAGE_CHUNK = 2_000  # lines per COPY into the staging table
-PROCESS_CHUNK = 2_000  # lines attributed per transaction
+STAGE_CHUNK = 2_000  # lines per staged chunk, which is also the unit attributed per transaction
 INLINE_LIMIT = 500  # batches up to this size are processed in the request itself
 MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
-LINE_PURPOSE = "referral_batches.line"  # associated data of a staged line's ciphertext
+CHUNK_PURPOSE = "referral_batch_chunks.payload"  # associated data of a staged chunk's ciphertext
 
 CSV_COLUMNS = (
     "program_id",
@@ -160,17 +160,19 @@ class ReferralBatch(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
 
-class ReferralBatchLine(SQLModel, table=True):
-    """A staged line, waiting to be processed: the raw line encrypted (it holds personal data)."""
+class ReferralBatchChunk(SQLModel, table=True):
+    """Staged lines waiting to be processed, ``(line number, raw line)`` pairs encrypted together (they hold
+    personal data): one row per chunk, so staging and processing cost one row and one cipher call per chunk."""
 
-    __tablename__ = "referral_batch_lines"
+    __tablename__ = "referral_batch_chunks"
 
     batch_id: str = Field(
         sa_column=sa.Column(
             sa.String(40), sa.ForeignKey("referral_batches.id", ondelete="CASCADE"), primary_key=True, nullable=False
         )
     )
-    line: int = Field(primary_key=True)
+    first_line: int = Field(primary_key=True)
+    lines: int
     payload: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
 
 
@@ -187,7 +189,9 @@ class ReferralBatchResult(SQLModel, table=True):
     line: int = Field(primary_key=True)
     outcome: LineOutcome = Field(sa_type=enum_type(LineOutcome, "referral_batch_outcome"), nullable=False)
     external_ref: str | None = Field(default=None, max_length=100)
-    referral_id: str | None = Field(default=None, foreign_key="referrals.id", max_length=40)
+    # No foreign key: the referral is written in the same transaction and never deleted (erasure keeps the row),
+    # and a check per line is a sizeable share of a batch's cost.
+    referral_id: str | None = Field(default=None, max_length=40)
     referral_status: ReferralStatus | None = Field(
         default=None, sa_type=enum_type(ReferralStatus, "referral_batch_referral_status")
     )
@@ -524,9 +528,9 @@ async def receive_batch(
     staged = False
     async for lines in reader.batches(body):
         held += lines
-        if len(held) >= STAGE_CHUNK:
-            await _stage(session, batch_id, held, cipher)
-            held, staged = [], True
+        while len(held) >= STAGE_CHUNK:
+            await _stage(session, batch_id, held[:STAGE_CHUNK], cipher)
+            held, staged = held[STAGE_CHUNK:], True
     if reader.lines == 0:
         raise EmptyBatch("The file has no data lines.")
     await session.execute(
@@ -539,7 +543,7 @@ async def receive_batch(
         prepared = await prepare_chunk(session, batch, held, cipher, index, utcnow().date())
         await apply_chunk(session, batch, prepared, utcnow(), staged=False)
         batch = await _get(session, batch_id)
-    else:
+    elif held:
         await _stage(session, batch_id, held, cipher)
     return Received(batch, replayed=False)
 
@@ -560,20 +564,17 @@ async def _replay(
     return Received(batch, replayed=True)
 
 
-async def copy_records(
-    session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
-) -> None:
-    """Binary COPY into ``table`` on the session's connection, inside its transaction."""
-    if not records:
-        return
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(table, records=records, columns=list(columns))  # type: ignore[union-attr]
+def _chunk_purpose(batch_id: str, first_line: int) -> str:
+    """Associated data binding a chunk's ciphertext to its batch and place: a chunk moved elsewhere won't decrypt."""
+    return f"{CHUNK_PURPOSE}:{batch_id}:{first_line}"
 
 
 async def _stage(session: AsyncSession, batch_id: str, lines: list[tuple[int, str]], cipher: DataCipher) -> None:
-    records = [(batch_id, number, cipher.encrypt(raw, LINE_PURPOSE)) for number, raw in lines]
-    await copy_records(session, "referral_batch_lines", ("batch_id", "line", "payload"), records)
+    first_line = lines[0][0]
+    payload = cipher.encrypt(json.dumps(lines, ensure_ascii=False), _chunk_purpose(batch_id, first_line))
+    await session.execute(
+        insert(ReferralBatchChunk).values(batch_id=batch_id, first_line=first_line, lines=len(lines), payload=payload)
+    )
 
 
 async def _get(session: AsyncSession, batch_id: str) -> ReferralBatch:
@@ -610,19 +611,22 @@ class PreparedChunk:
         return combined
 
 
-async def staged_lines(
-    session: AsyncSession, batch_id: str, after: int, limit: int, cipher: DataCipher
-) -> list[tuple[int, str]]:
-    """The next ``limit`` staged lines after line ``after``, decrypted."""
-    rows = (
+async def next_staged_chunk(
+    session: AsyncSession, batch_id: str, after: int, cipher: DataCipher
+) -> list[tuple[int, str]] | None:
+    """The lines of the first staged chunk after line ``after``, decrypted; None when none is left."""
+    row = (
         await session.execute(
-            select(col(ReferralBatchLine.line), col(ReferralBatchLine.payload))
-            .where(col(ReferralBatchLine.batch_id) == batch_id, col(ReferralBatchLine.line) > after)
-            .order_by(col(ReferralBatchLine.line))
-            .limit(limit)
+            select(col(ReferralBatchChunk.first_line), col(ReferralBatchChunk.payload))
+            .where(col(ReferralBatchChunk.batch_id) == batch_id, col(ReferralBatchChunk.first_line) > after)
+            .order_by(col(ReferralBatchChunk.first_line))
+            .limit(1)
         )
-    ).all()
-    return [(line, cipher.decrypt(payload, LINE_PURPOSE)) for line, payload in rows]
+    ).one_or_none()
+    if row is None:
+        return None
+    pairs = json.loads(cipher.decrypt(row.payload, _chunk_purpose(batch_id, row.first_line)))
+    return [(int(number), str(raw)) for number, raw in pairs]
 
 
 async def intake_context(session: AsyncSession, partner_id: str, today: date) -> dict[str, Program] | None:
@@ -696,18 +700,12 @@ async def apply_chunk(
     results = prepared.results
     candidates = prepared.candidates
     if staged:
-        present = set(
-            (
-                await session.scalars(
-                    text(
-                        "DELETE FROM referral_batch_lines WHERE batch_id = :batch AND line = ANY(:lines) RETURNING line"
-                    ),
-                    {"batch": batch.id, "lines": prepared.lines},
-                )
-            ).all()
+        unstaged = await session.scalar(
+            text("DELETE FROM referral_batch_chunks WHERE batch_id = :batch AND first_line = :first RETURNING 1"),
+            {"batch": batch.id, "first": prepared.lines[0]},
         )
-        results = [result for result in results if result.line in present]
-        candidates = [candidate for candidate in candidates if candidate.line in present]
+        if unstaged is None:  # processed by an earlier run
+            results, candidates = [], []
     outcomes = await attribute(session, batch.partner_id, candidates, now, batch_id=batch.id)
     results = results + [_result(outcome, prepared.external_refs[outcome.line]) for outcome in outcomes]
     await copy_records(session, "referral_batch_results", _RESULT_COLUMNS, [r.record(batch.id) for r in results])
@@ -763,14 +761,14 @@ async def record_failure(session: AsyncSession, batch_id: str, now: datetime) ->
 
 async def discard_failed_lines(session: AsyncSession, before: datetime) -> int:
     """Drop the staged lines (personal data) of batches that failed before ``before``."""
-    result = await session.execute(
+    discarded = await session.scalars(
         text(
-            "DELETE FROM referral_batch_lines USING referral_batches b WHERE b.id = referral_batch_lines.batch_id "
-            "AND b.status = 'failed' AND b.updated_at < :before"
+            "DELETE FROM referral_batch_chunks USING referral_batches b WHERE b.id = referral_batch_chunks.batch_id "
+            "AND b.status = 'failed' AND b.updated_at < :before RETURNING referral_batch_chunks.lines"
         ),
         {"before": before},
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return sum(discarded.all())
 
 
 # --- reading ------------------------------------------------------------------------------------------------------

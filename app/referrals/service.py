@@ -14,7 +14,7 @@ from sqlmodel import col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.models import Partner, PartnerStatus, Program, ProgramStatus
-from app.core.identifiers import national_id_birth_date
+from app.core.identifiers import national_id_birth_year
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
@@ -91,8 +91,7 @@ def build_candidate(
     mobile: str | None
     if isinstance(subject, IndividualSubject):
         identifier, mobile = subject.national_id, subject.mobile
-        born = national_id_birth_date(identifier)
-        birth_year = born.year if born else None
+        birth_year: int | None = national_id_birth_year(identifier)  # the schema validated the number
         assets, employer = subject.declared_assets_band, subject.employer
     else:
         assert isinstance(subject, EnterpriseSubject)

@@ -43,7 +43,6 @@ async def process_batch(
     keyring: DataKeyring,
     batch_id: str,
     *,
-    chunk_size: int = batches.PROCESS_CHUNK,
     stop: asyncio.Event | None = None,
 ) -> bool:
     """Process what is left of a batch; False when another worker holds it. ``stop`` ends the run between chunks."""
@@ -52,22 +51,22 @@ async def process_batch(
         if not await _try_lock(lock_connection, batch_id):
             return False
         try:
-            await _run(database, keyring, batch_id, chunk_size, stop or asyncio.Event())
+            await _run(database, keyring, batch_id, stop or asyncio.Event())
         finally:
             with contextlib.suppress(Exception):  # a broken connection releases the lock by itself
                 await _unlock(lock_connection, batch_id)
     return True
 
 
-async def _run(database: Database, keyring: DataKeyring, batch_id: str, chunk_size: int, stop: asyncio.Event) -> None:
+async def _run(database: Database, keyring: DataKeyring, batch_id: str, stop: asyncio.Event) -> None:
     async with database.sessionmaker() as session:
         batch = await session.get(ReferralBatch, batch_id)
     if batch is None or batch.status not in (BatchStatus.pending, BatchStatus.processing):
         return
-    ahead = asyncio.create_task(_prepare(database, keyring, batch, 0, chunk_size))
+    ahead = asyncio.create_task(_prepare(database, keyring, batch, 0))
     try:
         while (prepared := await ahead) is not None and not stop.is_set():
-            ahead = asyncio.create_task(_prepare(database, keyring, batch, prepared.last_line, chunk_size))
+            ahead = asyncio.create_task(_prepare(database, keyring, batch, prepared.last_line))
             async with database.sessionmaker() as session, session.begin():
                 if await batches.apply_chunk(session, batch, prepared, utcnow()):
                     log.info("batch_completed", batch_id=batch_id)
@@ -77,13 +76,11 @@ async def _run(database: Database, keyring: DataKeyring, batch_id: str, chunk_si
             await ahead
 
 
-async def _prepare(
-    database: Database, keyring: DataKeyring, batch: ReferralBatch, after: int, chunk_size: int
-) -> PreparedChunk | None:
+async def _prepare(database: Database, keyring: DataKeyring, batch: ReferralBatch, after: int) -> PreparedChunk | None:
     today = date.today()
     async with database.sessionmaker() as session, session.begin():
         cipher = await keyring.cipher(session)
-        lines = await batches.staged_lines(session, batch.id, after, chunk_size, cipher)
+        lines = await batches.next_staged_chunk(session, batch.id, after, cipher)
         if not lines:
             return None
         programs = await batches.intake_context(session, batch.partner_id, today)

@@ -44,14 +44,12 @@ class Worker:
         database: Database,
         settings: Settings,
         *,
-        chunk_size: int = batches.PROCESS_CHUNK,
         jobs_interval_s: float = 60.0,
         jobs: tuple[Job, ...] = JOBS,
     ) -> None:
         self.database = database
         self.settings = settings
         self.keyring = DataKeyring(settings)
-        self.chunk_size = chunk_size
         self.jobs_interval_s = jobs_interval_s
         self.jobs = jobs
         self.stop = asyncio.Event()
@@ -77,9 +75,7 @@ class Worker:
             if self.stop.is_set():
                 return
             try:
-                taken = await process_batch(
-                    self.database, self.keyring, batch_id, chunk_size=self.chunk_size, stop=self.stop
-                )
+                taken = await process_batch(self.database, self.keyring, batch_id, stop=self.stop)
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
                     await self._failed(report, batch_id, exc)
@@ -142,15 +138,14 @@ async def run_worker(
     once: bool,
     poll_interval_s: float,
     jobs_interval_s: float,
-    chunk_size: int,
 ) -> PassReport | None:
     """The ``alliance worker`` command: SIGTERM and SIGINT stop it gracefully."""
     database = Database(create_engine(url, settings))
-    worker = Worker(database, settings, chunk_size=chunk_size, jobs_interval_s=jobs_interval_s)
+    worker = Worker(database, settings, jobs_interval_s=jobs_interval_s)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop.set)
-    log.info("worker_started", once=once, chunk_size=chunk_size)
+    log.info("worker_started", once=once)
     try:
         if once:
             return await worker.run_once()

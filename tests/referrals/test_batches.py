@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -338,7 +339,7 @@ async def test_too_many_lines_is_413_and_leaves_nothing(
     response = await _upload(client, bank, csv_file(rows))
     assert response.status_code == 413 and response.json()["type"].endswith("/batch-too-large")
     assert await session.scalar(select(func.count()).select_from(ReferralBatch)) == 0
-    assert await session.scalar(text("SELECT count(*) FROM referral_batch_lines")) == 0
+    assert await session.scalar(text("SELECT count(*) FROM referral_batch_chunks")) == 0
     assert (await _upload(client, bank, csv_file(rows[:3]))).status_code == 202
 
 
@@ -441,17 +442,23 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
     assert response.status_code == 202
     batch = response.json()
     assert batch["status"] == "pending" and batch["counts"]["total"] == 5 and batch["counts"]["processed"] == 0
-    staged = (await session.execute(text("SELECT line, payload FROM referral_batch_lines ORDER BY line"))).all()
-    assert [row.line for row in staged] == [2, 3, 4, 5, 6]
+    staged = (
+        await session.execute(text("SELECT first_line, lines, payload FROM referral_batch_chunks ORDER BY first_line"))
+    ).all()
+    assert [(row.first_line, row.lines) for row in staged] == [(2, 2), (4, 2), (6, 1)]
     payloads = b"".join(row.payload for row in staged)
     for body in bodies:
         assert body["subject"]["national_id"].encode() not in payloads
+        assert body["subject"]["name"].encode() not in payloads
     cipher = await load_cipher(session, settings)
-    assert "BIG-0" in cipher.decrypt(staged[0].payload, batches.LINE_PURPOSE)
+    with pytest.raises(InvalidTag):  # bound to its batch and place: a chunk moved elsewhere does not decrypt
+        cipher.decrypt(staged[1].payload, f"{batches.CHUNK_PURPOSE}:{batch['id']}:2")
 
     stored = await batches.get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
     after = 0
-    while lines := await batches.staged_lines(session, stored.id, after, 2, cipher):
+    first = await batches.next_staged_chunk(session, stored.id, after, cipher)
+    assert first is not None and [number for number, _ in first] == [2, 3] and "BIG-0" in first[0][1]
+    while lines := await batches.next_staged_chunk(session, stored.id, after, cipher):
         prepared = await batches.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
         await batches.apply_chunk(session, stored, prepared, utcnow())
         after = prepared.last_line
@@ -460,7 +467,7 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
     final = (await client.get(f"{BATCHES}/{stored.id}", headers=bank.caller.headers)).json()
     assert final["status"] == "completed" and final["completed_at"] is not None
     assert final["counts"]["eligible"] == 5
-    assert await session.scalar(text("SELECT count(*) FROM referral_batch_lines")) == 0
+    assert await session.scalar(text("SELECT count(*) FROM referral_batch_chunks")) == 0
     page = (await client.get(f"{BATCHES}/{stored.id}/results", params={"limit": 2}, headers=bank.caller.headers)).json()
     assert [result["line"] for result in page["data"]] == [2, 3]
     rest = await client.get(

@@ -28,7 +28,7 @@ CREATED = ("eligible", "existing_client", "duplicate")
 @pytest.fixture(autouse=True)
 def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batches, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 4)
+    monkeypatch.setattr(batches, "STAGE_CHUNK", 3)
 
 
 def _person() -> str:
@@ -72,7 +72,7 @@ async def _state(scratch: Scratch, batch_id: str) -> dict[str, Any]:
             await session.scalars(text("SELECT id FROM referrals WHERE batch_id = :id"), {"id": batch_id})
         ).all()
         staged = await session.scalar(
-            text("SELECT count(*) FROM referral_batch_lines WHERE batch_id = :id"), {"id": batch_id}
+            text("SELECT coalesce(sum(lines), 0) FROM referral_batch_chunks WHERE batch_id = :id"), {"id": batch_id}
         )
     return {"batch": row._mapping, "results": results, "referrals": set(referrals), "staged": staged}
 
@@ -91,7 +91,7 @@ def _assert_exactly_once(state: dict[str, Any], lines: int) -> None:
 async def test_worker_processes_a_staged_batch(scratch: Scratch) -> None:
     desk = await make_desk(scratch)
     batch = await _upload(scratch, desk, _lines(desk, 10))
-    worker = Worker(scratch.database, scratch.settings, chunk_size=3)
+    worker = Worker(scratch.database, scratch.settings)
     report = await worker.run_once()
     assert report.batches >= 1 and report.failures == 0
     assert set(report.jobs) == {"expire_referrals", "erase_unconverted", "release_held_fees"}
@@ -119,7 +119,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
         return outcomes
 
     monkeypatch.setattr(batches, "attribute", crash_in_the_second_chunk)
-    first = await Worker(scratch.database, scratch.settings, chunk_size=3).run_once()
+    first = await Worker(scratch.database, scratch.settings).run_once()
     assert first.failures == 1
     state = await _state(scratch, batch["id"])
     assert state["batch"]["status"] == "processing" and state["batch"]["attempts"] == 1
@@ -127,7 +127,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
     assert len(state["referrals"]) == 2  # the first chunk's (one line is invalid); the second's rolled back
 
     monkeypatch.setattr(batches, "attribute", attribute)
-    second = await Worker(scratch.database, scratch.settings, chunk_size=3).run_once()
+    second = await Worker(scratch.database, scratch.settings).run_once()
     assert second.failures == 0
     _assert_exactly_once(await _state(scratch, batch["id"]), 11)
 
@@ -135,7 +135,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
 async def test_two_workers_never_process_the_same_chunk(scratch: Scratch) -> None:
     desk = await make_desk(scratch)
     uploaded = [await _upload(scratch, desk, _lines(desk, 12)) for _ in range(2)]
-    workers = [Worker(scratch.database, scratch.settings, chunk_size=2) for _ in range(3)]
+    workers = [Worker(scratch.database, scratch.settings) for _ in range(3)]
     reports = await asyncio.gather(*(worker.run_once() for worker in workers))
     assert sum(report.failures for report in reports) == 0
     for batch in uploaded:
@@ -172,7 +172,7 @@ def _alliance(*args: str, database_url: str) -> subprocess.Popen[str]:
 async def test_the_worker_command_once(scratch: Scratch) -> None:
     desk = await make_desk(scratch)
     batch = await _upload(scratch, desk, _lines(desk, 6))
-    process = _alliance("worker", "--once", "--chunk-size", "2", database_url=scratch.url)
+    process = _alliance("worker", "--once", database_url=scratch.url)
     stdout, stderr = await asyncio.to_thread(process.communicate, timeout=120)
     assert process.returncode == 0, stderr
     assert "batches processed:" in stdout and "expire_referrals" in stdout

@@ -108,6 +108,6 @@ async def test_the_staged_lines_of_a_failed_batch_are_discarded_after_the_retent
     )
     await jobs.erase_unconverted_personal_data(session, settings, now)
     left = await session.scalar(
-        text("SELECT count(*) FROM referral_batch_lines WHERE batch_id = :id"), {"id": batch_id}
+        text("SELECT count(*) FROM referral_batch_chunks WHERE batch_id = :id"), {"id": batch_id}
     )
     assert left == 0

@@ -1,0 +1,144 @@
+"""Set-based writes of many rows in one statement, inside the session's transaction.
+
+``insert_rows`` sends each column as one array and lets PostgreSQL ``unnest`` them: one statement and one round
+trip whatever the number of rows, with asyncpg encoding the arrays in binary. SQLAlchemy's executemany would
+process every parameter of every row in Python (and, for ORM inserts, split the rows into one statement per run
+of rows whose empty columns differ), which costs more than the database's own work on the hot intake paths.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def equals_any(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """``column = ANY(:values)``: one array parameter, where ``IN`` would send (and process) one per value."""
+    return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(column.type)))
+
+
+async def copy_records(
+    session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
+    """Binary COPY into ``table`` on the session's connection, inside its transaction."""
+    if not records:
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(table, records=records, columns=list(columns))  # type: ignore[union-attr]
+
+
+def _is_json(column: sa.Column[Any]) -> bool:
+    return isinstance(column.type, sa.JSON)
+
+
+@cache
+def _insert_statement(table: sa.Table, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str) -> str:
+    arrays = []
+    selected = []
+    for position, name in enumerate(columns):
+        column = table.c[name]
+        # JSON travels as text (asyncpg has no JSON array codec of its own) and is cast back row by row.
+        array_type = "text" if _is_json(column) else column.type.compile(dialect=_DIALECT)
+        arrays.append(f"CAST(:c{position} AS {array_type}[])")
+        selected.append(f"c{position}::jsonb" if _is_json(column) else f"c{position}")
+    statement = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) WITH ORDINALITY "
+        f"AS rows({', '.join(f'c{position}' for position in range(len(columns)))}, position) ORDER BY position"
+    )
+    if on_conflict_do_nothing:
+        statement += " ON CONFLICT DO NOTHING"
+    if returning:
+        statement += f" RETURNING {returning}"
+    return statement
+
+
+COPY_FROM = 64  # rows from which ``insert_rows`` stages by COPY rather than sending arrays
+
+
+async def insert_rows(
+    session: AsyncSession,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict_do_nothing: bool = False,
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (tuples in the order of ``columns``) in one statement, in their order (an identity column
+    numbers them in that order); returns the ``returning`` columns of the rows inserted.
+
+    A few rows travel as arrays. Many are first copied (binary COPY) into a temporary table of the connection, then
+    moved in one ``INSERT … SELECT``: asyncpg checks every element of an array parameter in Python, which costs
+    more than the database's own work once there are hundreds of rows."""
+    if not rows:
+        return []
+    names = tuple(columns)
+    json_positions = [position for position, name in enumerate(names) if _is_json(table.c[name])]
+    if json_positions:
+        rows = [_with_json_text(row, json_positions) for row in rows]
+    if len(rows) < COPY_FROM:
+        statement = _insert_statement(table, names, on_conflict_do_nothing, ", ".join(returning))
+        parameters = {f"c{position}": list(values) for position, values in enumerate(zip(*rows, strict=True))}
+        result = await session.execute(sa.text(statement), parameters)
+    else:
+        staging = await _staging_table(session, table, names)
+        await copy_records(
+            session, staging, (*names, "position"), [(*row, position) for position, row in enumerate(rows)]
+        )
+        statement = _move_statement(table, staging, names, on_conflict_do_nothing, ", ".join(returning))
+        result = await session.execute(sa.text(statement))
+    return [tuple(row) for row in result.all()] if returning else []
+
+
+def _with_json_text(row: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for position in positions:
+        if values[position] is not None:
+            values[position] = json.dumps(values[position], ensure_ascii=False)
+    return tuple(values)
+
+
+@cache
+def _staging_name(table: sa.Table, columns: tuple[str, ...]) -> str:
+    return f"staging_{table.name}_{zlib.crc32(','.join(columns).encode()):08x}"
+
+
+async def _staging_table(session: AsyncSession, table: sa.Table, columns: tuple[str, ...]) -> str:
+    """A temporary table of the connection with ``columns`` of ``table`` and a position, emptied at commit (rows
+    left by a rolled-back transaction go with it)."""
+    name = _staging_name(table, columns)
+    await session.execute(
+        sa.text(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS "
+            f"SELECT {', '.join(columns)}, 0::bigint AS position FROM {table.name} WITH NO DATA"
+        )
+    )
+    return name
+
+
+@cache
+def _move_statement(
+    table: sa.Table, staging: str, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str
+) -> str:
+    """Empty the staging table into ``table``, in the rows' order."""
+    listed = ", ".join(columns)
+    statement = (
+        f"WITH staged AS (DELETE FROM {staging} RETURNING *) "
+        f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM staged ORDER BY position"
+    )
+    if on_conflict_do_nothing:
+        statement += " ON CONFLICT DO NOTHING"
+    if returning:
+        statement += f" RETURNING {returning}"
+    return statement
