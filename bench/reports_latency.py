@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,22 +45,33 @@ FEE_LINES_UPDATED = 100_000
 TARGET_P95_MS = 300.0
 YEAR = queries.ReportQuery(date(2025, 1, 1), date(2025, 12, 31), group_by=(GroupBy.partner, GroupBy.month))
 SCORED_PARTNER = "ptn_r0"
+SUMMARY_TABLES = (
+    "report_cohorts",
+    "report_partner_months",
+    "report_durations",
+    "report_duration_series",
+    "report_organic",
+)
 
-Report = Callable[[AsyncSession], Awaitable[BaseModel]]
+Report = Callable[[AsyncSession], Awaitable[service.Payload]]
 REPORTS: dict[str, Report] = {
-    "funnel": lambda session: service.funnel(session, Tenant.everyone(), YEAR),
-    "time_to_convert": lambda session: service.time_to_convert(session, Tenant.everyone(), YEAR),
-    "fees": lambda session: service.fees(session, Tenant.everyone(), YEAR),
-    "client_structure": lambda session: service.client_structure(session, Tenant.everyone(), YEAR),
-    "scorecard": lambda session: service.scorecard(session, SCORED_PARTNER, YEAR),
-    "partner_funnel": lambda session: service.funnel(session, Tenant.of_partner(SCORED_PARTNER), YEAR),
+    "funnel": lambda session: service.funnel_payload(session, Tenant.everyone(), YEAR),
+    "time_to_convert": lambda session: service.time_to_convert_payload(session, Tenant.everyone(), YEAR),
+    "fees": lambda session: service.fees_payload(session, Tenant.everyone(), YEAR),
+    "client_structure": lambda session: service.client_structure_payload(session, Tenant.everyone(), YEAR),
+    "scorecard": lambda session: service.scorecard_payload(session, SCORED_PARTNER, YEAR),
+    "partner_funnel": lambda session: service.funnel_payload(session, Tenant.of_partner(SCORED_PARTNER), YEAR),
 }
 BRUTE_FORCE: dict[str, Report] = {
-    "funnel": lambda session: service.funnel(session, Tenant.everyone(), YEAR, brute_force=True),
-    "time_to_convert": lambda session: service.time_to_convert(session, Tenant.everyone(), YEAR, brute_force=True),
-    "fees": lambda session: service.fees(session, Tenant.everyone(), YEAR, brute_force=True),
-    "client_structure": lambda session: service.client_structure(session, Tenant.everyone(), YEAR, brute_force=True),
-    "scorecard": lambda session: service.scorecard(session, SCORED_PARTNER, YEAR, brute_force=True),
+    "funnel": lambda session: service.funnel_payload(session, Tenant.everyone(), YEAR, brute_force=True),
+    "time_to_convert": lambda session: service.time_to_convert_payload(
+        session, Tenant.everyone(), YEAR, brute_force=True
+    ),
+    "fees": lambda session: service.fees_payload(session, Tenant.everyone(), YEAR, brute_force=True),
+    "client_structure": lambda session: service.client_structure_payload(
+        session, Tenant.everyone(), YEAR, brute_force=True
+    ),
+    "scorecard": lambda session: service.scorecard_payload(session, SCORED_PARTNER, YEAR, brute_force=True),
 }
 
 
@@ -79,12 +90,12 @@ async def _database(server: PgTarget) -> AsyncIterator[tuple[PgTarget, Database]
             await database.dispose()
 
 
-async def _timed(database: Database, report: Report) -> tuple[float, BaseModel]:
-    """One report as its endpoint answers it: computed in a transaction of its own, then encoded as JSON."""
+async def _timed(database: Database, report: Report) -> tuple[float, service.Payload]:
+    """One report as its endpoint answers it (JSON): computed in a transaction of its own, then encoded."""
     started = time.perf_counter()
     async with database.sessionmaker() as session, session.begin():
         result = await report(session)
-    result.model_dump_json()
+    to_json(result)
     return (time.perf_counter() - started) * 1000, result
 
 
@@ -96,13 +107,13 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _figures(report: BaseModel) -> dict[str, Any]:
-    return report.model_dump(exclude={"generated_at"})
+def _figures(report: service.Payload) -> dict[str, Any]:
+    return {name: value for name, value in report.items() if name != "generated_at"}
 
 
-async def _latencies(database: Database, runs: int) -> tuple[dict[str, float], dict[str, BaseModel]]:
+async def _latencies(database: Database, runs: int) -> tuple[dict[str, float], dict[str, service.Payload]]:
     metrics: dict[str, float] = {}
-    answers: dict[str, BaseModel] = {}
+    answers: dict[str, service.Payload] = {}
     for name, report in REPORTS.items():
         for _ in range(WARMUP):
             await _timed(database, report)
@@ -162,7 +173,7 @@ async def run(ctx: BenchContext) -> BenchResult:
             await _execute(target, "VACUUM ANALYZE")
         rows = {}
         async with database.sessionmaker() as session:
-            for table in ("report_cohorts", "report_durations", "report_age_bands", "report_organic"):
+            for table in SUMMARY_TABLES:
                 rows[table] = int(await session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
         print(f"  summary rows: {rows}", flush=True)
 

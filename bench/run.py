@@ -27,6 +27,7 @@ from bench import (  # noqa: E402
     fees_accrual,
     fees_close,
     fees_reconcile,
+    load_mixed,
     referral_batch,
     referral_single,
     reports_latency,
@@ -84,6 +85,12 @@ BENCHES: list[Bench] = [
     ),
     Bench(
         webhooks_delivery.NAME, webhooks_delivery.run, "worker delivery loop: signed webhooks to a loopback receiver"
+    ),
+    Bench(
+        load_mixed.NAME,
+        load_mixed.run,
+        "alliance serve, 2 workers: submissions, status reads, conversion events and reports mixed for 3 minutes, "
+        "then an exactly-once check in SQL",
     ),
 ]
 

@@ -104,8 +104,9 @@ async def insert_rows(
 def _with_json_text(row: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
     values = list(row)
     for position in positions:
-        if values[position] is not None:
-            values[position] = json.dumps(values[position], ensure_ascii=False)
+        value = values[position]
+        if value is not None:
+            values[position] = "{}" if value == {} else json.dumps(value, ensure_ascii=False)
     return tuple(values)
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -42,8 +43,22 @@ def redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# SQLSTATEs that mean the connection is gone or cannot be had: class 08 (connection exception) and 57P01-57P04
+# (the server shut down, crashed, is starting up or recovering, or the database was dropped). asyncpg reports the
+# "starting up" refusal at connect as a plain database error, which would otherwise be answered 500.
+_DISCONNECT_SQLSTATES = ("08", "57P01", "57P02", "57P03", "57P04")
+
+
+def _flag_disconnects(context: ExceptionContext) -> None:
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error.__cause__, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES):
+        # A disconnect: the error is answered 503, and the pool drops its connections instead of handing them out.
+        context.is_disconnect = True
+
+
 def create_engine(url: str, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -64,6 +79,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
             },
         },
     )
+    event.listen(engine.sync_engine, "handle_error", _flag_disconnects)
+    return engine
 
 
 class Database:

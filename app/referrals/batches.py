@@ -407,13 +407,12 @@ def _error(line: int, external_ref: str | None, field_name: str | None, message:
 
 
 def _csv_body(columns: Sequence[str], cells: list[str]) -> dict[str, Any]:
-    values = {name: cell.strip() for name, cell in zip(columns, cells, strict=True) if cell.strip()}
+    values = {name: cell for name, cell in zip(columns, map(str.strip, cells), strict=True) if cell}
     body: dict[str, Any] = {name: values[name] for name in REQUIRED_CSV_COLUMNS if name in values}
     body["subject"] = {name: values[name] for name in _SUBJECT_COLUMNS if name in values}
     consent: dict[str, Any] = {}
-    for column, name in _CONSENT_COLUMNS.items():
-        if column not in values:
-            continue
+    for column in _CONSENT_COLUMNS.keys() & values.keys():
+        name = _CONSENT_COLUMNS[column]
         value: Any = values[column]
         if name == "data_categories":
             value = [item.strip() for item in value.split(";") if item.strip()]

@@ -28,6 +28,7 @@ from app.core.models import utcnow
 from app.referrals.models import ReferralKind, ReferralStatus
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CONSENT_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -46,7 +47,7 @@ def normalise_name(value: str) -> str:
     name = " ".join(value.split())
     if not name:
         raise ValueError("must not be blank")
-    if any(ord(char) < 32 for char in name):
+    if CONTROL_CHARACTER.search(name):
         raise ValueError("must not contain control characters")
     return name
 

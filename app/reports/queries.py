@@ -7,8 +7,12 @@ A report sums contributions from up to four parts, in one statement (one snapsho
 * minus the stored facts of the referrals queued since the last refresh, plus their facts recomputed now, for
   the period: so the sum is exact at the statement's snapshot whether or not the queue has been folded.
 
-With ``brute_force=True`` every part is replaced by the facts recomputed from the base tables for every referral:
-the recount the tests compare the summary with.
+When the queue is empty as a report begins, the last two parts are left out: the report reads the summary as
+last folded, which then holds every change committed before it began. With ``brute_force=True`` every part is
+replaced by the facts recomputed from the base tables for every referral: the recount the tests compare with.
+
+What is kept by partner and month (``report_partner_months``, ``report_duration_series``) answers the reports
+grouped and filtered by partner, partner kind and month alone; the finer rollups answer the rest.
 
 Sums are taken by the key columns alone (ids: no text to sort), then joined to the names. Partners see their own
 referrals only: every query passes through the one scoping helper (``app.core.tenancy.scoped``), and every part
@@ -18,6 +22,9 @@ filters on the caller's partner as well.
 from __future__ import annotations
 
 import calendar
+import re
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -35,6 +42,7 @@ from app.reports.models import DurationSeries
 from app.reports.schemas import GroupBy, ReportFilters, ReportPeriod
 
 MAX_PERIOD_DAYS = 3 * 366 + 1
+_BIND = re.compile(r"(?<![:\w]):(\w+)")  # a bound parameter in SQL text, as SQLAlchemy's text() reads them
 
 PARTNERS = Partner.__table__  # type: ignore[attr-defined]
 PROGRAMS = Program.__table__  # type: ignore[attr-defined]
@@ -186,11 +194,23 @@ def _fact_part(source: Source, relation: str, sign: int, conditions: list[str]) 
     return f"SELECT {keys}, {measures} FROM {relation} f {source.expand} WHERE {where}"
 
 
+def corrects(query: ReportQuery, queued: bool) -> bool:
+    """Whether anything corrects the whole months' rollups: days around them, or a queue."""
+    return queued or Split.of(query.start, query.end).partial
+
+
 def contributions(
-    source: Source, query: ReportQuery, tenant: Tenant, *, brute_force: bool = False, rollup: bool = True
+    source: Source,
+    query: ReportQuery,
+    tenant: Tenant,
+    *,
+    brute_force: bool = False,
+    rollup: bool = True,
+    queued: bool = True,
 ) -> sa.Subquery:
     """The UNION ALL of the parts for the period, filtered. Without ``rollup``, only what corrects the whole
-    months: the days outside them and the queue."""
+    months: the days outside them and the queue. Without ``queued`` (the queue was empty when the report
+    began), no correction for the queue."""
     conditions, params = _conditions(source, query.filters, tenant)
     params |= {"period_start": query.start, "period_end": query.end}
     in_period = f"f.{source.day} BETWEEN :period_start AND :period_end"
@@ -208,14 +228,18 @@ def contributions(
                 parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
         if split.partial:
             parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
-        parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
-        parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
+        if queued:
+            parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
+            parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
     types: dict[str, sa.types.TypeEngine[Any]] = {source.month: sa.Date(), "days": sa.Integer()}
     columns = [
         sa.column(name, types.get(name, sa.BigInteger() if name in source.measures else sa.String()))
         for name in source.columns
     ]
-    return sa.text("\nUNION ALL\n".join(parts)).bindparams(**params).columns(*columns).subquery("c")
+    sql = "\nUNION ALL\n".join(parts)
+    used = set(_BIND.findall(sql))
+    bound = {name: value for name, value in params.items() if name in used}
+    return sa.text(sql).bindparams(**bound).columns(*columns).subquery("c")
 
 
 # --- sums per group -----------------------------------------------------------------------------------------------
@@ -251,11 +275,12 @@ def aggregate(
     measures: Mapping[str, Measure],
     *,
     brute_force: bool = False,
+    queued: bool = True,
 ) -> Select[Any]:
     """``measures`` (aggregates over the source's columns) per group of ``dimensions``: ``GroupBy`` members, or
     key columns of the source such as ``stage``. Summed by the key columns first, then joined to the names: the
     joins and the roll-up of partners into kinds see the groups, not the rollup's rows."""
-    relation = contributions(source, query, tenant, brute_force=brute_force)
+    relation = contributions(source, query, tenant, brute_force=brute_force, queued=queued)
     c = relation.c
     base = list(dict.fromkeys(_base_column(source, dimension) for dimension in dimensions))
     inner = select(*(c[name] for name in base), *(measure(c).label(name) for name, measure in measures.items()))
@@ -282,7 +307,8 @@ def aggregate(
             columns.append(g.c[str(dimension)])
     if GroupBy.partner in dimensions or GroupBy.partner_kind in dimensions:
         joined = joined.join(PARTNERS, PARTNERS.c.id == g.c.partner_id)
-    totals = [func.sum(g.c[name]).label(name) for name in measures]
+    # Sums as bigint (PostgreSQL's sum of bigint is numeric, which the driver would hand over as Decimal).
+    totals = [sa.cast(func.sum(g.c[name]), sa.BigInteger).label(name) for name in measures]
     return select(*columns, *totals).select_from(joined).group_by(*columns)
 
 
@@ -305,12 +331,18 @@ SERIES_DIMENSIONS = frozenset({GroupBy.partner, GroupBy.partner_kind, GroupBy.mo
 
 
 def percentile_ranks(
-    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], brute_force: bool
+    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], brute_force: bool, queued: bool = True
 ) -> Select[Any]:
     """Per group and stage: how many referrals, and the values at the ranks ``percentile_cont`` interpolates
     between, read off the histogram of whole days (ranks computed in double precision, as PostgreSQL does)."""
     histogram = aggregate(
-        DURATIONS, query, tenant, [*dimensions, "stage", "days"], sums(["referrals"]), brute_force=brute_force
+        DURATIONS,
+        query,
+        tenant,
+        [*dimensions, "stage", "days"],
+        sums(["referrals"]),
+        brute_force=brute_force,
+        queued=queued,
     ).subquery("h")
     keys = [
         histogram.c[column.name]
@@ -347,50 +379,113 @@ def cohorts_for(query: ReportQuery, *groupings: Sequence[GroupBy]) -> Source:
     return PARTNER_MONTHS if by_partner_month(query, groupings) else COHORTS
 
 
-@dataclass(frozen=True)
+def unpack(packed: bytes) -> tuple[Sequence[int], Sequence[int]]:
+    """(days, referrals) of a packed histogram: big-endian 32-bit integers, pairs in a row."""
+    values = array("i")
+    values.frombytes(packed)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values[0::2], values[1::2]
+
+
+@dataclass(slots=True)  # thousands are made per report: slots, and no frozen-instance setattr per field
 class Histogram:
-    """Referrals of one partner-month that reached ``stage``, by whole days: ``days`` ascending."""
+    """Referrals of one partner-month (or of the alliance's month) that reached ``stage``, by whole days: a series
+    row (packed, with its own figures) or a correction (one day, a signed count)."""
 
     month: date
     partner_id: str
     stage: str
-    days: Sequence[int]
-    referrals: Sequence[int]
+    packed: bytes | None = None
+    days: Sequence[int] = ()
+    referrals: Sequence[int] = ()
+    figures: tuple[int, float, float] | None = None  # a series row's referrals, median and p90
+
+    def counts(self) -> tuple[Sequence[int], Sequence[int]]:
+        """(days ascending, referrals of each)."""
+        return unpack(self.packed) if self.packed is not None else (self.days, self.referrals)
 
 
-async def series(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> list[Histogram]:
-    """The partner-month series of the whole months, and the histograms that correct them (the days outside
-    whole months, the queue), for the partner filters and the caller's tenant."""
-    split = Split.of(query.start, query.end)
-    histograms = []
-    partner_condition: list[sa.ColumnElement[bool]] = []
+async def anything_queued(session: AsyncSession) -> bool:
+    """Whether writers queued changes the summary has not folded yet (then reports correct for them)."""
+    return bool(await session.scalar(sa.text("SELECT EXISTS (SELECT 1 FROM report_changes)")))
+
+
+def _series_conditions(query: ReportQuery, alliance: bool) -> list[sa.ColumnElement[bool]]:
+    """The series rows of the alliance (partner id ``""``), or of the partners under the query's filters."""
+    if alliance:
+        return [SERIES.c.partner_id == summary.ALLIANCE]
+    conditions = [SERIES.c.partner_id != summary.ALLIANCE]
     if query.filters.partner_ids:
-        partner_condition.append(SERIES.c.partner_id.in_(query.filters.partner_ids))
+        conditions.append(SERIES.c.partner_id.in_(query.filters.partner_ids))
     if query.filters.partner_kinds:
         kinds = [kind.value for kind in query.filters.partner_kinds]
-        partner_condition.append(SERIES.c.partner_id.in_(select(PARTNERS.c.id).where(PARTNERS.c.kind.in_(kinds))))
-    if split.whole is not None:
-        # The arrays as the driver decodes them (lists of int), without a per-item pass in Python.
-        arrays = [
-            sa.type_coerce(SERIES.c.days, sa.types.NullType()),
-            sa.type_coerce(SERIES.c.referrals, sa.types.NullType()),
-        ]
-        whole = select(SERIES.c.cohort_month, SERIES.c.partner_id, SERIES.c.stage, *arrays).where(
-            SERIES.c.cohort_month.between(*split.whole), *partner_condition
+        conditions.append(SERIES.c.partner_id.in_(select(PARTNERS.c.id).where(PARTNERS.c.kind.in_(kinds))))
+    return conditions
+
+
+def partner_month_figures(query: ReportQuery, tenant: Tenant, stages: Iterable[str]) -> Select[Any]:
+    """One row per partner-month of the whole months (named, with the partner's kind): the series' own referrals,
+    median and p90 of each stage (``{stage}_referrals``, ``{stage}_median_days``, ``{stage}_p90_days``; null where
+    none reached it). Answers a report grouped by partner and month that nothing corrects, without unpacking a
+    histogram."""
+    split = Split.of(query.start, query.end)
+    if split.whole is None or split.partial:
+        raise ValueError("partner_month_figures answers whole months only")
+    figures = [
+        func.max(SERIES.c[column]).filter(SERIES.c.stage == stage).label(f"{stage}_{column}")
+        for stage in stages
+        for column in ("referrals", "median_days", "p90_days")
+    ]
+    statement = (
+        select(
+            SERIES.c.partner_id,
+            PARTNERS.c.display_name.label("partner_name"),
+            PARTNERS.c.kind.label("partner_kind"),
+            SERIES.c.cohort_month.label("month"),
+            *figures,
         )
-        for row in await session.execute(scoped(whole, tenant, SERIES.c.partner_id)):
-            histograms.append(Histogram(row.cohort_month, row.partner_id, row.stage, row.days, row.referrals))
-    corrections = contributions(DURATIONS, query, tenant, rollup=False)
-    c = corrections.c
-    statement = scoped(
-        select(c.cohort_month, c.partner_id, c.stage, c.days, func.sum(c.referrals).label("referrals")).group_by(
-            c.cohort_month, c.partner_id, c.stage, c.days
-        ),
-        tenant,
-        c.partner_id,
+        .select_from(SERIES.join(PARTNERS, PARTNERS.c.id == SERIES.c.partner_id))
+        .where(SERIES.c.cohort_month.between(*split.whole), *_series_conditions(query, alliance=False))
+        .group_by(SERIES.c.partner_id, PARTNERS.c.display_name, PARTNERS.c.kind, SERIES.c.cohort_month)
     )
-    for row in await session.execute(statement):
-        histograms.append(Histogram(row.cohort_month, row.partner_id, row.stage, [row.days], [int(row.referrals)]))
+    return scoped(statement, tenant, SERIES.c.partner_id)
+
+
+async def series(
+    session: AsyncSession,
+    tenant: Tenant,
+    query: ReportQuery,
+    *,
+    queued: bool = True,
+    alliance: bool = False,
+    packed: bool = True,
+) -> list[Histogram]:
+    """The partner-month series of the whole months, and the histograms that correct them (the days outside
+    whole months, the queue), for the partner filters and the caller's tenant. With ``alliance``, the
+    alliance-wide series instead (partner id ``""``; for staff, without partner filters), corrections summed
+    over partners. Without ``packed``, the series rows carry their own figures only (enough when each group of
+    the report is one partner-month and nothing corrects it)."""
+    split = Split.of(query.start, query.end)
+    histograms = []
+    conditions = _series_conditions(query, alliance)
+    if split.whole is not None:
+        columns = [c for c in SERIES.c if packed or c.name != "histogram"]
+        whole = select(*columns).where(SERIES.c.cohort_month.between(*split.whole), *conditions)
+        for row in (await session.execute(scoped(whole, tenant, SERIES.c.partner_id))).all():
+            figures = (row.referrals, row.median_days, row.p90_days)
+            bytes_ = row.histogram if packed else None
+            histograms.append(Histogram(row.cohort_month, row.partner_id, row.stage, bytes_, figures=figures))
+    if not corrects(query, queued):
+        return histograms
+    c = contributions(DURATIONS, query, tenant, rollup=False, queued=queued).c
+    keys = [c.cohort_month, c.stage, c.days, *([] if alliance else [c.partner_id])]
+    partner = [sa.literal(summary.ALLIANCE).label("partner_id")] if alliance else []
+    statement = select(*keys, *partner, func.sum(c.referrals).label("referrals")).group_by(*keys)
+    for row in (await session.execute(scoped(statement, tenant, c.partner_id))).all():
+        histograms.append(
+            Histogram(row.cohort_month, row.partner_id, row.stage, days=[row.days], referrals=[int(row.referrals)])
+        )
     return histograms
 
 

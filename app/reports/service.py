@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
-from fractions import Fraction
 from itertools import accumulate
 from typing import Any
 
@@ -33,8 +32,11 @@ from app.reports.queries import (
     Measure,
     ReportQuery,
     aggregate,
+    anything_queued,
     by_partner_month,
     cohorts_for,
+    corrects,
+    partner_month_figures,
     partners_named,
     percentile_ranks,
     rows_of,
@@ -49,6 +51,7 @@ from app.reports.schemas import (
     FunnelCounts,
     FunnelReport,
     GroupBy,
+    ReportGroup,
     ReportPack,
     Scorecard,
     TimeToConvertReport,
@@ -71,6 +74,7 @@ _GROUP_FIELDS = {
     GroupBy.month: ("month",),
 }
 _TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}
+_NO_GROUP: dict[str, Any] = dict.fromkeys(ReportGroup.model_fields)
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -78,8 +82,9 @@ def rate(numerator: int, denominator: int) -> float | None:
 
 
 def _group_of(row: Mapping[str, Any], group_by: Iterable[GroupBy]) -> dict[str, Any]:
-    """The group's fields as the API shows them: months ``YYYY-MM``, no product or tier as ``null``."""
-    group: dict[str, Any] = {}
+    """The group's fields as the API shows them: months ``YYYY-MM``, no product or tier as ``null``; the
+    dimensions not grouped by are ``null`` too (as the model shows them)."""
+    group: dict[str, Any] = dict(_NO_GROUP)
     for dimension in group_by:
         for name in _GROUP_FIELDS[dimension]:
             value = row[name]
@@ -127,6 +132,13 @@ def _summed(rows: Iterable[Mapping[str, Any]], names: Iterable[str]) -> dict[str
     return totals
 
 
+Payload = dict[str, Any]  # a report as plain data, shaped as its model: JSON straight from it, or validated
+
+
+def _payload(report: str, data: Payload) -> Payload:
+    return {"report": report, "currency": "CNY", **data}
+
+
 def _header(query: ReportQuery, group_by: Sequence[GroupBy] | None = None) -> dict[str, Any]:
     return {
         "period": query.period,
@@ -150,19 +162,23 @@ def _funnel_row(group: dict[str, Any], values: Mapping[str, Any]) -> dict[str, A
     }
 
 
-async def funnel(
+async def funnel_payload(
     session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
-) -> FunnelReport:
+) -> Payload:
     """Referrals received in the period, the stages they reached and the outcomes they are in, per group."""
     source = cohorts_for(query, query.group_by)
-    statement = aggregate(source, query, tenant, query.group_by, sums(FUNNEL_COUNTS), brute_force=brute_force)
+    queued = await _queued(session, brute_force)
+    statement = aggregate(
+        source, query, tenant, query.group_by, sums(FUNNEL_COUNTS), brute_force=brute_force, queued=queued
+    )
     rows = await rows_of(session, statement, "received")
-    return FunnelReport.model_validate(
+    return _payload(
+        "funnel",
         {
             **_header(query),
             "rows": _sorted((_funnel_row(_group_of(row, query.group_by), row) for row in rows), query.group_by),
-            "total": _funnel_row({}, _summed(rows, FUNNEL_COUNTS)),
-        }
+            "total": _funnel_row(dict(_NO_GROUP), _summed(rows, FUNNEL_COUNTS)),
+        },
     )
 
 
@@ -185,17 +201,20 @@ def percentile_cont(fraction: float, total: int, low: int | None, high: int | No
     return float(low) + (float(high) - float(low)) * (position - math.floor(position))
 
 
-Piece = tuple[Sequence[int], Sequence[int]]  # a histogram: days ascending, and the referrals of each
-
-
-def stage_timing(pieces: Sequence[Piece]) -> dict[str, Any]:
-    """Median and p90 of the days in ``pieces`` (histograms to add up), as ``percentile_cont`` computes them."""
+def stage_timing(pieces: Sequence[Histogram]) -> dict[str, Any]:
+    """Median and p90 of the days in ``pieces`` (histograms to add up), as ``percentile_cont`` computes them; a
+    single series row brings its own."""
+    if len(pieces) == 1 and pieces[0].figures is not None:
+        total, median, p90 = pieces[0].figures
+        return {"referrals": total, "median_days": median, "p90_days": p90}
     if len(pieces) == 1:
-        days_of, counts = pieces[0]
+        days_of, counts = pieces[0].counts()
     else:
+        assert all(piece.packed is not None or piece.figures is None for piece in pieces), "series read unpacked"
         # Days are small integers: add the pieces up in a list indexed by day.
-        merged = [0] * (max((max(piece_days) for piece_days, _ in pieces if piece_days), default=-1) + 1)
-        for piece_days, piece_counts in pieces:
+        unpacked = [piece.counts() for piece in pieces]
+        merged = [0] * (max((max(piece_days) for piece_days, _ in unpacked if piece_days), default=-1) + 1)
+        for piece_days, piece_counts in unpacked:
             for days, count in zip(piece_days, piece_counts, strict=True):
                 merged[days] += count
         days_of = [days for days, count in enumerate(merged) if count]
@@ -230,24 +249,46 @@ def _timing_from_ranks(row: Mapping[str, Any] | None) -> dict[str, Any]:
 def _timings_of_histograms(
     histograms: Iterable[Histogram], partners: Mapping[str, Mapping[str, Any]], dimensions: Sequence[GroupBy]
 ) -> list[dict[str, Any]]:
-    grouped: dict[tuple[Any, ...], dict[str, list[Piece]]] = defaultdict(lambda: defaultdict(list))
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    """Timing rows per group of ``dimensions`` (partner, partner kind, month): the histograms of each group added
+    up, then its percentiles."""
+    by_partner = GroupBy.partner in dimensions
+    by_kind = GroupBy.partner_kind in dimensions
+    by_month = GroupBy.month in dimensions
+    grouped: dict[tuple[Any, ...], dict[str, list[Histogram]]] = {}
+    examples: dict[tuple[Any, ...], Histogram] = {}
     for histogram in histograms:
-        partner = partners[histogram.partner_id]
-        fields = {
-            "partner_id": histogram.partner_id,
-            "partner_name": partner["display_name"],
-            "partner_kind": partner["kind"],
-            "month": histogram.month,
+        key = (
+            histogram.partner_id if by_partner else None,
+            partners[histogram.partner_id]["kind"] if by_kind else None,
+            histogram.month if by_month else None,
+        )
+        stages = grouped.get(key)
+        if stages is None:
+            stages = grouped[key] = {stage: [] for stage in STAGES}
+            examples[key] = histogram
+        stages[histogram.stage].append(histogram)
+    rows = []
+    for key, stages in grouped.items():
+        example = examples[key]
+        fields = {"partner_id": example.partner_id, "month": example.month}
+        if by_partner or by_kind:
+            partner = partners[example.partner_id]
+            fields |= {"partner_name": partner["display_name"], "partner_kind": partner["kind"]}
+        rows.append({"group": _group_of(fields, dimensions), **{name: stage_timing(stages[name]) for name in STAGES}})
+    return rows
+
+
+def _timing_of_figures(row: Mapping[str, Any], dimensions: Sequence[GroupBy]) -> dict[str, Any]:
+    """A partner-month's timing row from the series' own figures (``queries.partner_month_figures``)."""
+    timing: dict[str, Any] = {"group": _group_of(row, dimensions)}
+    for stage in STAGES:
+        referrals = row[f"{stage}_referrals"]
+        timing[stage] = {
+            "referrals": referrals or 0,
+            "median_days": row[f"{stage}_median_days"] if referrals else None,
+            "p90_days": row[f"{stage}_p90_days"] if referrals else None,
         }
-        key = _group_key(fields, dimensions)
-        grouped[key][histogram.stage].append((histogram.days, histogram.referrals))
-        if key not in groups:
-            groups[key] = _group_of(fields, dimensions)
-    return [
-        {"group": groups[key], **{stage: stage_timing(stages.get(stage, [])) for stage in STAGES}}
-        for key, stages in grouped.items()
-    ]
+    return timing
 
 
 async def _timings(
@@ -256,20 +297,42 @@ async def _timings(
     query: ReportQuery,
     groupings: Sequence[Sequence[GroupBy]],
     brute_force: bool,
+    queued: bool,
 ) -> list[list[dict[str, Any]]]:
-    """Timing rows for each of ``groupings``: from the partner-month series when they can answer (one read for
-    every grouping), else from the histogram's ranks in SQL."""
+    """Timing rows for each of ``groupings``: from the series when they can answer (the alliance-wide ones for
+    staff grouping by month alone, else the partner-months, read once for every grouping), else from the
+    histogram's ranks in SQL."""
+    answers = []
     if not brute_force and by_partner_month(query, groupings):
-        histograms = await series(session, tenant, query)
-        partners = await partners_named(session, (histogram.partner_id for histogram in histograms))
-        answers = [_timings_of_histograms(histograms, partners, dimensions) for dimensions in groupings]
-    else:
-        answers = []
+        filters = query.filters
+        alliance_wide = tenant.partner_id is None and not filters.partner_ids and not filters.partner_kinds
+        histograms: list[Histogram] | None = None
+        partners: dict[str, Any] = {}
+        # Each group one partner-month, nothing correcting the series: their own figures will do.
+        by_partner_months = [dims for dims in groupings if not (alliance_wide and set(dims) <= {GroupBy.month})]
+        one_each = all({GroupBy.partner, GroupBy.month} <= set(dims) for dims in by_partner_months)
+        packed = corrects(query, queued) or not one_each
         for dimensions in groupings:
-            found = await rows_of(session, percentile_ranks(query, tenant, dimensions, brute_force), "referrals")
+            if alliance_wide and set(dimensions) <= {GroupBy.month}:
+                monthly = await series(session, tenant, query, queued=queued, alliance=True)
+                answers.append(_timings_of_histograms(monthly, {}, dimensions))
+                continue
+            if not packed:
+                statement = partner_month_figures(query, tenant, STAGES)
+                answers.append(
+                    [_timing_of_figures(row, dimensions) for row in await rows_of(session, statement, "month")]
+                )
+                continue
+            if histograms is None:
+                histograms = await series(session, tenant, query, queued=queued, packed=packed)
+                partners = await partners_named(session, (histogram.partner_id for histogram in histograms))
+            answers.append(_timings_of_histograms(histograms, partners, dimensions))
+    else:
+        for dimensions in groupings:
+            statement = percentile_ranks(query, tenant, dimensions, brute_force, queued)
             by_group: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = defaultdict(dict)
             groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-            for row in found:
+            for row in await rows_of(session, statement, "referrals"):
                 key = _group_key(row, dimensions)
                 by_group[key][row["stage"]] = row
                 groups.setdefault(key, _group_of(row, dimensions))
@@ -282,17 +345,24 @@ async def _timings(
     return [[row for row in rows if any(row[stage]["referrals"] for stage in STAGES)] for rows in answers]
 
 
+async def _queued(session: AsyncSession, brute_force: bool) -> bool:
+    """Whether the report must correct the rollups for a queue (asked once, when the report begins)."""
+    return not brute_force and await anything_queued(session)
+
+
 def _no_timing() -> dict[str, Any]:
-    return {"group": {}, **{stage: _timing_from_ranks(None) for stage in STAGES}}
+    return {"group": dict(_NO_GROUP), **{stage: _timing_from_ranks(None) for stage in STAGES}}
 
 
-async def time_to_convert(
+async def time_to_convert_payload(
     session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
-) -> TimeToConvertReport:
+) -> Payload:
     """Median and 90th percentile of the whole days from receipt to account opened, funded and converted."""
-    rows, totals = await _timings(session, tenant, query, [query.group_by, ()], brute_force)
-    return TimeToConvertReport.model_validate(
-        {**_header(query), "rows": _sorted(rows, query.group_by), "total": totals[0] if totals else _no_timing()}
+    queued = await _queued(session, brute_force)
+    rows, totals = await _timings(session, tenant, query, [query.group_by, ()], brute_force, queued)
+    return _payload(
+        "time_to_convert",
+        {**_header(query), "rows": _sorted(rows, query.group_by), "total": totals[0] if totals else _no_timing()},
     )
 
 
@@ -315,18 +385,22 @@ def _fees_row(group: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-async def fees(session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False) -> FeesReport:
+async def fees_payload(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
+) -> Payload:
     """Assets, revenue and fees of the referrals received in the period; cost per funded account."""
     names = (*MONEY, "funded", "converted")
     source = cohorts_for(query, query.group_by)
-    statement = aggregate(source, query, tenant, query.group_by, sums(names), brute_force=brute_force)
+    queued = await _queued(session, brute_force)
+    statement = aggregate(source, query, tenant, query.group_by, sums(names), brute_force=brute_force, queued=queued)
     rows = await rows_of(session, statement, "funded")
-    return FeesReport.model_validate(
+    return _payload(
+        "fees",
         {
             **_header(query),
             "rows": _sorted((_fees_row(_group_of(row, query.group_by), row) for row in rows), query.group_by),
-            "total": _fees_row({}, _summed(rows, names)),
-        }
+            "total": _fees_row(dict(_NO_GROUP), _summed(rows, names)),
+        },
     )
 
 
@@ -352,11 +426,21 @@ _ORGANIC_MEASURES: dict[str, Measure] = {
 _ORGANIC_SUMS = tuple(name for name in _ORGANIC_MEASURES if name != "accounts")
 
 
+_TIER_COLUMNS = {
+    prefix: tuple(f"{prefix}_{tier}" for tier in (*TIERS, "unknown")) for prefix in ("converted", "funded", "organic")
+}
+_AGE_COLUMNS = {
+    kind: tuple((suffix, f"{kind}_age_{suffix}") for suffix in summary.AGE_BANDS.values())
+    for kind in ("received", "converted")
+}
+_ASSET_COLUMNS = {
+    prefix: tuple((f"{tier}_fen", f"{prefix}_{tier}{suffix}") for tier in TIERS)
+    for prefix, suffix in (("assets", "_fen"), ("organic_assets", ""))
+}
+
+
 def _tier_counts(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    retail = int(values.get(f"{prefix}_retail") or 0)
-    hnw = int(values.get(f"{prefix}_hnw") or 0)
-    institutional = int(values.get(f"{prefix}_institutional") or 0)
-    unknown = int(values.get(f"{prefix}_unknown") or 0)
+    retail, hnw, institutional, unknown = (int(values.get(column) or 0) for column in _TIER_COLUMNS[prefix])
     return {
         "retail": retail,
         "hnw": hnw,
@@ -366,57 +450,63 @@ def _tier_counts(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     }
 
 
-def _upper_share(counts: Mapping[str, int]) -> Fraction | None:
-    """HNW + institutional among the clients with a tier, exactly."""
-    known = counts["retail"] + counts["hnw"] + counts["institutional"]
-    return Fraction(counts["hnw"] + counts["institutional"], known) if known else None
+def _difference_points(referred: Mapping[str, int], organic: Mapping[str, int]) -> float | None:
+    """HNW + institutional among referred clients minus among organic ones (those with a tier), in percentage
+    points: from the exact fractions, one rounding."""
+    referred_known = referred["retail"] + referred["hnw"] + referred["institutional"]
+    organic_known = organic["retail"] + organic["hnw"] + organic["institutional"]
+    if not referred_known or not organic_known:
+        return None
+    referred_upper = referred["hnw"] + referred["institutional"]
+    organic_upper = organic["hnw"] + organic["institutional"]
+    numerator = (referred_upper * organic_known - organic_upper * referred_known) * 100
+    return round(numerator / (referred_known * organic_known), 2)  # int / int: the exact ratio, rounded once
 
 
 def _structure_row(group: dict[str, Any], values: Mapping[str, int], organic: Mapping[str, int]) -> dict[str, Any]:
     converted, organic_counts = _tier_counts(values, "converted"), _tier_counts(organic, "organic")
-    referred_share = _upper_share(converted)
-    organic_share = _upper_share(organic_counts)
-    difference = None
-    if referred_share is not None and organic_share is not None:
-        difference = round(float((referred_share - organic_share) * 100), 2)
-    received = {suffix: int(values.get(f"received_age_{suffix}") or 0) for suffix in summary.AGE_BANDS.values()}
-    converted_by_age = {
-        suffix: int(values.get(f"converted_age_{suffix}") or 0) for suffix in summary.AGE_BANDS.values()
-    }
-    known_age = sum(count for suffix, count in converted_by_age.items() if suffix != "none")
+    received_by_age = {suffix: int(values.get(column) or 0) for suffix, column in _AGE_COLUMNS["received"]}
+    converted_by_age = {suffix: int(values.get(column) or 0) for suffix, column in _AGE_COLUMNS["converted"]}
+    known_age = sum(converted_by_age.values()) - converted_by_age["none"]
     return {
         "group": group,
         "converted": converted,
         "funded": _tier_counts(values, "funded"),
-        "assets_by_tier": {f"{tier}_fen": int(values.get(f"assets_{tier}_fen") or 0) for tier in TIERS},
-        "received_by_age": received,
+        "assets_by_tier": {key: int(values.get(column) or 0) for key, column in _ASSET_COLUMNS["assets"]},
+        "received_by_age": received_by_age,
         "converted_by_age": converted_by_age,
         "converted_share_25_35": rate(converted_by_age[TARGET_AGE_BAND], known_age),
         "organic": organic_counts,
-        "organic_assets_by_tier": {f"{tier}_fen": int(organic.get(f"organic_assets_{tier}") or 0) for tier in TIERS},
-        "share_difference_points": difference,
+        "organic_assets_by_tier": {
+            key: int(organic.get(column) or 0) for key, column in _ASSET_COLUMNS["organic_assets"]
+        },
+        "share_difference_points": _difference_points(converted, organic_counts),
     }
 
 
-async def client_structure(
+async def client_structure_payload(
     session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
-) -> ClientStructureReport:
+) -> Payload:
     """The tiers and ages of the clients referrals brought in, against organic clients of the same period (and
     month, and tier, when grouped so)."""
     source = cohorts_for(query, query.group_by)
     measures = sums(("received", *_STRUCTURE_SUMS))
-    statement = aggregate(source, query, tenant, query.group_by, measures, brute_force=brute_force)
+    queued = await _queued(session, brute_force)
+    statement = aggregate(source, query, tenant, query.group_by, measures, brute_force=brute_force, queued=queued)
     rows = await rows_of(session, statement, "received")
     baseline = [dimension for dimension in query.group_by if dimension in (GroupBy.month, GroupBy.tier)]
     organic_rows = await rows_of(
-        session, aggregate(ORGANIC, query, tenant, baseline, _ORGANIC_MEASURES, brute_force=brute_force), "accounts"
+        session,
+        aggregate(ORGANIC, query, tenant, baseline, _ORGANIC_MEASURES, brute_force=brute_force, queued=queued),
+        "accounts",
     )
     organic = {_group_key(row, baseline): row for row in organic_rows}
     items = []
     for row in rows:
         group = _group_of(row, query.group_by)
         items.append(_structure_row(group, row, organic.get(_group_key(row, baseline), {})))
-    return ClientStructureReport.model_validate(
+    return _payload(
+        "client_structure",
         {
             **_header(query),
             "age_bands": [
@@ -424,8 +514,10 @@ async def client_structure(
                 for band, suffix in summary.AGE_BANDS.items()
             ],
             "rows": _sorted(items, query.group_by),
-            "total": _structure_row({}, _summed(rows, _STRUCTURE_SUMS), _summed(organic_rows, _ORGANIC_SUMS)),
-        }
+            "total": _structure_row(
+                dict(_NO_GROUP), _summed(rows, _STRUCTURE_SUMS), _summed(organic_rows, _ORGANIC_SUMS)
+            ),
+        },
     )
 
 
@@ -456,7 +548,7 @@ _SCORE_MEASURES = sums((*FUNNEL_COUNTS, *MONEY, *(f"converted_{tier}" for tier i
 
 
 def _scores(totals: Mapping[str, int], timing: Mapping[str, Any]) -> dict[str, float | None]:
-    fees_row = _fees_row({}, totals)
+    fees_row = _fees_row(dict(_NO_GROUP), totals)
     received = totals["received"]
     return {
         "received": received,
@@ -483,36 +575,24 @@ def _scores(totals: Mapping[str, int], timing: Mapping[str, Any]) -> dict[str, f
 
 
 async def _scorecard_timings(
-    session: AsyncSession, query: ReportQuery, partner: Partner, brute_force: bool
+    session: AsyncSession, query: ReportQuery, partner: Partner, brute_force: bool, queued: bool
 ) -> dict[str, dict[str, Any]]:
-    """Days to each stage for the partner, its peers and the alliance: one read of the series when they can
-    answer, else three histogram queries."""
-    everyone = Tenant.everyone()
+    """Days to each stage for the partner, its peers and the alliance."""
     narrowed = {
         "partner": replace(query, filters=query.filters.model_copy(update={"partner_ids": [partner.id]})),
         "peers": replace(query, filters=query.filters.model_copy(update={"partner_kinds": [partner.kind]})),
         "alliance": query,
     }
-    if not brute_force and by_partner_month(query, [()]):
-        histograms = await series(session, everyone, query)
-        partners = await partners_named(session, (histogram.partner_id for histogram in histograms))
-        chosen = {
-            "partner": [h for h in histograms if h.partner_id == partner.id],
-            "peers": [h for h in histograms if partners[h.partner_id]["kind"] == partner.kind],
-            "alliance": histograms,
-        }
-        timings = {who: _timings_of_histograms(found, partners, ()) for who, found in chosen.items()}
-    else:
-        timings = {
-            who: (await _timings(session, everyone, narrowed_query, [()], brute_force))[0]
-            for who, narrowed_query in narrowed.items()
-        }
-    return {who: (rows[0] if rows else _no_timing()) for who, rows in timings.items()}
+    timings = {}
+    for who, narrowed_query in narrowed.items():
+        [rows] = await _timings(session, Tenant.everyone(), narrowed_query, [()], brute_force, queued)
+        timings[who] = rows[0] if rows else _no_timing()
+    return timings
 
 
-async def scorecard(
+async def scorecard_payload(
     session: AsyncSession, partner_id: str, query: ReportQuery, *, brute_force: bool = False
-) -> Scorecard:
+) -> Payload:
     """One partner against the alliance and against its peers (partners of its kind) over the same period and
     filters: volumes against the average partner with referrals in the period; rates, days and ratios pooled."""
     partner = await session.get(Partner, partner_id)
@@ -522,9 +602,10 @@ async def scorecard(
         query, filters=query.filters.model_copy(update={"partner_ids": [], "partner_kinds": []}), group_by=()
     )
     dimensions = [GroupBy.partner, GroupBy.partner_kind]
+    queued = await _queued(session, brute_force)
     statement = aggregate(
         cohorts_for(alliance, dimensions), alliance, Tenant.everyone(), dimensions, _SCORE_MEASURES,
-        brute_force=brute_force,
+        brute_force=brute_force, queued=queued,
     )  # fmt: skip
     per_partner = {row["partner_id"]: row for row in await rows_of(session, statement, "received")}
     peers = [pid for pid, row in per_partner.items() if row["partner_kind"] == partner.kind]
@@ -534,7 +615,7 @@ async def scorecard(
         "peers": _summed((per_partner[pid] for pid in peers), names),
         "alliance": _summed(per_partner.values(), names),
     }
-    timings = await _scorecard_timings(session, alliance, partner, brute_force)
+    timings = await _scorecard_timings(session, alliance, partner, brute_force, queued)
     scores = {who: _scores(totals[who], timings[who]) for who in totals}
     counts = {"partner": 1, "peers": len(peers), "alliance": len(per_partner)}
 
@@ -554,15 +635,51 @@ async def scorecard(
         }
         for name, label, unit, basis in _SCORECARD
     ]
-    return Scorecard.model_validate(
+    return _payload(
+        "scorecard",
         {
             **_header(alliance, []),
             "partner": {"id": partner.id, "name": partner.display_name, "kind": partner.kind},
             "partners_in_alliance": counts["alliance"],
             "partners_in_peers": counts["peers"],
             "metrics": metrics,
-        }
+        },
     )
+
+
+async def funnel(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
+) -> FunnelReport:
+    """Referrals received in the period, the stages they reached and the outcomes they are in, per group."""
+    return FunnelReport.model_validate(await funnel_payload(session, tenant, query, brute_force=brute_force))
+
+
+async def time_to_convert(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
+) -> TimeToConvertReport:
+    """Median and 90th percentile of the whole days from receipt to account opened, funded and converted."""
+    payload = await time_to_convert_payload(session, tenant, query, brute_force=brute_force)
+    return TimeToConvertReport.model_validate(payload)
+
+
+async def fees(session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False) -> FeesReport:
+    """Assets, revenue and fees of the referrals received in the period; cost per funded account."""
+    return FeesReport.model_validate(await fees_payload(session, tenant, query, brute_force=brute_force))
+
+
+async def client_structure(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, *, brute_force: bool = False
+) -> ClientStructureReport:
+    """The tiers and ages of the clients referrals brought in, against organic clients of the same period."""
+    payload = await client_structure_payload(session, tenant, query, brute_force=brute_force)
+    return ClientStructureReport.model_validate(payload)
+
+
+async def scorecard(
+    session: AsyncSession, partner_id: str, query: ReportQuery, *, brute_force: bool = False
+) -> Scorecard:
+    """One partner against the alliance and against its peers over the same period and filters."""
+    return Scorecard.model_validate(await scorecard_payload(session, partner_id, query, brute_force=brute_force))
 
 
 async def pack(session: AsyncSession, query: ReportQuery) -> ReportPack:

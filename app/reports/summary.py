@@ -7,11 +7,16 @@ the event), its account's tier and assets, the product it converted with, the re
 lines by status. The rollups are sums of these facts; the brute-force recount in the tests is the same definition
 evaluated over the base tables, so the two can only differ if the summary missed a change.
 
+The rollups: ``report_cohorts`` (by month, partner, program, kind, tier, product), ``report_durations`` (the same
+keys and whole days: a histogram), and by partner and month alone, the grain most reports are read at,
+``report_partner_months`` and ``report_duration_series`` (packed histograms with their own median and p90; the
+alliance's month under the partner id ``""``); organic accounts by month and tier.
+
 Writers never touch the summary: triggers (installed by the migration) on ``referrals``, ``client_accounts`` and
 ``fee_accruals`` append the referral or account a write touched to ``report_changes``. ``refresh`` recomputes
-the facts of what is queued and applies the difference to the rollups, in one statement per chunk; reports read
-the rollups and correct them for the queue in the same statement (``PENDING_*`` below), so a report is exact
-whether or not the queue has been folded yet.
+the facts of what is queued and applies the difference to the rollups, in one statement per chunk, then rebuilds
+the partner-months it touched; reports read the rollups and correct them for the queue in the same statement
+(``PENDING_*`` below), so a report is exact whether or not the queue has been folded yet.
 """
 
 from __future__ import annotations
@@ -278,31 +283,53 @@ FROM (SELECT DISTINCT cohort_month, partner_id FROM signed) t
 """
 
 
-# The series of the partner-months a fold touched, rebuilt from the histogram (after it was updated).
+# The series of the partner-months a fold touched (and of the whole alliance in those months, under the partner
+# id ''), rebuilt from the histogram after it was updated.
+# Each with its median and p90, by PostgreSQL's own percentile_cont over the days (one value per referral).
 _SERIES_OF = """
-SELECT h.cohort_month, h.partner_id, h.stage,
-       array_agg(h.days ORDER BY h.days) AS days, array_agg(h.referrals ORDER BY h.days) AS referrals
-FROM (
-    SELECT d.cohort_month, d.partner_id, d.stage, d.days, CAST(sum(d.referrals) AS int) AS referrals
+WITH h AS (
+    SELECT d.cohort_month, {partner} AS partner_id, d.stage, d.days, CAST(sum(d.referrals) AS int) AS referrals
     FROM report_durations d {join}
-    GROUP BY d.cohort_month, d.partner_id, d.stage, d.days
+    GROUP BY 1, 2, 3, 4
     HAVING sum(d.referrals) <> 0
-) h
+),
+percentiles AS (
+    SELECT h.cohort_month, h.partner_id, h.stage,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY h.days) AS median_days,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY h.days) AS p90_days
+    FROM h CROSS JOIN LATERAL generate_series(1, h.referrals) AS one_each
+    GROUP BY h.cohort_month, h.partner_id, h.stage
+)
+SELECT h.cohort_month, h.partner_id, h.stage,
+       string_agg(int4send(h.days) || int4send(h.referrals), ''::bytea ORDER BY h.days) AS histogram,
+       CAST(sum(h.referrals) AS int) AS referrals, min(p.median_days) AS median_days, min(p.p90_days) AS p90_days
+FROM h JOIN percentiles p USING (cohort_month, partner_id, stage)
 GROUP BY h.cohort_month, h.partner_id, h.stage
 """
+ALLIANCE = ""  # the partner id of the alliance-wide series
+_NO_PARTNER = "''"  # ALLIANCE as SQL
 _TOUCHED = "unnest(CAST(:months AS date[]), CAST(:partners AS text[])) AS t(cohort_month, partner_id)"
+_JOIN_TOUCHED = "JOIN touched t USING (cohort_month, partner_id)"
 _REBUILD_SERIES = f"""
 WITH touched AS (SELECT * FROM {_TOUCHED}),
-fresh AS ({_SERIES_OF.format(join="JOIN touched t USING (cohort_month, partner_id)")}),
+months AS (SELECT DISTINCT cohort_month FROM touched),
+fresh AS (
+    SELECT * FROM ({_SERIES_OF.format(partner="d.partner_id", join=_JOIN_TOUCHED)}) AS partners
+    UNION ALL
+    SELECT * FROM ({_SERIES_OF.format(partner=_NO_PARTNER, join="JOIN months m USING (cohort_month)")}) AS alliance
+),
+scope AS (SELECT cohort_month, partner_id FROM touched UNION SELECT cohort_month, '' FROM months),
 gone AS (
-    DELETE FROM report_duration_series s USING touched t
+    DELETE FROM report_duration_series s USING scope t
     WHERE s.cohort_month = t.cohort_month AND s.partner_id = t.partner_id
       AND NOT EXISTS (SELECT 1 FROM fresh f
                       WHERE f.cohort_month = s.cohort_month AND f.partner_id = s.partner_id AND f.stage = s.stage)
 )
-INSERT INTO report_duration_series (cohort_month, partner_id, stage, days, referrals)
-SELECT cohort_month, partner_id, stage, days, referrals FROM fresh
-ON CONFLICT (cohort_month, partner_id, stage) DO UPDATE SET days = excluded.days, referrals = excluded.referrals
+INSERT INTO report_duration_series (cohort_month, partner_id, stage, histogram, referrals, median_days, p90_days)
+SELECT cohort_month, partner_id, stage, histogram, referrals, median_days, p90_days FROM fresh
+ON CONFLICT (cohort_month, partner_id, stage) DO UPDATE
+SET histogram = excluded.histogram, referrals = excluded.referrals, median_days = excluded.median_days,
+    p90_days = excluded.p90_days
 """
 
 
@@ -436,8 +463,10 @@ _REBUILD = (
         )
     ),
     text(
-        "INSERT INTO report_duration_series (cohort_month, partner_id, stage, days, referrals) "
-        + _SERIES_OF.format(join="")
+        "INSERT INTO report_duration_series (cohort_month, partner_id, stage, histogram, referrals, median_days, "
+        "p90_days) "
+        f"SELECT * FROM ({_SERIES_OF.format(partner='d.partner_id', join='')}) AS partners "
+        f"UNION ALL SELECT * FROM ({_SERIES_OF.format(partner=_NO_PARTNER, join='')}) AS alliance"
     ),
     text(f"INSERT INTO report_organic_accounts ({_columns(ORGANIC_COLUMNS)}) {organic_facts_sql()}"),
     text(_rollup_from_facts("report_organic", ORGANIC_KEY, ORGANIC_MEASURES, "report_organic_accounts f")),

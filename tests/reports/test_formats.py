@@ -12,12 +12,20 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 from openpyxl.chart import BarChart, LineChart
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.auth.scopes import StaffRole
 from app.catalog import service as catalog
 from app.catalog.schemas import PartnerUpdate
+from app.reports.schemas import (
+    ClientStructureReport,
+    FeesReport,
+    FunnelReport,
+    Scorecard,
+    TimeToConvertReport,
+)
 from tests.conftest import Caller, CallerFactory
 from tests.reports.conftest import Book
 
@@ -56,6 +64,26 @@ async def test_json_is_the_documented_report(client: httpx.AsyncClient, manager:
     assert body["total"]["counts"]["received"] == 10
     fees = (await get(client, manager, "/v1/reports/fees")).json()
     assert fees["total"]["fees_accrued_fen"] == 1_233_000 and isinstance(fees["total"]["assets_fen"], int)
+
+
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1/reports/funnel", FunnelReport),
+        ("/v1/reports/time-to-convert", TimeToConvertReport),
+        ("/v1/reports/fees", FeesReport),
+        ("/v1/reports/client-structure", ClientStructureReport),
+        ("/v1/reports/partners/{bank}/scorecard", Scorecard),
+    ],
+)
+async def test_json_is_exactly_what_the_model_documents(
+    client: httpx.AsyncClient, manager: Caller, book: Book, path: str, model: type[BaseModel]
+) -> None:
+    """The endpoints encode their data directly: every key the OpenAPI model has, nothing else, same values."""
+    for group_by in ("partner,month", "program,tier", "product,kind,partner_kind", ""):
+        url = path.format(bank=book.partners["bank"].id)
+        body = (await get(client, manager, url, group_by=group_by)).json()
+        assert body == model.model_validate(body).model_dump(mode="json"), (path, group_by)
 
 
 async def test_csv_parses_back_to_the_figures(client: httpx.AsyncClient, manager: Caller, book: Book) -> None:

@@ -234,6 +234,9 @@ def queries_for(story: Story) -> list[queries.ReportQuery]:
         ),
         queries.ReportQuery(date(2026, 1, 7), date(2026, 1, 7)),
         queries.ReportQuery(*everything, ReportFilters(partner_ids=[book.partners["capped"].id]), (GroupBy.month,)),
+        queries.ReportQuery(
+            *everything, ReportFilters(partner_kinds=["bank"]), (GroupBy.partner, GroupBy.partner_kind, GroupBy.month)
+        ),
     ]
 
 
@@ -251,9 +254,10 @@ async def assert_reports_equal_recount(session: AsyncSession, story: Story) -> N
     for partner in story.writer.book.partners.values():
         query = queries_for(story)[0]
         own = Tenant.of_partner(partner.id)
-        assert figures(await service.funnel(session, own, query)) == figures(
-            await service.funnel(session, own, query, brute_force=True)
-        )
+        for own_report in (service.funnel, service.time_to_convert):
+            assert figures(await own_report(session, own, query)) == figures(
+                await own_report(session, own, query, brute_force=True)
+            )
         card = await service.scorecard(session, partner.id, query)
         assert figures(card) == figures(await service.scorecard(session, partner.id, query, brute_force=True))
 
