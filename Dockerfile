@@ -5,10 +5,10 @@ FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv/alliance
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY app/__init__.py app/__init__.py
 # Dependencies first, in their own layer, so code changes rebuild quickly.
-RUN /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall -y alliance
+RUN /opt/venv/bin/pip install -c constraints.txt . && /opt/venv/bin/pip uninstall -y alliance
 COPY app app
 COPY alembic alembic
 COPY alembic.ini ./

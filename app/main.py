@@ -20,6 +20,7 @@ from app.conversions.router import router as conversions_router
 from app.core.config import Settings, get_settings
 from app.core.database import Database
 from app.core.health import router as health_router
+from app.core.housekeeping import freeze_startup_objects
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        freeze_startup_objects()
         yield
         await database.dispose()
 
@@ -62,7 +64,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses={status: PROBLEM_RESPONSES[status] for status in (422, 500)},
+        # Any route may answer these: a body that is not parseable (400), one that fails validation (422), a fault.
+        responses={status: PROBLEM_RESPONSES[status] for status in (400, 422, 500)},
     )
     app.state.settings = settings
     app.state.database = database

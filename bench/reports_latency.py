@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine, normalise_url
+from app.core.housekeeping import freeze_startup_objects
 from app.core.migrations import upgrade_to_head
 from app.core.tenancy import Tenant
 from app.reports import queries, service, summary
@@ -177,6 +178,7 @@ async def run(ctx: BenchContext) -> BenchResult:
                 rows[table] = int(await session.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
         print(f"  summary rows: {rows}", flush=True)
 
+        freeze_startup_objects()  # as `alliance serve` does once started
         with stage(f"each report, {WARMUP} warm-up + {runs} runs, a year by partner and month"):
             latencies, answers = await _latencies(database, runs)
         metrics |= latencies

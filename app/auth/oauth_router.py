@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from authlib.oauth2.base import invalid_error_characters
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from joserfc.jwk import KeySet
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
@@ -51,6 +53,27 @@ Operation = Callable[
 
 class BodyTooLarge(InvalidRequestError):  # type: ignore[misc]
     status_code = 413
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 section 5.2: the error shape the OAuth endpoints answer instead of problem details."""
+
+    error: str = Field(examples=["invalid_client"])
+    error_description: str | None = None
+    error_uri: str | None = None
+
+
+# What Authlib and the throttles answer on the endpoints where clients authenticate; the problem statuses (422, 500)
+# stay declared at the app level.
+OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": OAuthErrorBody, "description": description}
+    for status, description in {
+        400: "RFC 6749 error: `invalid_request`, `unsupported_grant_type`, `invalid_scope`, ...",
+        401: "`invalid_client`, when the client authenticated with HTTP Basic",
+        413: "`invalid_request`: the form is larger than 64 KiB",
+        429: "`slow_down`: too many failed authentications; see `Retry-After`",
+    }.items()
+}
 
 
 def _form_body(description: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -104,7 +127,14 @@ async def _parse_form(request: Request) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for name, value in pairs:
         if name in parsed:
-            raise InvalidRequestError(f"The parameter {name!r} is repeated.")
+            # RFC 6749 allows only printable ASCII, without double quote or backslash, in a description (Authlib
+            # raises otherwise): the name is echoed only when it fits.
+            named = repr(name)
+            raise InvalidRequestError(
+                f"The parameter {named} is repeated."
+                if not invalid_error_characters(named)
+                else "A parameter is repeated."
+            )
         parsed[name] = value
     return parsed
 
@@ -273,7 +303,7 @@ async def _client_exchange(
             "client_assertion": "With private_key_jwt: a JWT signed with the client's registered key",
         },
     ),
-    responses={200: {"description": "The token", "content": {"application/json": {}}}},
+    responses={200: {"description": "The token", "content": {"application/json": {}}}, **OAUTH_ERRORS},
 )
 async def token(request: Request, session: SessionDep) -> JSONResponse:
     exchange = await _client_exchange(request, session, "token", run_token_request)
@@ -302,7 +332,7 @@ async def _verified_claims(request: Request, session: SessionDep, token: str, *,
     summary="Introspect an access token (RFC 7662)",
     description="A client may introspect its own tokens; staff clients any token. Others learn only `active: false`.",
     openapi_extra=_form_body("Introspection request", {"token": "The access token", "token_type_hint": "Optional"}),
-    responses={200: {"description": "Token state", "content": {"application/json": {}}}},
+    responses={200: {"description": "Token state", "content": {"application/json": {}}}, **OAUTH_ERRORS},
 )
 async def introspect(request: Request, session: SessionDep) -> JSONResponse:
     exchange = await _client_exchange(request, session, "introspect", run_client_authentication)
@@ -328,7 +358,7 @@ async def introspect(request: Request, session: SessionDep) -> JSONResponse:
     summary="Revoke an access token (RFC 7009)",
     description="A client may revoke its own tokens. The answer is 200 whether or not the token was valid.",
     openapi_extra=_form_body("Revocation request", {"token": "The access token", "token_type_hint": "Optional"}),
-    responses={200: {"description": "Revoked (or nothing to revoke)"}},
+    responses={200: {"description": "Revoked (or nothing to revoke)"}, **OAUTH_ERRORS},
 )
 async def revoke(request: Request, session: SessionDep) -> Response:
     exchange = await _client_exchange(request, session, "revoke", run_client_authentication)

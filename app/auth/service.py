@@ -147,7 +147,7 @@ async def create_client(
         partner = await get_partner(session, partner_id)
         if partner.status is PartnerStatus.terminated:
             raise InvalidClientConfiguration("The partner is terminated.")
-    elif partner_id:
+    elif partner_id is not None:  # an empty id too: stored, it would break the foreign key (a 500)
         raise InvalidClientConfiguration("Only partner clients belong to a partner.")
     if kind is PrincipalKind.staff and role is None:
         raise InvalidClientConfiguration("A staff client needs a `role`.")

@@ -190,10 +190,25 @@ async def _on_database_unavailable(request: Request, exc: Exception) -> JSONResp
     )
 
 
+# SQLSTATE 22021 (character_not_in_repertoire, in text) and 22P05 (untranslatable_character, in jsonb): text
+# PostgreSQL can neither store nor compare, in practice a NUL (U+0000), which JSON bodies and URLs can carry into any
+# string field or filter. The caller's input, not a fault.
+_UNREPRESENTABLE_TEXT = {"22021", "22P05"}
+
+
 async def unexpected_error_response(request: Request, exc: Exception) -> JSONResponse:
-    """The answer to an exception nobody expected: 503 when the database is unreachable, else an opaque 500."""
+    """The answer to an exception nobody expected: 503 when the database is unreachable, 422 for text it cannot hold
+    (NUL), else an opaque 500."""
     if _is_connection_failure(exc):
         return await _on_database_unavailable(request, exc)
+    if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _UNREPRESENTABLE_TEXT:
+        return problem_response(
+            request,
+            status=422,
+            slug="invalid-text",
+            title="Invalid text",
+            detail="A text field or filter contains a character that cannot be stored (NUL, U+0000).",
+        )
     log.exception("unhandled_error", error_class=type(exc).__name__)
     return problem_response(
         request,

@@ -42,6 +42,9 @@ from app.reports.models import DurationSeries
 from app.reports.schemas import GroupBy, ReportFilters, ReportPeriod
 
 MAX_PERIOD_DAYS = 3 * 366 + 1
+# Days outside these are no referral's: refused rather than carried to the calendar's ends, where month arithmetic
+# overflows.
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 _BIND = re.compile(r"(?<![:\w]):(\w+)")  # a bound parameter in SQL text, as SQLAlchemy's text() reads them
 
 PARTNERS = Partner.__table__  # type: ignore[attr-defined]
@@ -68,6 +71,8 @@ class ReportQuery:
             raise InvalidReportQuery("The period ends before it starts.")
         if (self.end - self.start).days >= MAX_PERIOD_DAYS:
             raise InvalidReportQuery("A report covers at most three years.")
+        if self.start < EARLIEST_DAY or self.end > LATEST_DAY:
+            raise InvalidReportQuery(f"Reports cover {EARLIEST_DAY} to {LATEST_DAY}.")
 
     @property
     def period(self) -> ReportPeriod:
@@ -78,6 +83,8 @@ def default_period(today: date) -> tuple[date, date]:
     """The twelve months up to today: from the first day of the month eleven months back."""
     month = today.month - 11
     year = today.year + (month - 1) // 12
+    if year < date.min.year:  # a period ending in the first year of the calendar starts with it
+        return date.min, today
     return date(year, (month - 1) % 12 + 1, 1), today
 
 

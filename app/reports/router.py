@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
 from fastapi.security import SecurityScopes
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 from pydantic_core import to_json
 
 from app.auth.deps import InsufficientScope, Principal, authenticate, requires
@@ -86,12 +87,25 @@ def _enum_values(raw: list[str] | None, name: str, enum: type[Any]) -> list[Any]
         raise queries.InvalidReportQuery(f"{name} takes {allowed}.") from None
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    """Dates as ``YYYY-MM-DD`` only: pydantic would also read a number as a Unix timestamp."""
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
 def report_query(
     start: Annotated[
-        date | None,
+        IsoDate | None,
         Query(alias="from", description="First day (Asia/Shanghai), inclusive. Default: twelve months back."),
     ] = None,
-    end: Annotated[date | None, Query(alias="to", description="Last day, inclusive. Default: today.")] = None,
+    end: Annotated[IsoDate | None, Query(alias="to", description="Last day, inclusive. Default: today.")] = None,
     partner_id: Annotated[list[str] | None, Query(description="Repeat, or separate with commas.")] = None,
     partner_kind: Annotated[list[str] | None, Query(description="bank, insurer, corporate")] = None,
     program_id: Annotated[list[str] | None, Query()] = None,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine
+from app.core.housekeeping import freeze_startup_objects
 from app.core.models import utcnow
 from app.privacy.service import DataKeyring
 from app.referrals import batches
@@ -142,6 +143,7 @@ async def run_worker(
     """The ``alliance worker`` command: SIGTERM and SIGINT stop it gracefully."""
     database = Database(create_engine(url, settings))
     worker = Worker(database, settings, jobs_interval_s=jobs_interval_s)
+    freeze_startup_objects()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop.set)

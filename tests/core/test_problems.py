@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from typing import Literal
+
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from app.core.database import SessionDep
 from app.core.problems import PROBLEM_BASE, Conflict
 
 PROBLEM = "application/problem+json"
@@ -33,6 +37,11 @@ def app(app: FastAPI) -> FastAPI:
     @app.get("/_test/database-down")
     async def database_down() -> None:
         raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    @app.get("/_test/nul/{column_type}")
+    async def nul(column_type: Literal["text", "jsonb"], session: SessionDep) -> None:
+        value = "a\x00b" if column_type == "text" else '{"name": "a\\u0000b"}'
+        await session.execute(text(f"SELECT CAST(:value AS {column_type})"), {"value": value})
 
     return app
 
@@ -98,9 +107,22 @@ async def test_lost_database_connection_is_a_503_with_retry_after(client: httpx.
     assert response.json()["type"] == PROBLEM_BASE + "service-unavailable"
 
 
+@pytest.mark.parametrize("column_type", ["text", "jsonb"])
+async def test_text_the_database_cannot_hold_is_a_422(client: httpx.AsyncClient, column_type: str) -> None:
+    # Found by the schema fuzzer: a NUL in any string field or filter reached PostgreSQL and came back as a 500.
+    response = await client.get(f"/_test/nul/{column_type}")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["type"] == PROBLEM_BASE + "invalid-text"
+
+
 async def test_openapi_declares_problem_responses(client: httpx.AsyncClient) -> None:
     document = (await client.get("/openapi.json")).json()
     assert document["info"]["title"] == "Alliance"
     assert "ProblemDetails" in document["components"]["schemas"]
     readyz = document["paths"]["/readyz"]["get"]["responses"]
     assert PROBLEM in readyz["503"]["content"]
+    # Every route parses something (a body, a cursor) that can be malformed: a 400 is declared everywhere.
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert {"400", "422", "500"} <= set(operation["responses"])

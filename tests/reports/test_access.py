@@ -141,6 +141,9 @@ async def test_unknown_partner_scorecard_is_404(client: httpx.AsyncClient, manag
         {"from": "2026-03-01", "to": "2026-02-01"},
         {"from": "2020-01-01", "to": "2026-02-01"},
         {"from": "yesterday"},
+        {"to": "0.0"},  # pydantic alone reads numbers as Unix timestamps (found by fuzzing)
+        {"from": "-3.2e-219"},
+        {"to": "2026-1-5"},
         {"format": "pdf"},
         {"partner_id": ",".join(f"ptn_{n}" for n in range(201))},
     ],
@@ -165,3 +168,14 @@ async def test_openapi_documents_who_may_call(client: httpx.AsyncClient) -> None
     funnel = paths["/v1/reports/funnel"]["get"]
     assert funnel["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/FunnelReport")
     assert {"text/csv; charset=utf-8", "text/html; charset=utf-8"} <= set(funnel["responses"]["200"]["content"])
+
+
+@pytest.mark.parametrize("path", ["/v1/reports/funnel", "/v1/reports/time-to-convert", "/v1/reports/fees"])
+@pytest.mark.parametrize("params", [{"to": "0001-01-01"}, {"from": "9999-12-01", "to": "9999-12-31"}])
+async def test_days_at_the_ends_of_the_calendar_are_refused(
+    client: httpx.AsyncClient, manager: Caller, path: str, params: dict[str, str]
+) -> None:
+    """Found by fuzzing: the default start, twelve months before ``to``, fell in year 0 (a 500)."""
+    response = await client.get(path, params=params, headers=manager.headers)
+    assert response.status_code == 422, response.text
+    assert "Reports cover 2000-01-01 to 2099-12-31" in response.json()["detail"]

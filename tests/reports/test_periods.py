@@ -31,6 +31,7 @@ def test_default_period_is_twelve_months_to_the_day() -> None:
     assert default_period(date(2026, 3, 15)) == (date(2025, 4, 1), date(2026, 3, 15))
     assert default_period(date(2026, 12, 31)) == (date(2026, 1, 1), date(2026, 12, 31))
     assert default_period(date(2026, 1, 1)) == (date(2025, 2, 1), date(2026, 1, 1))
+    assert default_period(date(1, 3, 1)) == (date(1, 1, 1), date(1, 3, 1))  # no year 0 (found by fuzzing: a 500)
 
 
 def test_a_period_runs_forward_and_at_most_three_years() -> None:
