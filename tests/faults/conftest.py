@@ -12,26 +12,16 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.audit.service import Actor
-from app.auth import service as auth_service
 from app.auth.keys import Keyring
-from app.auth.scopes import PrincipalKind
-from app.auth.tokens import mint_access_token
-from app.catalog import service as catalog
-from app.catalog.models import ProgramChannel
-from app.catalog.schemas import PartnerCreate, ProgramCreate
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.embedded_db import _asyncpg_url
-
-ACTOR = Actor.system("test")
+from tests.worker.conftest import Desk, open_desk
 
 
 class PrivatePostgres:
@@ -75,40 +65,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
             shutil.rmtree(parent, ignore_errors=True)
 
 
-@dataclass
-class Desk:
-    """A partner with a VIP program and a bearer token of its integration."""
-
-    partner_id: str
-    program_id: str
-    headers: dict[str, str]
-
-
 async def make_desk(database: Database, settings: Settings, keyring: Keyring, name: str = "故障银行") -> Desk:
     """A partner, its program and a client whose own rate limit is out of the way of the test's load."""
-    async with database.sessionmaker() as session, session.begin():
-        partner = await catalog.create_partner(session, ACTOR, PartnerCreate(kind="bank", legal_name=name))
-        program = await catalog.create_program(
-            session,
-            ACTOR,
-            ProgramCreate(
-                partner_id=partner.id,
-                name="VIP",
-                channel=ProgramChannel.vip_referral,
-                effective_from=date.today() - timedelta(days=1),
-            ),
-        )
-        created = await auth_service.create_client(
-            session, ACTOR, name=name, kind=PrincipalKind.partner, partner_id=partner.id, rate_limit_per_second=10_000
-        )
-        key = await keyring.signing_key(session)
-    token = mint_access_token(
-        key,
-        settings,
-        client_id=created.client.id,
-        scope="referrals:write referrals:read",
-        kind="partner",
-        partner_id=partner.id,
-        role=None,
-    )
-    return Desk(partner.id, program.id, {"Authorization": f"Bearer {token}"})
+    return await open_desk(database, settings, keyring, name, rate_limit_per_second=10_000)

@@ -12,6 +12,7 @@ import pytest
 
 from app.audit.service import Actor
 from app.auth import service as auth_service
+from app.auth.keys import Keyring
 from app.auth.scopes import PrincipalKind
 from app.auth.tokens import mint_access_token
 from app.catalog import service as catalog
@@ -63,9 +64,11 @@ async def scratch(worker_database: str, settings: Settings) -> AsyncIterator[Scr
     await database.dispose()
 
 
-async def make_desk(scratch: Scratch, name: str = "工作银行") -> Desk:
-    app = scratch.client._transport.app  # type: ignore[attr-defined]
-    async with scratch.database.sessionmaker() as session, session.begin():
+async def open_desk(
+    database: Database, settings: Settings, keyring: Keyring, name: str, rate_limit_per_second: int | None = None
+) -> Desk:
+    """A partner, its VIP program and a bearer token of its integration, committed in ``database``."""
+    async with database.sessionmaker() as session, session.begin():
         partner = await catalog.create_partner(session, ACTOR, PartnerCreate(kind="bank", legal_name=name))
         program = await catalog.create_program(
             session,
@@ -78,16 +81,26 @@ async def make_desk(scratch: Scratch, name: str = "工作银行") -> Desk:
             ),
         )
         created = await auth_service.create_client(
-            session, ACTOR, name=name, kind=PrincipalKind.partner, partner_id=partner.id
-        )
-        key = await app.state.keyring.signing_key(session)
-        token = mint_access_token(
-            key,
-            app.state.settings,
-            client_id=created.client.id,
-            scope="referrals:write referrals:read",
-            kind="partner",
+            session,
+            ACTOR,
+            name=name,
+            kind=PrincipalKind.partner,
             partner_id=partner.id,
-            role=None,
+            rate_limit_per_second=rate_limit_per_second,
         )
+        key = await keyring.signing_key(session)
+    token = mint_access_token(
+        key,
+        settings,
+        client_id=created.client.id,
+        scope="referrals:write referrals:read",
+        kind="partner",
+        partner_id=partner.id,
+        role=None,
+    )
     return Desk(partner.id, program.id, {"Authorization": f"Bearer {token}"})
+
+
+async def make_desk(scratch: Scratch, name: str = "工作银行") -> Desk:
+    app = scratch.client._transport.app  # type: ignore[attr-defined]
+    return await open_desk(scratch.database, scratch.settings, app.state.keyring, name)
