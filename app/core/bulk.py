@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -42,7 +43,9 @@ def _is_json(column: sa.Column[Any]) -> bool:
 
 
 @cache
-def _insert_statement(table: sa.Table, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str) -> str:
+def _insert_statement(
+    table: sa.Table, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str, then: str
+) -> str:
     arrays = []
     selected = []
     for position, name in enumerate(columns):
@@ -51,16 +54,37 @@ def _insert_statement(table: sa.Table, columns: tuple[str, ...], on_conflict_do_
         array_type = "text" if _is_json(column) else column.type.compile(dialect=_DIALECT)
         arrays.append(f"CAST(:c{position} AS {array_type}[])")
         selected.append(f"c{position}::jsonb" if _is_json(column) else f"c{position}")
-    statement = (
+    insert = (
         f"INSERT INTO {table.name} ({', '.join(columns)}) "
         f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) WITH ORDINALITY "
         f"AS rows({', '.join(f'c{position}' for position in range(len(columns)))}, position) ORDER BY position"
     )
+    return _followed_by([], _finish(insert, on_conflict_do_nothing, returning), then)
+
+
+def _finish(insert: str, on_conflict_do_nothing: bool, returning: str) -> str:
     if on_conflict_do_nothing:
-        statement += " ON CONFLICT DO NOTHING"
+        insert += " ON CONFLICT DO NOTHING"
     if returning:
-        statement += f" RETURNING {returning}"
-    return statement
+        insert += f" RETURNING {returning}"
+    return insert
+
+
+def _followed_by(ctes: list[str], insert: str, then: str) -> str:
+    """The insert, or, with ``then``, the insert as the CTE ``inserted`` that ``then`` reads."""
+    if then:
+        ctes = [*ctes, f"inserted AS ({insert})"]
+        insert = then
+    return f"WITH {', '.join(ctes)} {insert}" if ctes else insert
+
+
+@dataclass(frozen=True)
+class Then:
+    """A statement run with an insert, as part of it: it reads the inserted rows' ``returning`` columns from the
+    CTE ``inserted``. Bind parameters are named (``:now``) and must not start with ``c`` and a digit."""
+
+    sql: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 COPY_FROM = 64  # rows from which ``insert_rows`` stages by COPY rather than sending arrays
@@ -74,9 +98,11 @@ async def insert_rows(
     *,
     on_conflict_do_nothing: bool = False,
     returning: Sequence[str] = (),
+    then: Then | None = None,
 ) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (tuples in the order of ``columns``) in one statement, in their order (an identity column
-    numbers them in that order); returns the ``returning`` columns of the rows inserted.
+    numbers them in that order); returns the ``returning`` columns of the rows inserted. With ``then``, a statement
+    reading those columns runs as part of the same statement, and what it returns (if anything) is returned.
 
     A few rows travel as arrays. Many are first copied (binary COPY) into a temporary table of the connection, then
     moved in one ``INSERT … SELECT``: asyncpg checks every element of an array parameter in Python, which costs
@@ -87,25 +113,31 @@ async def insert_rows(
     json_positions = [position for position, name in enumerate(names) if _is_json(table.c[name])]
     if json_positions:
         rows = [_with_json_text(row, json_positions) for row in rows]
+    listed = ", ".join(returning)
+    then_sql, parameters = (then.sql, dict(then.parameters)) if then else ("", {})
     if len(rows) < COPY_FROM:
-        statement = _insert_statement(table, names, on_conflict_do_nothing, ", ".join(returning))
-        parameters = {f"c{position}": list(values) for position, values in enumerate(zip(*rows, strict=True))}
-        result = await session.execute(sa.text(statement), parameters)
+        statement = _insert_statement(table, names, on_conflict_do_nothing, listed, then_sql)
+        parameters |= {f"c{position}": list(values) for position, values in enumerate(zip(*rows, strict=True))}
     else:
         staging = await _staging_table(session, table, names)
         await copy_records(
             session, staging, (*names, "position"), [(*row, position) for position, row in enumerate(rows)]
         )
-        statement = _move_statement(table, staging, names, on_conflict_do_nothing, ", ".join(returning))
-        result = await session.execute(sa.text(statement))
-    return [tuple(row) for row in result.all()] if returning else []
+        statement = _move_statement(table, staging, names, on_conflict_do_nothing, listed, then_sql)
+    result = await session.execute(sa.text(statement), parameters)
+    returns_rows = isinstance(result, sa.CursorResult) and result.returns_rows
+    return [tuple(row) for row in result.all()] if returns_rows else []
+
+
+class JsonText(str):
+    """A JSON value already encoded (by pydantic's serializer, say): ``insert_rows`` sends it as it is."""
 
 
 def _with_json_text(row: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
     values = list(row)
     for position in positions:
         value = values[position]
-        if value is not None:
+        if value is not None and not isinstance(value, JsonText):
             values[position] = "{}" if value == {} else json.dumps(value, ensure_ascii=False)
     return tuple(values)
 
@@ -130,16 +162,10 @@ async def _staging_table(session: AsyncSession, table: sa.Table, columns: tuple[
 
 @cache
 def _move_statement(
-    table: sa.Table, staging: str, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str
+    table: sa.Table, staging: str, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str, then: str
 ) -> str:
     """Empty the staging table into ``table``, in the rows' order."""
     listed = ", ".join(columns)
-    statement = (
-        f"WITH staged AS (DELETE FROM {staging} RETURNING *) "
-        f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM staged ORDER BY position"
-    )
-    if on_conflict_do_nothing:
-        statement += " ON CONFLICT DO NOTHING"
-    if returning:
-        statement += f" RETURNING {returning}"
-    return statement
+    insert = f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM staged ORDER BY position"
+    staged = f"staged AS (DELETE FROM {staging} RETURNING *)"
+    return _followed_by([staged], _finish(insert, on_conflict_do_nothing, returning), then)

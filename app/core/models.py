@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -25,9 +26,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_ID_BYTES = 12
+
+
 def new_id(prefix: str) -> str:
     """An opaque, unguessable id with a readable prefix, e.g. ``ptn_5Zk2...``."""
-    return f"{prefix}_{secrets.token_urlsafe(12)}"
+    return f"{prefix}_{secrets.token_urlsafe(_ID_BYTES)}"
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """``count`` ids as ``new_id`` makes them, from one call to the system's random source."""
+    encoded = base64.urlsafe_b64encode(secrets.token_bytes(_ID_BYTES * count)).decode()
+    width = _ID_BYTES * 4 // 3
+    return [f"{prefix}_{encoded[start : start + width]}" for start in range(0, width * count, width)]
 
 
 def id_field(prefix: str) -> str:

@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.bulk import equals_any, insert_rows
-from app.core.models import new_id
+from app.core.bulk import JsonText, Then, equals_any, insert_rows
+from app.core.models import new_id, new_ids
 from app.referrals.models import (
     HOLDING_SQL,
     HOLDING_STATUSES,
@@ -34,7 +34,7 @@ from app.referrals.models import (
     ReferralEvent,
     ReferralStatus,
 )
-from app.webhooks.service import announce_referral_transitions
+from app.webhooks.service import referral_transitions_queue
 
 _REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 _TIMELINE = ReferralEvent.__table__  # type: ignore[attr-defined]
@@ -65,6 +65,7 @@ _REFERRAL_COLUMNS = (
     "updated_at",
 )
 _TIMELINE_COLUMNS = ("id", "referral_id", "partner_id", "from_status", "to_status", "cause", "details", "created_at")
+_TRANSITION_COLUMNS = ("referral_id", "partner_id", "from_status", "to_status", "cause")
 
 
 @dataclass
@@ -88,7 +89,7 @@ class Candidate:
     age_band: str | None
     declared_assets_band: str | None
     employer: str | None
-    consent: dict[str, Any] | None
+    consent: JsonText | None
 
 
 @dataclass
@@ -169,7 +170,7 @@ async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Seq
     return len(expired)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     referral_id: str
     partner_id: str
@@ -180,14 +181,13 @@ class TimelineEntry:
 
 
 async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry], now: datetime) -> None:
-    """Append entries to referrals' timelines, in one statement, and announce the status changes to the partners'
-    webhooks in the same transaction: every status change passes through here."""
+    """Append entries to referrals' timelines and announce the status changes to the partners' webhooks, in one
+    statement of the caller's transaction: every status change passes through here."""
     if not entries:
         return
-    await announce_referral_transitions(session, [notice for entry in entries for notice in _notices(entry, now)], now)
     rows = [
         (
-            new_id("rev"),
+            event_id,
             entry.referral_id,
             entry.partner_id,
             entry.from_status,
@@ -196,26 +196,10 @@ async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry
             entry.details,
             now,
         )
-        for entry in entries
+        for event_id, entry in zip(new_ids("rev", len(entries)), entries, strict=True)
     ]
-    await insert_rows(session, _TIMELINE, _TIMELINE_COLUMNS, rows)
-
-
-def _notices(entry: TimelineEntry, now: datetime) -> list[dict[str, Any]]:
-    if entry.from_status is None or entry.from_status == entry.to_status:
-        return []
-    data = {
-        "referral_id": entry.referral_id,
-        "from_status": entry.from_status.value,
-        "to_status": entry.to_status.value,
-        "cause": entry.cause,
-        "occurred_at": now.isoformat(),
-    }
-    types = ["referral.status_changed"] + (["referral.expired"] if entry.to_status is ReferralStatus.expired else [])
-    return [
-        {"referral_id": entry.referral_id, "partner_id": entry.partner_id, "event_type": event_type, "data": data}
-        for event_type in types
-    ]
+    announce = Then(referral_transitions_queue("inserted"), {"now": now})
+    await insert_rows(session, _TIMELINE, _TIMELINE_COLUMNS, rows, returning=_TRANSITION_COLUMNS, then=announce)
 
 
 async def record_events(

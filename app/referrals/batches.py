@@ -34,7 +34,7 @@ from app.core.bulk import copy_records
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
-from app.core.problems import NotFound, Problem, Unprocessable
+from app.core.problems import Conflict, NotFound, Problem, Unprocessable
 from app.core.tenancy import Tenant, ensure_owned, scoped
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
@@ -219,6 +219,10 @@ class InvalidBatchHeader(Unprocessable):
 
 class EmptyBatch(Unprocessable):
     slug, title = "empty-batch", "Empty batch"
+
+
+class BatchClosed(Conflict):
+    slug, title = "batch-closed", "Batch closed"
 
 
 # --- reading the upload -------------------------------------------------------------------------------------------
@@ -690,12 +694,13 @@ async def apply_chunk(
 ) -> bool:
     """Attribute a prepared chunk, write its results, drop its staged lines and count: the caller's transaction
     makes all of it one. Lines no longer staged (processed by an earlier run) are skipped. Returns True when the
-    batch is complete."""
-    locked = await session.scalar(
-        select(col(ReferralBatch.status)).where(col(ReferralBatch.id) == batch.id).with_for_update()
-    )
-    if locked not in (BatchStatus.pending, BatchStatus.processing):
-        return locked is BatchStatus.completed
+    batch is complete.
+
+    Chunks of one batch may be applied side by side: the batch row is locked only by the closing update of the
+    counters, so their transactions wait for each other only at the very end."""
+    status = await session.scalar(select(col(ReferralBatch.status)).where(col(ReferralBatch.id) == batch.id))
+    if status not in (BatchStatus.pending, BatchStatus.processing):
+        return status is BatchStatus.completed
     results = prepared.results
     candidates = prepared.candidates
     if staged:
@@ -711,7 +716,7 @@ async def apply_chunk(
     counts = Counter(result.outcome for result in results)
     done = await session.scalar(
         update(ReferralBatch)
-        .where(col(ReferralBatch.id) == batch.id)
+        .where(col(ReferralBatch.id) == batch.id, sa.text(OPEN_SQL))
         .values(
             processed=col(ReferralBatch.processed) + len(results),
             eligible=col(ReferralBatch.eligible) + counts[LineOutcome.eligible],
@@ -730,6 +735,8 @@ async def apply_chunk(
         )
         .returning(col(ReferralBatch.completed_at).is_not(None))
     )
+    if done is None:
+        raise BatchClosed("The batch was closed while this chunk was being processed.")
     return bool(done)
 
 

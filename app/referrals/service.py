@@ -14,6 +14,7 @@ from sqlmodel import col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.models import Partner, PartnerStatus, Program, ProgramStatus
+from app.core.bulk import JsonText
 from app.core.identifiers import national_id_birth_year
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
@@ -115,7 +116,7 @@ def build_candidate(
         age_band=age_band(birth_year, today),
         declared_assets_band=assets.value if assets else None,
         employer=employer,
-        consent=data.consent.model_dump(mode="json") if data.consent else None,
+        consent=JsonText(data.consent.model_dump_json()) if data.consent else None,
     )
 
 

@@ -236,32 +236,45 @@ def envelope(event_type: str, data: dict[str, Any], now: datetime) -> dict[str, 
 _QUEUE = """
     INSERT INTO webhook_deliveries
         (id, endpoint_id, partner_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
-    SELECT 'msg_' || replace(CAST(gen_random_uuid() AS text), '-', ''), e.id, e.partner_id, n.event_type, {payload},
+    SELECT 'msg_' || replace(CAST(gen_random_uuid() AS text), '-', ''), e.id, e.partner_id, n.event_type,
+           jsonb_build_object('type', n.event_type, 'timestamp', CAST(:now AS timestamptz), 'data', {data}),
            'pending', 0, :now, :now, :now
-    FROM jsonb_to_recordset(CAST(:notices AS jsonb)) AS n(partner_id text, event_type text, data jsonb{extra})
-    {join}
+    FROM {notices}
     JOIN webhook_endpoints e ON e.partner_id = n.partner_id AND e.enabled AND n.event_type = ANY(e.event_types)
 """
-_ENVELOPE = "jsonb_build_object('type', n.event_type, 'timestamp', CAST(:now AS timestamptz), 'data', {data})"
+_ANNOUNCE = _QUEUE.format(
+    data="n.data",
+    notices="jsonb_to_recordset(CAST(:notices AS jsonb)) AS n(partner_id text, event_type text, data jsonb)",
+)
 
 
 async def announce(session: AsyncSession, partner_id: str, event_type: str, data: dict[str, Any]) -> None:
     """Queue ``event_type`` for every enabled endpoint of the partner subscribed to it (same transaction)."""
     notices = [{"partner_id": partner_id, "event_type": event_type, "data": data}]
-    statement = _QUEUE.format(payload=_ENVELOPE.format(data="n.data"), extra="", join="")
-    await session.execute(text(statement), {"notices": json.dumps(notices, default=str), "now": utcnow()})
+    await session.execute(text(_ANNOUNCE), {"notices": json.dumps(notices, default=str), "now": utcnow()})
 
 
-async def announce_referral_transitions(session: AsyncSession, notices: list[dict[str, Any]], now: datetime) -> None:
-    """Referral notices (``referral_id``, ``partner_id``, ``event_type``, ``data``) in one statement, each with
-    the referral's own reference and program added."""
-    if not notices:
-        return
-    data = "n.data || jsonb_build_object('external_ref', r.external_ref, 'program_id', r.program_id)"
-    statement = _QUEUE.format(
-        payload=_ENVELOPE.format(data=data), extra=", referral_id text", join="JOIN referrals r ON r.id = n.referral_id"
+def referral_transitions_queue(transitions: str) -> str:
+    """The statement queueing the notices of referrals' status changes, read from the relation ``transitions``
+    (``referral_id``, ``partner_id``, ``from_status``, ``to_status``, ``cause``: timeline rows) at ``:now``.
+
+    A change is ``referral.status_changed``, and also ``referral.expired`` when it expires the referral; each notice
+    carries the referral's own reference and program."""
+    notices = f"""(
+        SELECT t.referral_id, t.partner_id, t.from_status, t.to_status, t.cause, types.event_type
+        FROM {transitions} AS t
+        CROSS JOIN LATERAL unnest(
+            CASE WHEN CAST(t.to_status AS text) = 'expired' THEN ARRAY['referral.status_changed', 'referral.expired']
+                 ELSE ARRAY['referral.status_changed'] END
+        ) AS types(event_type)
+        WHERE CAST(t.from_status AS text) <> CAST(t.to_status AS text)
+    ) AS n JOIN referrals r ON r.id = n.referral_id"""
+    data = (
+        "jsonb_build_object('referral_id', n.referral_id, 'from_status', n.from_status, 'to_status', n.to_status, "
+        "'cause', n.cause, 'occurred_at', CAST(:now AS timestamptz), 'external_ref', r.external_ref, "
+        "'program_id', r.program_id)"
     )
-    await session.execute(text(statement), {"notices": json.dumps(notices), "now": now})
+    return _QUEUE.format(data=data, notices=notices)
 
 
 async def enqueue_test(session: AsyncSession, tenant: Tenant, endpoint_id: str) -> WebhookDelivery:

@@ -1,8 +1,10 @@
 """Processing one referral batch: chunk after chunk, each in its own transaction, under the batch's advisory lock.
 
 The lock is a session-level advisory lock held on a connection of its own for the whole run: two workers never
-process the same batch (so never the same chunk), and a worker that dies releases it with its connection. The
-next chunk is read, validated and encrypted while the current one is being attributed by the database.
+process the same batch, and a worker that dies releases it with its connection. The run is a pipeline: the next
+chunk is read, validated and encrypted while up to ``IN_FLIGHT`` chunks are being attributed, each in its own
+transaction on its own connection, so that Python and PostgreSQL work at the same time. Each chunk's transaction
+deletes its staged chunk, so no chunk is ever applied twice, whatever the order in which they commit.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = structlog.get_logger("alliance.worker")
 
 LOCK_NAMESPACE = 0x5EFB  # first key of the batches' advisory locks; the second is a hash of the batch id
 SLICE = 100  # lines prepared between two yields to the event loop
+IN_FLIGHT = 2  # chunks being attributed at the same time, each on its own connection
 
 
 async def _try_lock(connection: AsyncConnection, batch_id: str) -> bool:
@@ -64,16 +67,29 @@ async def _run(database: Database, keyring: DataKeyring, batch_id: str, stop: as
     if batch is None or batch.status not in (BatchStatus.pending, BatchStatus.processing):
         return
     ahead = asyncio.create_task(_prepare(database, keyring, batch, 0))
+    applying: set[asyncio.Task[None]] = set()
     try:
         while (prepared := await ahead) is not None and not stop.is_set():
             ahead = asyncio.create_task(_prepare(database, keyring, batch, prepared.last_line))
-            async with database.sessionmaker() as session, session.begin():
-                if await batches.apply_chunk(session, batch, prepared, utcnow()):
-                    log.info("batch_completed", batch_id=batch_id)
+            if len(applying) >= IN_FLIGHT:
+                done, applying = await asyncio.wait(applying, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed chunk ends the run; the others in flight still commit
+            applying.add(asyncio.create_task(_apply(database, batch, prepared)))
     finally:
         ahead.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await ahead
+        finished = await asyncio.gather(*applying, return_exceptions=True)
+    for outcome in finished:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _apply(database: Database, batch: ReferralBatch, prepared: PreparedChunk) -> None:
+    async with database.sessionmaker() as session, session.begin():
+        if await batches.apply_chunk(session, batch, prepared, utcnow()):
+            log.info("batch_completed", batch_id=batch.id)
 
 
 async def _prepare(database: Database, keyring: DataKeyring, batch: ReferralBatch, after: int) -> PreparedChunk | None:

@@ -6,10 +6,13 @@ import os
 from datetime import date
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.bulk import COPY_FROM, _staging_name, insert_rows
+from app.core.bulk import COPY_FROM, JsonText, Then, _staging_name, insert_rows
+from app.core.models import new_id, new_ids
 from app.referrals.models import ExistingClient
 
 CLIENTS = ExistingClient.__table__  # type: ignore[attr-defined]
@@ -33,3 +36,35 @@ async def test_rows_are_inserted_once_and_conflicts_skipped(session: AsyncSessio
     if len(again) >= COPY_FROM:  # the move emptied the staging table
         staging = _staging_name(CLIENTS, COLUMNS)
         assert await session.scalar(text(f"SELECT count(*) FROM pg_temp.{staging}")) == 0
+
+
+@pytest.mark.parametrize("count", [3, COPY_FROM * 2])
+async def test_a_statement_run_with_the_insert_reads_the_inserted_rows(session: AsyncSession, count: int) -> None:
+    now = await session.scalar(text("SELECT now()"))
+    rows = [(os.urandom(32), date(2020, 1, day % 28 + 1), now) for day in range(count)]
+    then = Then("SELECT count(*), max(opened_on), :label FROM inserted", {"label": "counted"})
+    counted = await insert_rows(session, CLIENTS, COLUMNS, rows, returning=["opened_on"], then=then)
+    assert counted == [(count, max(row[1] for row in rows), "counted")]
+    stored = await session.scalar(
+        text("SELECT count(*) FROM existing_clients WHERE identity_hash = ANY(:hashes)"),
+        {"hashes": [r[0] for r in rows]},
+    )
+    assert stored == count
+
+
+@pytest.mark.parametrize("count", [2, COPY_FROM])
+async def test_json_already_encoded_is_sent_as_it_is(session: AsyncSession, count: int) -> None:
+    await session.execute(text("CREATE TEMPORARY TABLE json_rows (id text, doc jsonb)"))
+    table = sa.Table("json_rows", sa.MetaData(), sa.Column("id", sa.Text), sa.Column("doc", JSONB))
+    rows = [(f"r{n}", JsonText('{"a": [1, "二"]}') if n % 2 else {"a": [1, "二"]}) for n in range(count)]
+    await insert_rows(session, table, ("id", "doc"), rows)
+    docs = (await session.execute(text("SELECT DISTINCT doc FROM json_rows"))).scalars().all()
+    assert docs == [{"a": [1, "二"]}]  # the same document either way, never a JSON string of it
+
+
+def test_ids_made_together_look_like_ids_made_one_by_one() -> None:
+    together = new_ids("rev", 500)
+    alone = new_id("rev")
+    assert len(set(together)) == 500
+    assert {len(made) for made in together} == {len(alone)}
+    assert all(made.startswith("rev_") and made[4:].replace("-", "").replace("_", "").isalnum() for made in together)

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
+from app.core.models import utcnow
+from app.referrals.attribution import expire_stale_holders
+from app.referrals.models import Referral
 from app.webhooks.models import WebhookDelivery
 from app.webhooks.service import InvalidWebhookTarget, check_url
 from tests.conftest import CallerFactory
@@ -127,6 +132,37 @@ async def test_status_changes_are_queued_in_the_same_transaction(
         "occurred_at": data["occurred_at"],
     }
     assert "national_id" not in str(deliveries[0].payload)
+
+
+async def test_an_expiry_is_announced_as_a_change_and_as_an_expiry(
+    client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession
+) -> None:
+    await _endpoint(client, bank, "referral.status_changed", "referral.expired")
+    created = await client.post("/v1/referrals", json=individual(bank.program.id, "WH-EXP"), headers=bank.headers())
+    referral_id = created.json()["id"]
+    identity = await session.scalar(select(Referral.identity_hash).where(Referral.id == referral_id))
+    assert identity is not None
+    assert await expire_stale_holders(session, utcnow() + timedelta(days=3650), [identity]) == 1
+    deliveries = (
+        await session.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.partner_id == bank.partner.id,
+                WebhookDelivery.payload["data"]["to_status"].astext == "expired",
+            )
+        )
+    ).all()
+    assert sorted(delivery.event_type for delivery in deliveries) == ["referral.expired", "referral.status_changed"]
+    for delivery in deliveries:
+        assert delivery.payload["type"] == delivery.event_type
+        assert delivery.payload["data"] | {"occurred_at": None} == {
+            "referral_id": referral_id,
+            "external_ref": "WH-EXP",
+            "program_id": bank.program.id,
+            "from_status": "eligible",
+            "to_status": "expired",
+            "cause": "window_passed",
+            "occurred_at": None,
+        }
 
 
 async def test_failed_request_queues_nothing(

@@ -3,9 +3,10 @@ chunks it committed stay, the chunk in flight vanishes whole, and the next worke
 result and at most one referral per line.
 
 The kill must land at a known point, so the test steers the worker with table locks on
-``referral_batch_results``, which a chunk writes after it has attributed (written) its referrals: a first lock
-holds the first chunk; a second lock, queued behind that chunk, takes over as soon as the first chunk commits and
-so holds the second chunk. PostgreSQL grants conflicting lock requests in the order they queue.
+``referral_batch_results``, which a chunk writes after it has attributed (written) its referrals. The worker
+attributes ``IN_FLIGHT`` chunks side by side: a first lock holds the first ones; a second lock, queued behind
+them, takes over as soon as they commit and so holds the next ones. PostgreSQL grants conflicting lock requests in
+the order they queue.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.referrals import batches
+from app.worker.batches import IN_FLIGHT
 from tests.conftest import _asyncpg_dsn
 from tests.worker.conftest import Scratch, make_desk
 from tests.worker.test_batches import _assert_exactly_once, _lines, _state, _upload
 
 CHUNK = 3
-LINES = 11  # four chunks
+LINES = 11  # four chunks: two committed, two in flight when the worker dies
 WAIT_S = 60.0
 
 
@@ -74,15 +76,15 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
     batch = await _upload(scratch, desk, _lines(desk, LINES))
     database = make_url(scratch.url).database
 
-    async def chunk_writer_waiting() -> int | None:
-        """The backend of a chunk transaction waiting for ``referral_batch_results``: its pid."""
-        pid = await monitor.fetchval(
+    async def chunk_writers_waiting() -> list[int] | None:
+        """The backends of the chunk transactions waiting for ``referral_batch_results``, once all are waiting."""
+        pids = await monitor.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' "
             "AND query ILIKE '%referral_batch_results%' AND pid <> ALL($2::int[])",
             database,
             [first.get_server_pid(), second.get_server_pid()],
         )
-        return int(pid) if pid else None
+        return [int(row["pid"]) for row in pids] if len(pids) == IN_FLIGHT else None
 
     async def lock_queued(connection: asyncpg.Connection) -> bool:
         return bool(
@@ -101,25 +103,28 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
         await first.execute("LOCK TABLE referral_batch_results IN EXCLUSIVE MODE")
         worker = _worker(scratch.url, "--poll-interval", "0.2")
         try:
-            await _eventually(chunk_writer_waiting, "the first chunk to wait")
-            # The second lock queues behind the waiting chunk: granted when that chunk commits, before the next.
+            await _eventually(chunk_writers_waiting, "the first chunks to wait")
+            # The second lock queues behind the waiting chunks: granted when they commit, before the next ones.
             second_lock = second.transaction()
             await second_lock.start()
             queued = asyncio.create_task(second.execute("LOCK TABLE referral_batch_results IN EXCLUSIVE MODE"))
             await _eventually(lambda: lock_queued(second), "the second lock to queue")
             await first_lock.rollback()
             await asyncio.wait_for(queued, WAIT_S)
-            in_flight = await _eventually(chunk_writer_waiting, "the second chunk to wait")
+            in_flight = await _eventually(chunk_writers_waiting, "the next chunks to wait")
+            assert isinstance(in_flight, list)
 
             mid = await _state(scratch, batch["id"])
-            assert mid["batch"]["processed"] == CHUNK and len(mid["results"]) == CHUNK, "one chunk committed"
-            assert mid["referrals"], "the first chunk made referrals"
+            committed = IN_FLIGHT * CHUNK
+            assert mid["batch"]["processed"] == committed and len(mid["results"]) == committed, "chunks committed"
+            assert mid["referrals"], "the first chunks made referrals"
             writing = await monitor.fetchval(
-                "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = $1 "
-                "AND c.relname = 'referrals' AND l.mode = 'RowExclusiveLock' AND l.granted)",
+                "SELECT bool_and(EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE l.pid = p AND c.relname = 'referrals' AND l.mode = 'RowExclusiveLock' AND l.granted)) "
+                "FROM unnest($1::int[]) AS p",
                 in_flight,
             )
-            assert writing, "the chunk in flight has written its referrals (uncommitted) when the worker dies"
+            assert writing, "the chunks in flight have written their referrals (uncommitted) when the worker dies"
         finally:
             worker.send_signal(signal.SIGKILL)
             await asyncio.to_thread(worker.wait, 30)
@@ -127,12 +132,14 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
         await second_lock.rollback()  # the dead worker's backend goes on, finds its client gone, and rolls back
 
         async def gone() -> bool:
-            return not await monitor.fetchval("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", in_flight)
+            return not await monitor.fetchval(
+                "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ANY($1::int[]))", in_flight
+            )
 
-        await _eventually(gone, "the dead worker's transaction to end")
+        await _eventually(gone, "the dead worker's transactions to end")
 
     after_kill = await _state(scratch, batch["id"])
-    assert after_kill["batch"]["processed"] == CHUNK and len(after_kill["results"]) == CHUNK, "the chunk vanished"
+    assert after_kill["batch"]["processed"] == committed and len(after_kill["results"]) == committed, "chunks vanished"
     assert after_kill["referrals"] == mid["referrals"]
 
     resumed = _worker(scratch.url, "--once")
