@@ -76,6 +76,11 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
                 "application_name": "alliance",
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "timezone": "UTC",
+                # asyncpg prepares every statement. After five runs PostgreSQL may keep a generic plan for good,
+                # chosen with the statistics of that moment: on a young table that grows fast (a batch's referrals)
+                # a plan made when the table was nearly empty scans it whole for every lookup, for the life of the
+                # connection. A custom plan per run costs a fraction of a millisecond and follows the table's size.
+                "plan_cache_mode": "force_custom_plan",
             },
         },
     )

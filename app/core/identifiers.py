@@ -3,6 +3,7 @@ identity card number (GB 11643-1999)."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from operator import mul
 
@@ -10,10 +11,17 @@ _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_DIGIT_OFFSET = ord("0") * sum(_ID_WEIGHTS)
+
+
+def to_ascii_width(value: str) -> str:
+    """Full-width digits and letters (as a Chinese input method types them) as their ASCII forms: the same number
+    must give the same blind index however it was typed."""
+    return unicodedata.normalize("NFKC", value) if not value.isascii() else value
 
 
 def normalise_credit_code(value: str) -> str:
-    return value.strip().upper()
+    return to_ascii_width(value).strip().upper()
 
 
 def is_valid_credit_code(value: str) -> bool:
@@ -30,11 +38,12 @@ def credit_code_check_character(first17: str) -> str:
 
 
 def normalise_national_id(value: str) -> str:
-    return value.strip().upper()
+    return to_ascii_width(value).strip().upper()
 
 
 def national_id_check_character(first17: str) -> str:
-    total = sum(map(mul, map(int, first17), _ID_WEIGHTS))
+    """The check character of 17 ASCII digits (a digit's code is 48 plus its value)."""
+    total = sum(map(mul, first17.encode("ascii"), _ID_WEIGHTS)) - _ID_DIGIT_OFFSET
     return _ID_CHECK[total % 11]
 
 
@@ -46,7 +55,7 @@ def national_id_birth_year(valid_number: str) -> int:
 def national_id_birth_date(value: str) -> date | None:
     """The birth date of a valid 18-digit resident ID number, or None when the number is not valid."""
     number = normalise_national_id(value)
-    if len(number) != 18 or not number[:17].isdigit() or number[17] not in "0123456789X":
+    if len(number) != 18 or not number.isascii() or not number[:17].isdigit() or number[17] not in "0123456789X":
         return None
     if national_id_check_character(number[:17]) != number[17]:
         return None

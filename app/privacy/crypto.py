@@ -54,12 +54,13 @@ class BlindIndex:
     """HMAC-SHA256 of a normalised identifier under a key of its own (derived from the master key)."""
 
     def __init__(self, master_key: bytes) -> None:
-        self._key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"alliance/blind-index").derive(
-            master_key
-        )
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"alliance/blind-index").derive(master_key)
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key is processed once
 
     def of(self, kind: str, normalised_value: str) -> bytes:
-        return hmac.new(self._key, f"{kind}:{normalised_value}".encode(), hashlib.sha256).digest()
+        mac = self._keyed.copy()
+        mac.update(f"{kind}:{normalised_value}".encode())
+        return mac.digest()
 
 
 def mask_mobile(mobile: str) -> str:

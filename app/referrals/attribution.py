@@ -266,17 +266,17 @@ def _error(candidate: Candidate, error_field: str, message: str) -> Outcome:
     return Outcome(candidate.line, None, None, False, message, error_field)
 
 
-# One index lookup per candidate, whatever the planner believes of the table's size: a lateral subquery with LIMIT
-# is never flattened into a join, which, with statistics behind a fast-growing table, became a scan of every
-# referral of the partner for each chunk of a batch.
+# What the partner sent before: its references, then the identities it holds. Statistics lag behind a table that a
+# batch fills fast, and an ANALYZE that ran while most rows were not yet committed leaves the planner believing the
+# table empty. It then serves ``partner_id = … AND external_ref = …`` from the partner's listing index, reading all
+# the partner's referrals: per reference (a lateral lookup) that took tens of seconds per chunk, so references are
+# matched in one scan, bounded by one pass over the partner's referrals whatever the plan (the array is a constant in
+# a custom plan, see ``create_engine``, so it is matched through a hash). Identities keep one index lookup each: no
+# index but the two on ``identity_hash`` can serve them, and a lateral subquery is never turned into a scan.
 _SENT_BEFORE = sa.text(
     f"""
-    SELECT r.id, r.external_ref, r.identity_hash, r.status
-    FROM unnest(CAST(:refs AS varchar[])) AS sent(external_ref)
-    CROSS JOIN LATERAL (
-        SELECT id, external_ref, identity_hash, status FROM referrals
-        WHERE partner_id = :partner AND external_ref = sent.external_ref LIMIT 1
-    ) AS r
+    SELECT id, external_ref, identity_hash, status FROM referrals
+    WHERE partner_id = :partner AND external_ref = ANY(CAST(:refs AS varchar[]))
     UNION ALL
     SELECT r.id, r.external_ref, r.identity_hash, r.status
     FROM unnest(CAST(:hashes AS bytea[])) AS sent(identity_hash)

@@ -617,13 +617,15 @@ class PreparedChunk:
 async def next_staged_chunk(
     session: AsyncSession, batch_id: str, after: int, cipher: DataCipher
 ) -> list[tuple[int, str]] | None:
-    """The lines of the first staged chunk after line ``after``, decrypted; None when none is left."""
+    """The lines of the first staged chunk after line ``after`` that no other transaction holds, decrypted and
+    claimed (locked) until the end of the session's transaction; None when none is left."""
     row = (
         await session.execute(
             select(col(ReferralBatchChunk.first_line), col(ReferralBatchChunk.payload))
             .where(col(ReferralBatchChunk.batch_id) == batch_id, col(ReferralBatchChunk.first_line) > after)
             .order_by(col(ReferralBatchChunk.first_line))
             .limit(1)
+            .with_for_update(skip_locked=True)
         )
     ).one_or_none()
     if row is None:

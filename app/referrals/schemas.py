@@ -23,18 +23,19 @@ from app.core.identifiers import (
     national_id_birth_date,
     normalise_credit_code,
     normalise_national_id,
+    to_ascii_width,
 )
 from app.core.models import utcnow
 from app.referrals.models import ReferralKind, ReferralStatus
 
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 CONSENT_CLOCK_SKEW = timedelta(minutes=5)
 
 
 def normalise_mobile(value: str) -> str:
-    digits = re.sub(r"[\s\-]", "", value)
+    digits = re.sub(r"[\s\-]", "", to_ascii_width(value))
     for prefix in ("+86", "0086", "86"):
         if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
             digits = digits[len(prefix) :]

@@ -1,44 +1,31 @@
-"""Processing one referral batch: chunk after chunk, each in its own transaction, under the batch's advisory lock.
+"""Processing one referral batch: its staged chunks, each claimed, validated, encrypted and attributed in a
+transaction of its own.
 
-The lock is a session-level advisory lock held on a connection of its own for the whole run: two workers never
-process the same batch, and a worker that dies releases it with its connection. The run is a pipeline: the next
-chunk is read, validated and encrypted while up to ``IN_FLIGHT`` chunks are being attributed, each in its own
-transaction on its own connection, so that Python and PostgreSQL work at the same time. Each chunk's transaction
-deletes its staged chunk, so no chunk is ever applied twice, whatever the order in which they commit.
+A chunk is claimed by locking its staged row (``FOR UPDATE SKIP LOCKED``) and is deleted by the transaction that
+attributes it: any number of workers, and ``LANES`` lanes in each, work on the same batch without ever taking the
+same chunk, and a worker that dies mid-chunk leaves that chunk staged, unlocked, for the next one. While one lane
+waits for the database, another validates and encrypts, so that Python and PostgreSQL work at the same time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import date
 
 import structlog
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.catalog.models import Program
 from app.core.database import Database
 from app.core.models import utcnow
+from app.privacy.crypto import BlindIndex, DataCipher
 from app.privacy.service import DataKeyring
 from app.referrals import batches
 from app.referrals.batches import BatchStatus, PreparedChunk, ReferralBatch
 
 log = structlog.get_logger("alliance.worker")
 
-LOCK_NAMESPACE = 0x5EFB  # first key of the batches' advisory locks; the second is a hash of the batch id
+LANES = 3  # chunks of one batch in progress at once in this process, each in its own transaction
 SLICE = 100  # lines prepared between two yields to the event loop
-IN_FLIGHT = 2  # chunks being attributed at the same time, each on its own connection
-
-
-async def _try_lock(connection: AsyncConnection, batch_id: str) -> bool:
-    locked = await connection.scalar(select(func.pg_try_advisory_lock(LOCK_NAMESPACE, func.hashtext(batch_id))))
-    await connection.commit()  # a session-level lock outlives the transaction that took it
-    return bool(locked)
-
-
-async def _unlock(connection: AsyncConnection, batch_id: str) -> None:
-    await connection.execute(select(func.pg_advisory_unlock(LOCK_NAMESPACE, func.hashtext(batch_id))))
-    await connection.commit()
 
 
 async def process_batch(
@@ -48,60 +35,60 @@ async def process_batch(
     *,
     stop: asyncio.Event | None = None,
 ) -> bool:
-    """Process what is left of a batch; False when another worker holds it. ``stop`` ends the run between chunks."""
-    assert isinstance(database.bind, AsyncEngine), "the worker needs an engine, not a single connection"
-    async with database.bind.connect() as lock_connection:
-        if not await _try_lock(lock_connection, batch_id):
-            return False
-        try:
-            await _run(database, keyring, batch_id, stop or asyncio.Event())
-        finally:
-            with contextlib.suppress(Exception):  # a broken connection releases the lock by itself
-                await _unlock(lock_connection, batch_id)
-    return True
-
-
-async def _run(database: Database, keyring: DataKeyring, batch_id: str, stop: asyncio.Event) -> None:
+    """Process the batch's chunks until none is left to claim; False when this run processed none. ``stop`` ends
+    the run between chunks. When a chunk fails, the other lanes finish the chunk they hold, then the error is
+    raised."""
     async with database.sessionmaker() as session:
         batch = await session.get(ReferralBatch, batch_id)
     if batch is None or batch.status not in (BatchStatus.pending, BatchStatus.processing):
-        return
-    ahead = asyncio.create_task(_prepare(database, keyring, batch, 0))
-    applying: set[asyncio.Task[None]] = set()
-    try:
-        while (prepared := await ahead) is not None and not stop.is_set():
-            ahead = asyncio.create_task(_prepare(database, keyring, batch, prepared.last_line))
-            if len(applying) >= IN_FLIGHT:
-                done, applying = await asyncio.wait(applying, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # a failed chunk ends the run; the others in flight still commit
-            applying.add(asyncio.create_task(_apply(database, batch, prepared)))
-    finally:
-        ahead.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await ahead
-        finished = await asyncio.gather(*applying, return_exceptions=True)
-    for outcome in finished:
+        return False
+    halt = asyncio.Event()
+    outcomes = await asyncio.gather(
+        *(_lane(database, keyring, batch, stop or asyncio.Event(), halt) for _ in range(LANES)),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+    return any(outcomes)
 
 
-async def _apply(database: Database, batch: ReferralBatch, prepared: PreparedChunk) -> None:
-    async with database.sessionmaker() as session, session.begin():
-        if await batches.apply_chunk(session, batch, prepared, utcnow()):
-            log.info("batch_completed", batch_id=batch.id)
+async def _lane(
+    database: Database, keyring: DataKeyring, batch: ReferralBatch, stop: asyncio.Event, halt: asyncio.Event
+) -> int:
+    """Claim and process chunks one after the other; returns how many."""
+    processed = 0
+    while not stop.is_set() and not halt.is_set():
+        today = date.today()
+        async with database.sessionmaker() as session, session.begin():
+            try:
+                cipher = await keyring.cipher(session)
+                lines = await batches.next_staged_chunk(session, batch.id, 0, cipher)
+                # Checked again once claimed: a chunk that failed in another lane is unlocked by its rollback,
+                # which comes after the halt, and must wait for the next run.
+                if lines is None or stop.is_set() or halt.is_set():
+                    return processed
+                programs = await batches.intake_context(session, batch.partner_id, today)
+                prepared = await _prepare(batch, lines, programs, cipher, keyring.index, today)
+                if await batches.apply_chunk(session, batch, prepared, utcnow()):
+                    log.info("batch_completed", batch_id=batch.id)
+            except BaseException:
+                halt.set()  # before the rollback releases the chunk
+                raise
+        processed += 1
+    return processed
 
 
-async def _prepare(database: Database, keyring: DataKeyring, batch: ReferralBatch, after: int) -> PreparedChunk | None:
-    today = date.today()
-    async with database.sessionmaker() as session, session.begin():
-        cipher = await keyring.cipher(session)
-        lines = await batches.next_staged_chunk(session, batch.id, after, cipher)
-        if not lines:
-            return None
-        programs = await batches.intake_context(session, batch.partner_id, today)
+async def _prepare(
+    batch: ReferralBatch,
+    lines: list[tuple[int, str]],
+    programs: dict[str, Program] | None,
+    cipher: DataCipher,
+    index: BlindIndex,
+    today: date,
+) -> PreparedChunk:
     parts = []
     for start in range(0, len(lines), SLICE):
-        parts.append(batches.prepare_lines(batch, lines[start : start + SLICE], programs, cipher, keyring.index, today))
-        await asyncio.sleep(0)  # let the chunk in flight reach the database meanwhile
+        parts.append(batches.prepare_lines(batch, lines[start : start + SLICE], programs, cipher, index, today))
+        await asyncio.sleep(0)  # let the other lanes' statements reach the database meanwhile
     return PreparedChunk.combine(parts)

