@@ -36,6 +36,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import asyncpg
 import httpx
 
 from bench import referral_gen
@@ -113,17 +114,24 @@ async def _time_copies(database: PgTarget, path: Path) -> list[float]:
         columns = next(reader)
         rows = [tuple(row) for row in reader]
     connection = await connect(database)
-    durations = []
     try:
         await connection.execute(f"CREATE TABLE {COPY_TABLE} ({', '.join(f'{name} text' for name in columns)})")
-        for attempt in range(1, COPY_REPEATS + 1):
-            await connection.execute(f"TRUNCATE {COPY_TABLE}")
-            with stage(f"bare COPY of the same {len(rows):,} rows ({attempt}/{COPY_REPEATS})"), Stopwatch() as watch:
-                await connection.copy_records_to_table(COPY_TABLE, records=rows, columns=columns)
-            durations.append(watch.seconds)
-        await connection.execute(f"DROP TABLE {COPY_TABLE}")
+        return await _timed_copies(connection, COPY_TABLE, rows, columns, f"bare COPY of the same {len(rows):,} rows")
     finally:
         await connection.close()
+
+
+async def _timed_copies(
+    connection: asyncpg.Connection, table: str, records: list[tuple[Any, ...]], columns: list[str], label: str
+) -> list[float]:
+    """``COPY_REPEATS`` timed binary COPYs of ``records`` into ``table`` (emptied before each); then drops it."""
+    durations = []
+    for attempt in range(1, COPY_REPEATS + 1):
+        await connection.execute(f"TRUNCATE {table}")
+        with stage(f"{label} ({attempt}/{COPY_REPEATS})"), Stopwatch() as watch:
+            await connection.copy_records_to_table(table, records=records, columns=columns)
+        durations.append(watch.seconds)
+    await connection.execute(f"DROP TABLE {table}")
     return durations
 
 
@@ -132,22 +140,14 @@ async def _time_floor(database: PgTarget, batch_id: str) -> list[float]:
     table with the indexes of ``referrals`` (not its foreign keys nor its trigger), none of the work that made them
     being done. Their ratio to the bare COPY bounds what the end-to-end figure can reach."""
     connection = await connect(database)
-    durations = []
     try:
         rows = await connection.fetch("SELECT * FROM referrals WHERE batch_id = $1", batch_id)
-        columns = list(rows[0].keys())
         records = [tuple(row) for row in rows]
         await connection.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE referrals INCLUDING ALL)")
-        for attempt in range(1, COPY_REPEATS + 1):
-            await connection.execute(f"TRUNCATE {FLOOR_TABLE}")
-            label = f"COPY of the finished referral rows into an indexed table ({attempt}/{COPY_REPEATS})"
-            with stage(label), Stopwatch() as watch:
-                await connection.copy_records_to_table(FLOOR_TABLE, records=records, columns=columns)
-            durations.append(watch.seconds)
-        await connection.execute(f"DROP TABLE {FLOOR_TABLE}")
+        label = "COPY of the finished referral rows into an indexed table"
+        return await _timed_copies(connection, FLOOR_TABLE, records, list(rows[0].keys()), label)
     finally:
         await connection.close()
-    return durations
 
 
 @asynccontextmanager

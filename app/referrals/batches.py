@@ -9,6 +9,7 @@ kept; staged chunks (encrypted personal data) live only until they are processed
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import csv
 import hashlib
@@ -46,6 +47,7 @@ MAX_LINES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
 STAGE_CHUNK = 2_000  # lines per staged chunk, which is also the unit attributed per transaction
 INLINE_LIMIT = 500  # batches up to this size are processed in the request itself
+PREPARE_SLICE = 100  # lines validated and encrypted between two yields to the event loop
 MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
 CHUNK_PURPOSE = "referral_batch_chunks.payload"  # associated data of a staged chunk's ciphertext
 
@@ -675,8 +677,14 @@ async def prepare_chunk(
     index: BlindIndex,
     today: date,
 ) -> PreparedChunk:
+    """``prepare_lines`` a slice at a time, yielding to the event loop in between: the statements of the chunks
+    being attributed beside this one reach the database meanwhile."""
     programs = await intake_context(session, batch.partner_id, today)
-    return prepare_lines(batch, lines, programs, cipher, index, today)
+    parts = []
+    for start in range(0, len(lines), PREPARE_SLICE):
+        parts.append(prepare_lines(batch, lines[start : start + PREPARE_SLICE], programs, cipher, index, today))
+        await asyncio.sleep(0)
+    return PreparedChunk.combine(parts)
 
 
 def _result(outcome: Outcome, external_ref: str) -> LineResult:

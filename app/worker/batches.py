@@ -14,18 +14,15 @@ from datetime import date
 
 import structlog
 
-from app.catalog.models import Program
 from app.core.database import Database
 from app.core.models import utcnow
-from app.privacy.crypto import BlindIndex, DataCipher
 from app.privacy.service import DataKeyring
 from app.referrals import batches
-from app.referrals.batches import BatchStatus, PreparedChunk, ReferralBatch
+from app.referrals.batches import BatchStatus, ReferralBatch
 
 log = structlog.get_logger("alliance.worker")
 
 LANES = 3  # chunks of one batch in progress at once in this process, each in its own transaction
-SLICE = 100  # lines prepared between two yields to the event loop
 
 
 async def process_batch(
@@ -68,8 +65,7 @@ async def _lane(
                 # which comes after the halt, and must wait for the next run.
                 if lines is None or stop.is_set() or halt.is_set():
                     return processed
-                programs = await batches.intake_context(session, batch.partner_id, today)
-                prepared = await _prepare(batch, lines, programs, cipher, keyring.index, today)
+                prepared = await batches.prepare_chunk(session, batch, lines, cipher, keyring.index, today)
                 if await batches.apply_chunk(session, batch, prepared, utcnow()):
                     log.info("batch_completed", batch_id=batch.id)
             except BaseException:
@@ -77,18 +73,3 @@ async def _lane(
                 raise
         processed += 1
     return processed
-
-
-async def _prepare(
-    batch: ReferralBatch,
-    lines: list[tuple[int, str]],
-    programs: dict[str, Program] | None,
-    cipher: DataCipher,
-    index: BlindIndex,
-    today: date,
-) -> PreparedChunk:
-    parts = []
-    for start in range(0, len(lines), SLICE):
-        parts.append(batches.prepare_lines(batch, lines[start : start + SLICE], programs, cipher, index, today))
-        await asyncio.sleep(0)  # let the other lanes' statements reach the database meanwhile
-    return PreparedChunk.combine(parts)

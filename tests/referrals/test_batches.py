@@ -482,3 +482,38 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
 
 def _index(client: httpx.AsyncClient) -> Any:
     return client._transport.app.state.data_keyring.index  # type: ignore[attr-defined]
+
+
+async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    session: AsyncSession,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batches, "INLINE_LIMIT", 1)
+    monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
+    rows = [csv_row(individual(bank.program.id, f"CLOSED-{index}")) for index in range(2)]
+    batch = (await _upload(client, bank, csv_file(rows))).json()
+    stored = await batches.get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
+    cipher = await load_cipher(session, settings)
+    lines = await batches.next_staged_chunk(session, stored.id, 0, cipher)
+    assert lines is not None
+    prepared = await batches.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
+    attribute = batches.attribute
+
+    async def closed_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # Another worker gives up on the batch (it failed too often) while this chunk is being attributed.
+        outcomes = await attribute(*args, **kwargs)
+        await session.execute(text("UPDATE referral_batches SET status = 'failed' WHERE id = :id"), {"id": stored.id})
+        return outcomes
+
+    monkeypatch.setattr(batches, "attribute", closed_meanwhile)
+    with pytest.raises(batches.BatchClosed):
+        async with session.begin_nested():
+            await batches.apply_chunk(session, stored, prepared, utcnow())
+    written = await session.scalar(select(func.count()).select_from(Referral).where(Referral.batch_id == stored.id))
+    staged = await session.scalar(
+        text("SELECT count(*) FROM referral_batch_chunks WHERE batch_id = :id"), {"id": stored.id}
+    )
+    assert (written, staged) == (0, 1)
