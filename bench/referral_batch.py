@@ -12,13 +12,14 @@ The ceiling, measured in the same run on the same server: a bare binary ``COPY``
 columns as text) into a plain table. The bench then checks in SQL that every line has one result and one referral,
 and measures a floor: the batch's finished referral rows COPYed into a table with the indexes of ``referrals``.
 
-What bounds the figure (2 cores, shared by PostgreSQL and Python). Per referral, about 65 us of Python (validation
-about 13, encryption and blind indexes about 6, CSV parsing, the rows, the results) and about 60 us of PostgreSQL
-(the referral with 8 indexes, 2 foreign keys and the report queue's trigger; two timeline rows and the webhook
-notices; the line's result). Each worker runs ``LANES`` chunks side by side, so that one validates and encrypts
-while another waits for the database. The floor shows why 25% of the bare COPY is out of reach for any design that
-keeps the referrals' indexes: writing the finished rows alone, with no validation, encryption, attribution, timeline
-or result, runs at about a tenth of the bare COPY.
+What bounds the figure (2 cores, shared by PostgreSQL and Python, both busy). Per referral, about 65 us of Python
+(validation about 13, encryption and blind indexes about 6, CSV parsing, the rows, the results) and about 60 us of
+PostgreSQL (the referral with 8 indexes, 2 foreign keys and the report queue's trigger; two timeline rows and the
+webhook notices; the line's result), measured with one worker; with two, contending, about 75 and 95. Each worker
+runs ``LANES`` chunks side by side, so that one validates and encrypts while another waits for the database. The
+floor shows why 25% of the bare COPY is out of reach for any design that keeps the referrals' indexes: writing the
+finished rows alone, with no validation, encryption, attribution, timeline or result, runs at about a tenth of the
+bare COPY.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The worker processes staged batches exactly once: chunk by chunk, resuming after a crash, one worker per batch."""
+"""The worker processes staged batches exactly once: chunk by chunk, resuming after a crash, workers sharing a batch."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
     _assert_exactly_once(await _state(scratch, batch["id"]), 11)
 
 
-async def test_two_workers_never_process_the_same_chunk(scratch: Scratch) -> None:
+async def test_workers_sharing_batches_never_process_a_chunk_twice(scratch: Scratch) -> None:
     desk = await make_desk(scratch)
     uploaded = [await _upload(scratch, desk, _lines(desk, 12)) for _ in range(2)]
     workers = [Worker(scratch.database, scratch.settings) for _ in range(3)]
