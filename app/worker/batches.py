@@ -22,7 +22,7 @@ from app.referrals.batches import BatchStatus, ReferralBatch
 
 log = structlog.get_logger("alliance.worker")
 
-LANES = 3  # chunks of one batch in progress at once in this process, each in its own transaction
+LANES = 2  # chunks of one batch in progress at once in this process, each in its own transaction
 
 
 async def process_batch(
