@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -76,6 +77,28 @@ def drop_scratch_database(server_url: str, name: str) -> None:
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@contextmanager
+def migrated_scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    """A new database on the test server, migrated to head; dropped afterwards, whatever happens. Yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_scratch_database(server_url, name)
+    try:
+        upgrade_to_head(url)
+        yield url
+    finally:
+        drop_scratch_database(server_url, name)
+
+
+async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout_s: float = 60.0) -> object:
+    """What ``probe`` returns once it is truthy (polled every 50 ms); fails the test after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if found := await probe():
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     return _server_url()
@@ -83,11 +106,8 @@ def server_url() -> str:
 
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> Iterator[str]:
-    name = f"alliance_test_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -39,9 +39,9 @@ async def process_batch(
         batch = await session.get(ReferralBatch, batch_id)
     if batch is None or batch.status not in (BatchStatus.pending, BatchStatus.processing):
         return False
-    halt = asyncio.Event()
+    stop, halt = stop or asyncio.Event(), asyncio.Event()
     outcomes = await asyncio.gather(
-        *(_lane(database, keyring, batch, stop or asyncio.Event(), halt) for _ in range(LANES)),
+        *(_lane(database, keyring, batch, stop, halt) for _ in range(LANES)),
         return_exceptions=True,
     )
     for outcome in outcomes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -22,10 +21,9 @@ from app.catalog.models import PartnerKind
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database
-from app.core.migrations import upgrade_to_head
 from app.main import create_app
 from tests.auth.helpers import client_assertion, partner_key, token_with_assertion, token_with_secret
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 
 ACTOR = Actor.system("test")
 # Long enough for the second transaction to reach its lock wait before the first commits.
@@ -34,13 +32,8 @@ SETTLE_S = 0.3
 
 @pytest.fixture(scope="module")
 def scratch_url(server_url: str) -> Iterator[str]:
-    name = f"alliance_race_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    try:
-        upgrade_to_head(url)
+    with migrated_scratch_database(server_url, "alliance_race") as url:
         yield url
-    finally:
-        drop_scratch_database(server_url, name)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -26,10 +25,9 @@ from app.catalog import service as catalog
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.fees import statements
 from app.main import create_app
-from tests.conftest import _asyncpg_dsn, create_scratch_database, drop_scratch_database
+from tests.conftest import _asyncpg_dsn, eventually, migrated_scratch_database
 from tests.fees.test_statements_race import _finance_headers
 from tests.reconciliation.books import book
 
@@ -37,16 +35,12 @@ ACTOR = Actor.system("test")
 PARTNERS, LINES_EACH = 3, 20
 PERIOD = "2026-03"
 EXPECTED_TOTAL = sum(1_000 + line for line in range(LINES_EACH))
-WAIT_S = 60.0
 
 
 @pytest.fixture
 def close_database(server_url: str) -> Iterator[str]:
-    name = f"alliance_closefault_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_closefault") as url:
+        yield url
 
 
 @pytest.fixture
@@ -107,15 +101,6 @@ def _close(url: str) -> subprocess.Popen[str]:
     )
 
 
-async def _eventually(probe: Callable[[], Awaitable[object]], what: str) -> object:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        if found := await probe():
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_a_close_killed_mid_way_leaves_nothing_and_the_rerun_makes_one_set(
     close_database: str, ledger: tuple[Database, Settings]
 ) -> None:
@@ -138,7 +123,7 @@ async def test_a_close_killed_mid_way_leaves_nothing_and_the_rerun_makes_one_set
                 )
                 return int(pid) if pid else None
 
-            in_flight = await _eventually(attaching, "the close to reach the ledger lines")
+            in_flight = await eventually(attaching, "the close to reach the ledger lines")
             wrote_statements = await monitor.fetchval(
                 "SELECT EXISTS (SELECT FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE l.pid = $1 "
                 "AND c.relname = 'statements' AND l.mode = 'RowExclusiveLock' AND l.granted)",
@@ -154,7 +139,7 @@ async def test_a_close_killed_mid_way_leaves_nothing_and_the_rerun_makes_one_set
         async def gone() -> bool:
             return not await monitor.fetchval("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)", in_flight)
 
-        await _eventually(gone, "the killed close's transaction to end")
+        await eventually(gone, "the killed close's transaction to end")
     finally:
         await blocker.close()
         await monitor.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -18,10 +17,9 @@ from app.catalog import service as catalog
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.fees.models import FeeAccrual, Statement
 from app.main import create_app
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 from tests.core.test_cli import alliance
 from tests.reconciliation.books import book
 
@@ -31,11 +29,8 @@ PARTNERS, LINES_EACH, RACERS = 3, 40, 6
 
 @pytest.fixture(scope="module")
 def race_database(server_url: str) -> Iterator[str]:
-    name = f"alliance_close_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_close") as url:
+        yield url
 
 
 @pytest.fixture

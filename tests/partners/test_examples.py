@@ -13,7 +13,6 @@ import json
 import sys
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -27,11 +26,10 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.demo import load_demo
 from app.main import create_app
 from app.webhooks.service import deliver_due
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 from tests.partners.conftest import BASE_URL, PARTNERS, LoopBridge
 
 EXAMPLES = PARTNERS / "examples"
@@ -57,11 +55,8 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo_database(server_url: str) -> Iterator[str]:
-    name = f"alliance_demo_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_demo") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

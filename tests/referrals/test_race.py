@@ -20,10 +20,9 @@ from app.catalog.models import ProgramChannel
 from app.catalog.schemas import PartnerCreate, ProgramCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.main import create_app
 from app.referrals.models import AttributionConflict
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 from tests.referrals.conftest import individual, national_id
 
 ACTOR = Actor.system("test")
@@ -31,11 +30,8 @@ ACTOR = Actor.system("test")
 
 @pytest.fixture(scope="module")
 def race_database(server_url: str) -> Iterator[str]:
-    name = f"alliance_race_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_race") as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -18,20 +17,16 @@ from app.catalog.models import PartnerKind
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.core.tenancy import Tenant
 from app.webhooks import service
 from app.webhooks.models import DeliveryStatus, WebhookDelivery
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 
 
 @pytest.fixture(scope="module")
 def scratch_url(server_url: str) -> Iterator[str]:
-    name = f"alliance_hooks_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_hooks") as url:
+        yield url
 
 
 @pytest.fixture

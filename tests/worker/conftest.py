@@ -20,9 +20,8 @@ from app.catalog.models import ProgramChannel
 from app.catalog.schemas import PartnerCreate, ProgramCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.core.migrations import upgrade_to_head
 from app.main import create_app
-from tests.conftest import create_scratch_database, drop_scratch_database
+from tests.conftest import migrated_scratch_database
 
 ACTOR = Actor.system("test")
 
@@ -47,11 +46,8 @@ class Scratch:
 
 @pytest.fixture(scope="module")
 def worker_database(server_url: str) -> Iterator[str]:
-    name = f"alliance_worker_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
-    upgrade_to_head(url)
-    yield url
-    drop_scratch_database(server_url, name)
+    with migrated_scratch_database(server_url, "alliance_worker") as url:
+        yield url
 
 
 @pytest.fixture

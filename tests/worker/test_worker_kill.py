@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from app.referrals import batches
 from app.worker.batches import LANES
-from tests.conftest import _asyncpg_dsn
+from tests.conftest import _asyncpg_dsn, eventually
 from tests.worker.conftest import Scratch, make_desk
 from tests.worker.test_batches import _assert_exactly_once, _lines, _state, _upload
 
@@ -62,15 +62,6 @@ async def _connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-async def _eventually(probe: Callable[[], Awaitable[object]], what: str) -> object:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while asyncio.get_running_loop().time() < deadline:
-        if found := await probe():
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(scratch: Scratch) -> None:
     desk = await make_desk(scratch, "断电批量银行")
     batch = await _upload(scratch, desk, _lines(desk, LINES))
@@ -103,15 +94,15 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
         await first.execute("LOCK TABLE referral_batch_results IN EXCLUSIVE MODE")
         worker = _worker(scratch.url, "--poll-interval", "0.2")
         try:
-            await _eventually(chunk_writers_waiting, "the first chunks to wait")
+            await eventually(chunk_writers_waiting, "the first chunks to wait")
             # The second lock queues behind the waiting chunks: granted when they commit, before the next ones.
             second_lock = second.transaction()
             await second_lock.start()
             queued = asyncio.create_task(second.execute("LOCK TABLE referral_batch_results IN EXCLUSIVE MODE"))
-            await _eventually(lambda: lock_queued(second), "the second lock to queue")
+            await eventually(lambda: lock_queued(second), "the second lock to queue")
             await first_lock.rollback()
             await asyncio.wait_for(queued, WAIT_S)
-            in_flight = await _eventually(chunk_writers_waiting, "the next chunks to wait")
+            in_flight = await eventually(chunk_writers_waiting, "the next chunks to wait")
             assert isinstance(in_flight, list)
 
             mid = await _state(scratch, batch["id"])
@@ -136,7 +127,7 @@ async def test_a_worker_killed_inside_a_chunk_loses_nothing_and_doubles_nothing(
                 "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = ANY($1::int[]))", in_flight
             )
 
-        await _eventually(gone, "the dead worker's transactions to end")
+        await eventually(gone, "the dead worker's transactions to end")
 
     after_kill = await _state(scratch, batch["id"])
     assert after_kill["batch"]["processed"] == committed and len(after_kill["results"]) == committed, "chunks vanished"
