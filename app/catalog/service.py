@@ -38,7 +38,7 @@ from app.catalog.schemas import (
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
-from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.core.tenancy import Tenant, owned_row, scoped
 
 
 class InvalidTransition(Conflict):
@@ -242,10 +242,9 @@ async def create_program(
 
 
 async def get_program(session: AsyncSession, program_id: str, tenant: Tenant) -> Program:
-    program = await session.get(Program, program_id)
+    program = (await session.scalars(owned_row(Program, program_id, tenant))).one_or_none()
     if program is None:
         raise NotFound("No such program.")
-    ensure_owned(tenant, program.partner_id, "program")
     return program
 
 

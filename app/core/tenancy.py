@@ -1,7 +1,9 @@
 """Tenant scoping: the one place where partner-owned rows are filtered to the caller's partner.
 
-Services that read partner-owned rows take a ``Tenant`` and pass their query through ``scoped`` (lists) or
-``ensure_owned`` (one row). Another partner's object is then simply not found, never forbidden.
+Services that read partner-owned rows take a ``Tenant`` and pass their query through ``scoped`` (lists) or build
+it with ``owned_row`` (one row by id). The partner is then in the statement's ``WHERE`` clause: another partner's
+row is never read, nor locked by a ``FOR UPDATE`` added to the statement, and is simply not found, never forbidden.
+There is deliberately no "fetch, then check the owner" helper: the row would already be read (and locked).
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
-
-from app.core.problems import NotFound
+from sqlalchemy import Select, select
 
 S = TypeVar("S", bound=Select[Any])
+M = TypeVar("M")
 _NOBODY = ""
 
 
@@ -39,6 +40,7 @@ def scoped(statement: S, tenant: Tenant, partner_column: Any) -> S:
     return statement.where(partner_column == tenant.partner_id)
 
 
-def ensure_owned(tenant: Tenant, owner_partner_id: str | None, what: str = "object") -> None:
-    if tenant.partner_id is not None and owner_partner_id != tenant.partner_id:
-        raise NotFound(f"No such {what}.")
+def owned_row(model: type[M], object_id: str, tenant: Tenant) -> Select[M]:
+    """The statement selecting one row of a partner-owned table (columns ``id`` and ``partner_id``) by id, scoped."""
+    columns = model.__table__.c  # type: ignore[attr-defined]
+    return scoped(select(model).where(columns.id == object_id), tenant, columns.partner_id)

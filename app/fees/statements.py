@@ -32,7 +32,7 @@ from app.core.models import new_id
 from app.core.money import vat_on_net, vat_within_gross
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
-from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.core.tenancy import Tenant, owned_row, scoped
 from app.fees.engine import release_held
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, StatementStatus
 from app.referrals import service as referrals
@@ -214,13 +214,14 @@ async def close_period(session: AsyncSession, actor: Actor, period_name: str, no
 
 async def get_statement(session: AsyncSession, tenant: Tenant, statement_id: str, *, lock: bool = False) -> Statement:
     """One statement; another partner's statement, or a draft asked for by a partner, is not found."""
-    query = select(Statement).where(col(Statement.id) == statement_id)
+    query = owned_row(Statement, statement_id, tenant)
+    if tenant.partner_id is not None:
+        query = query.where(col(Statement.status) != StatementStatus.draft)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     statement = (await session.scalars(query)).one_or_none()
-    if statement is None or (tenant.partner_id is not None and statement.status is StatementStatus.draft):
+    if statement is None:
         raise NotFound("No such statement.")
-    ensure_owned(tenant, statement.partner_id, "statement")
     return statement
 
 

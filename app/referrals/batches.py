@@ -36,7 +36,7 @@ from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Problem, Unprocessable
-from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
 from app.referrals.models import ReferralStatus
@@ -791,10 +791,10 @@ async def discard_failed_lines(session: AsyncSession, before: datetime) -> int:
 
 
 async def get_batch(session: AsyncSession, tenant: Tenant, batch_id: str) -> ReferralBatch:
-    batch = await session.get(ReferralBatch, batch_id, populate_existing=True)
+    query = owned_row(ReferralBatch, batch_id, tenant).execution_options(populate_existing=True)
+    batch = (await session.scalars(query)).one_or_none()
     if batch is None:
         raise NotFound("No such batch.")
-    ensure_owned(tenant, batch.partner_id, "batch")
     return batch
 
 

@@ -19,7 +19,7 @@ from app.core.identifiers import national_id_birth_year
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
-from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher, mask_identifier, mask_mobile, mask_name
 from app.privacy.service import EncryptedColumn
 from app.referrals.attribution import Candidate, attribute, record_events
@@ -222,13 +222,12 @@ async def list_referrals(
 async def get_referral(
     session: AsyncSession, tenant: Tenant, referral_id: str, *, for_update: bool = False
 ) -> Referral:
-    statement = select(Referral).where(col(Referral.id) == referral_id)
+    statement = owned_row(Referral, referral_id, tenant)
     if for_update:
         statement = statement.with_for_update()
     referral = (await session.scalars(statement)).one_or_none()
     if referral is None:
         raise NotFound("No such referral.")
-    ensure_owned(tenant, referral.partner_id, "referral")
     return referral
 
 

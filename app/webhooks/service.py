@@ -30,7 +30,7 @@ from app.core.crypto import SealedBox, decode_master_key
 from app.core.models import new_id, utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
-from app.core.tenancy import Tenant, ensure_owned, scoped
+from app.core.tenancy import Tenant, owned_row, scoped
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.webhooks.signing import new_secret, signed_headers
 
@@ -140,10 +140,9 @@ async def create_endpoint(
 
 
 async def get_endpoint(session: AsyncSession, tenant: Tenant, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    endpoint = (await session.scalars(owned_row(WebhookEndpoint, endpoint_id, tenant))).one_or_none()
     if endpoint is None:
         raise NotFound("No such webhook endpoint.")
-    ensure_owned(tenant, endpoint.partner_id, "webhook endpoint")
     return endpoint
 
 
@@ -315,10 +314,9 @@ async def list_deliveries(
 async def get_delivery(
     session: AsyncSession, tenant: Tenant, delivery_id: str
 ) -> tuple[WebhookDelivery, list[WebhookAttempt]]:
-    delivery = await session.get(WebhookDelivery, delivery_id)
+    delivery = (await session.scalars(owned_row(WebhookDelivery, delivery_id, tenant))).one_or_none()
     if delivery is None:
         raise NotFound("No such delivery.")
-    ensure_owned(tenant, delivery.partner_id, "delivery")
     attempts = await session.scalars(
         select(WebhookAttempt)
         .where(col(WebhookAttempt.delivery_id) == delivery_id)
