@@ -207,28 +207,43 @@ async def caller(app: FastAPI, session: AsyncSession, make_partner: Callable[...
         partner: Partner | None = None,
         scopes: list[str] | None = None,
     ) -> Caller:
-        kind = PrincipalKind(kind)
-        if kind is PrincipalKind.partner and partner is None:
+        if PrincipalKind(kind) is PrincipalKind.partner and partner is None:
             partner = await make_partner()
-        created = await auth_service.create_client(
-            session,
-            Actor.system("test"),
-            name=f"test {kind.value}",
-            kind=kind,
-            role=StaffRole(role) if role else None,
-            partner_id=partner.id if partner else None,
+        return await new_caller(
+            app, session, kind, role=role, partner_id=partner.id if partner else None, scopes=scopes
         )
-        granted = scopes if scopes is not None else list(created.client.scopes)
-        key = await app.state.keyring.signing_key(session)
-        token = mint_access_token(
-            key,
-            app.state.settings,
-            client_id=created.client.id,
-            scope=" ".join(granted),
-            kind=kind.value,
-            partner_id=created.client.partner_id,
-            role=created.client.role.value if created.client.role else None,
-        )
-        return Caller(created.client, created.secret, token)
 
     return make
+
+
+async def new_caller(
+    app: FastAPI,
+    session: AsyncSession,
+    kind: PrincipalKind | str,
+    *,
+    role: StaffRole | str | None = None,
+    partner_id: str | None = None,
+    scopes: list[str] | None = None,
+) -> Caller:
+    """A new client of ``kind`` and a token for it (every scope of its allowance unless ``scopes`` narrows it)."""
+    kind = PrincipalKind(kind)
+    created = await auth_service.create_client(
+        session,
+        Actor.system("test"),
+        name=f"test {kind.value}",
+        kind=kind,
+        role=StaffRole(role) if role else None,
+        partner_id=partner_id,
+    )
+    granted = scopes if scopes is not None else list(created.client.scopes)
+    key = await app.state.keyring.signing_key(session)
+    token = mint_access_token(
+        key,
+        app.state.settings,
+        client_id=created.client.id,
+        scope=" ".join(granted),
+        kind=kind.value,
+        partner_id=created.client.partner_id,
+        role=created.client.role.value if created.client.role else None,
+    )
+    return Caller(created.client, created.secret, token)
