@@ -1,0 +1,115 @@
+"""Another partner's call never locks (nor waits for) the owner's rows: the tenant is in the lookup's WHERE clause.
+
+On a scratch database where every step commits, a second connection holds ``FOR UPDATE`` locks on every row of
+partner A's objects while partner B calls each partner route with a path id on them. A lookup that fetched the row
+``FOR UPDATE`` and checked its owner afterwards would wait for that lock (seen in ``pg_blocking_pids``); one that
+filters by partner in the statement never touches A's row and answers 404 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.core.config import Settings
+from app.core.database import Database, create_engine
+from app.main import create_app
+from tests.conftest import Caller, migrated_scratch_database, new_caller
+from tests.security.policy import partner_routes_with_ids
+from tests.security.principals import disable_rate_limit
+from tests.security.tenant_objects import FOOTPRINTS, Call, Objects, new_tenant, prepare, send, without_factory
+
+T = TypeVar("T")
+PATIENCE_S = 15.0
+
+
+class CommittedWorld:
+    """A scratch database: each step is its own committed transaction, as in production."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, database: Database) -> None:
+        self.app, self.client, self.database = app, client, database
+
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.database.sessionmaker() as session, session.begin():
+            return await work(session)
+
+    async def caller(self, kind: str, *, role: str | None = None, partner_id: str | None = None) -> Caller:
+        async with self.database.sessionmaker() as session, session.begin():
+            return await new_caller(self.app, session, kind, role=role, partner_id=partner_id)
+
+
+@pytest.fixture(scope="module")
+def locks_database(server_url: str) -> Iterator[str]:
+    with migrated_scratch_database(server_url, "alliance_locks") as url:
+        yield url
+
+
+@pytest.fixture
+async def world(locks_database: str, settings: Settings) -> AsyncIterator[CommittedWorld]:
+    scratch = settings.model_copy(update={"database_url": locks_database})
+    database = Database(create_engine(locks_database, scratch))
+    app = create_app(scratch, database)
+    disable_rate_limit(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield CommittedWorld(app, client, database)
+    await database.dispose()
+
+
+async def _lock_rows(holder: AsyncConnection, objects: Objects, call: Call) -> int:
+    """Lock every row of A's objects named by the call; returns how many."""
+    locked = 0
+    for name in call.parameters:
+        for table, column in FOOTPRINTS[name]:
+            rows = await holder.execute(
+                text(f"SELECT 1 FROM {table} WHERE {column} = :id FOR UPDATE"),  # noqa: S608
+                {"id": objects.ids[name]},
+            )
+            locked += len(rows.all())
+    return locked
+
+
+async def _waits_for(holder: AsyncConnection, holder_pid: int, request: asyncio.Task[httpx.Response]) -> bool:
+    """Whether the request ends up waiting for one of the holder's locks (False once it answered)."""
+    deadline = asyncio.get_running_loop().time() + PATIENCE_S
+    while not request.done():
+        blocked = await holder.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE :holder = ANY(pg_blocking_pids(pid))"),
+            {"holder": holder_pid},
+        )
+        if blocked:
+            return True
+        assert asyncio.get_running_loop().time() < deadline, "the request neither answered nor waited for a lock"
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_another_partners_call_neither_locks_nor_waits_for_the_owners_rows(world: CommittedWorld) -> None:
+    routes = partner_routes_with_ids(world.app)
+    assert routes and not (missing := without_factory(routes)), "\n".join(missing)
+    objects = Objects(world, await new_tenant(world, "甲方银行"))
+    intruder = await new_tenant(world, "乙方银行")
+    failures = []
+    for method, path in routes:
+        call = await prepare(objects, method, path)
+        engine = world.database.bind
+        async with engine.connect() as holder:  # type: ignore[union-attr]
+            await holder.begin()
+            holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+            assert await _lock_rows(holder, objects, call) >= len(call.parameters)
+            request = asyncio.create_task(send(world, call, intruder))
+            try:
+                if await _waits_for(holder, holder_pid, request):
+                    failures.append(f"{method} {path} by another partner waited for a lock on A's rows")
+            finally:
+                await holder.rollback()
+                response = await request
+        if response.status_code != 404:
+            failures.append(f"{method} {path} by another partner: {response.status_code} {response.text[:200]}")
+    assert not failures, "\n".join(failures)
