@@ -12,7 +12,6 @@ whose every step commits (to watch locks from another connection).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,20 +20,20 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.audit.service import Actor
 from app.catalog import service as catalog
-from app.catalog.models import Partner, PartnerKind
+from app.catalog.models import Partner, PartnerKind, Program
 from app.catalog.schemas import PartnerCreate
 from app.fees.models import FeeRule
 from app.reconciliation.models import MatchClass, ReconciliationItem
 from tests.conftest import Caller
-from tests.factories.referrals import individual, make_program
+from tests.factories.referrals import PartnerDesk, individual, make_program
 from tests.reconciliation.books import MARCH, book
 
 T = TypeVar("T")
 ACTOR = Actor.system("test")
-_keys = itertools.count()
 
 
 class World(Protocol):
@@ -47,23 +46,15 @@ class World(Protocol):
     async def caller(self, kind: str, *, role: str | None = None, partner_id: str | None = None) -> Caller: ...
 
 
-@dataclass
-class Tenant:
-    """A partner of the test, with its token."""
+async def new_desk(world: World, name: str) -> PartnerDesk:
+    """A bank with a program and a token."""
 
-    partner: Partner
-    caller: Caller
+    async def create(session: AsyncSession) -> tuple[Partner, Program]:
+        partner = await catalog.create_partner(session, ACTOR, PartnerCreate(kind=PartnerKind.bank, legal_name=name))
+        return partner, await make_program(session, partner)
 
-    def headers(self) -> dict[str, str]:
-        return {**self.caller.headers, "Idempotency-Key": f"tenant-{next(_keys)}"}
-
-
-async def new_tenant(world: World, name: str) -> Tenant:
-    async def create(session: AsyncSession) -> Partner:
-        return await catalog.create_partner(session, ACTOR, PartnerCreate(kind=PartnerKind.bank, legal_name=name))
-
-    partner = await world.write(create)
-    return Tenant(partner, await world.caller("partner", partner_id=partner.id))
+    partner, program = await world.write(create)
+    return PartnerDesk(await world.caller("partner", partner_id=partner.id), partner, program)
 
 
 @dataclass
@@ -71,7 +62,7 @@ class Objects:
     """Partner A's objects, by the path parameter that names them."""
 
     world: World
-    owner: Tenant
+    owner: PartnerDesk
     ids: dict[str, str] = field(default_factory=dict)
 
     async def id_of(self, parameter: str) -> str:
@@ -87,10 +78,7 @@ def _created(response: httpx.Response) -> dict[str, Any]:
 
 
 async def _program(objects: Objects) -> str:
-    async def create(session: AsyncSession) -> str:
-        return (await make_program(session, objects.owner.partner)).id
-
-    return await objects.world.write(create)
+    return objects.owner.program.id
 
 
 async def _referral(objects: Objects) -> str:
@@ -183,7 +171,7 @@ async def footprint(world: World, parameter: str, object_id: str) -> dict[str, A
         for table, column in [*FOOTPRINTS[parameter], ("audit_events", "object_id")]:
             rows[f"{table}.{column}"] = await session.scalar(
                 text(
-                    f"SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]'::jsonb) "  # noqa: S608
+                    f"SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text), '[]'::jsonb) "
                     f"FROM {table} t WHERE t.{column} = :id"
                 ),
                 {"id": object_id},
@@ -198,12 +186,12 @@ async def _open_item(objects: Objects) -> str:
 
     async def find(session: AsyncSession) -> str | None:
         return await session.scalar(
-            select(ReconciliationItem.id)
+            select(col(ReconciliationItem.id))
             .where(
-                ReconciliationItem.statement_id == statement_id,
-                ReconciliationItem.match_class != MatchClass.matched,
+                col(ReconciliationItem.statement_id) == statement_id,
+                col(ReconciliationItem.match_class) != MatchClass.matched,
             )
-            .order_by(ReconciliationItem.id)
+            .order_by(col(ReconciliationItem.id))
             .limit(1)
         )
 
@@ -266,7 +254,7 @@ async def prepare(objects: Objects, method: str, path: str) -> Call:
     return Call(method, path, url, body, parameters)
 
 
-async def send(world: World, call: Call, who: Tenant) -> httpx.Response:
+async def send(world: World, call: Call, who: PartnerDesk) -> httpx.Response:
     return await world.client.request(call.method, call.url, json=call.body, headers=who.headers())
 
 

@@ -44,7 +44,7 @@ def test_the_policy_names_only_known_principals() -> None:
 async def _request(client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]) -> httpx.Response:
     if method == "MOUNT":
         return await client.get(path + "/", headers=headers)
-    body = {} if method in ("POST", "PUT", "PATCH") else None
+    body: dict[str, object] | None = {} if method in ("POST", "PUT", "PATCH") else None
     return await client.request(method, _url(path), json=body, headers=headers)
 
 

@@ -23,7 +23,7 @@ from tests.security.tenant_objects import (
     Call,
     Objects,
     footprint,
-    new_tenant,
+    new_desk,
     owner_order,
     prepare,
     send,
@@ -66,8 +66,8 @@ async def test_another_partner_gets_404_and_changes_nothing(
     assert len(routes) >= 17, routes
     assert not (missing := without_factory(routes)), "\n".join(missing)
     world = RolledBackWorld(app, client, session)
-    objects = Objects(world, await new_tenant(world, "甲方银行"))
-    intruder = await new_tenant(world, "乙方银行")
+    objects = Objects(world, await new_desk(world, "甲方银行"))
+    intruder = await new_desk(world, "乙方银行")
 
     failures = []
     for method, path in routes:

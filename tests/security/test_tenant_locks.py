@@ -1,22 +1,25 @@
-"""Another partner's call never locks (nor waits for) the owner's rows: the tenant is in the lookup's WHERE clause.
+"""Another partner's call never reads, locks or waits for the owner's rows: the tenant is in the lookup's WHERE.
 
 On a scratch database where every step commits, a second connection holds ``FOR UPDATE`` locks on every row of
 partner A's objects while partner B calls each partner route with a path id on them. A lookup that fetched the row
 ``FOR UPDATE`` and checked its owner afterwards would wait for that lock (seen in ``pg_blocking_pids``); one that
-filters by partner in the statement never touches A's row and answers 404 at once.
+filters by partner in the statement never touches A's row and answers 404 at once. And every SQL statement B's
+request sends with the id of one of A's objects also filters by B's partner id (a fetch-then-check without a lock
+reads A's row: it would name A's id alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine
@@ -24,10 +27,11 @@ from app.main import create_app
 from tests.conftest import Caller, migrated_scratch_database, new_caller
 from tests.security.policy import partner_routes_with_ids
 from tests.security.principals import disable_rate_limit
-from tests.security.tenant_objects import FOOTPRINTS, Call, Objects, new_tenant, prepare, send, without_factory
+from tests.security.tenant_objects import FOOTPRINTS, Call, Objects, new_desk, prepare, send, without_factory
 
 T = TypeVar("T")
 PATIENCE_S = 15.0
+SCOPED = re.compile(r"\bWHERE\b.*\bpartner_id\s*=", re.DOTALL)
 
 
 class CommittedWorld:
@@ -68,7 +72,7 @@ async def _lock_rows(holder: AsyncConnection, objects: Objects, call: Call) -> i
     for name in call.parameters:
         for table, column in FOOTPRINTS[name]:
             rows = await holder.execute(
-                text(f"SELECT 1 FROM {table} WHERE {column} = :id FOR UPDATE"),  # noqa: S608
+                text(f"SELECT 1 FROM {table} WHERE {column} = :id FOR UPDATE"),
                 {"id": objects.ids[name]},
             )
             locked += len(rows.all())
@@ -90,26 +94,54 @@ async def _waits_for(holder: AsyncConnection, holder_pid: int, request: asyncio.
     return False
 
 
-async def test_another_partners_call_neither_locks_nor_waits_for_the_owners_rows(world: CommittedWorld) -> None:
+def _unscoped(sent: list[tuple[str, tuple[object, ...]]], owned_ids: set[str], partner_id: str) -> list[str]:
+    """The statements that name one of A's ids without filtering by the calling partner."""
+    return [
+        " ".join(statement[statement.find(" FROM ") :].split())[:300]
+        for statement, parameters in sent
+        if owned_ids & {value for value in parameters if isinstance(value, str)}
+        and not (SCOPED.search(statement) and partner_id in parameters)
+    ]
+
+
+async def test_another_partners_call_neither_reads_nor_locks_the_owners_rows(
+    world: CommittedWorld, locks_database: str
+) -> None:
     routes = partner_routes_with_ids(world.app)
     assert routes and not (missing := without_factory(routes)), "\n".join(missing)
-    objects = Objects(world, await new_tenant(world, "甲方银行"))
-    intruder = await new_tenant(world, "乙方银行")
+    objects = Objects(world, await new_desk(world, "甲方银行"))
+    intruder = await new_desk(world, "乙方银行")
+    sent: list[tuple[str, tuple[object, ...]]] = []
+
+    def record(_connection: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        sent.append((statement, tuple(parameters) if isinstance(parameters, (list, tuple)) else ()))
+
+    holders = create_async_engine(locks_database, pool_size=1)
     failures = []
-    for method, path in routes:
-        call = await prepare(objects, method, path)
-        engine = world.database.bind
-        async with engine.connect() as holder:  # type: ignore[union-attr]
-            await holder.begin()
-            holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
-            assert await _lock_rows(holder, objects, call) >= len(call.parameters)
-            request = asyncio.create_task(send(world, call, intruder))
-            try:
-                if await _waits_for(holder, holder_pid, request):
-                    failures.append(f"{method} {path} by another partner waited for a lock on A's rows")
-            finally:
-                await holder.rollback()
-                response = await request
-        if response.status_code != 404:
-            failures.append(f"{method} {path} by another partner: {response.status_code} {response.text[:200]}")
+    try:
+        for method, path in routes:
+            call = await prepare(objects, method, path)
+            async with holders.connect() as holder:
+                await holder.begin()
+                holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+                assert await _lock_rows(holder, objects, call) >= len(call.parameters)
+                sent.clear()
+                event.listen(world.database.bind.sync_engine, "before_cursor_execute", record)
+                request = asyncio.create_task(send(world, call, intruder))
+                try:
+                    if await _waits_for(holder, holder_pid, request):
+                        failures.append(f"{method} {path} by another partner waited for a lock on A's rows")
+                finally:
+                    await holder.rollback()
+                    response = await request
+                    event.remove(world.database.bind.sync_engine, "before_cursor_execute", record)
+            if response.status_code != 404:
+                failures.append(f"{method} {path} by another partner: {response.status_code} {response.text[:200]}")
+            owned = {objects.ids[name] for name in call.parameters}
+            failures.extend(
+                f"{method} {path} read A's row unscoped: {statement}"
+                for statement in _unscoped(sent, owned, intruder.partner.id)
+            )
+    finally:
+        await holders.dispose()
     assert not failures, "\n".join(failures)
