@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
@@ -25,6 +26,7 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.main import create_app
 from tests.conftest import Caller, migrated_scratch_database, new_caller
+from tests.factories.referrals import PartnerDesk
 from tests.security.policy import partner_routes_with_ids
 from tests.security.principals import disable_rate_limit
 from tests.security.tenant_objects import FOOTPRINTS, Call, Objects, new_desk, prepare, send, without_factory
@@ -96,52 +98,81 @@ async def _waits_for(holder: AsyncConnection, holder_pid: int, request: asyncio.
 
 def _unscoped(sent: list[tuple[str, tuple[object, ...]]], owned_ids: set[str], partner_id: str) -> list[str]:
     """The statements that name one of A's ids without filtering by the calling partner."""
+    flat = [(" ".join(statement.split()), parameters) for statement, parameters in sent]
     return [
-        " ".join(statement[statement.find(" FROM ") :].split())[:300]
-        for statement, parameters in sent
+        statement[statement.find(" FROM ") :][:300]
+        for statement, parameters in flat
         if owned_ids & {value for value in parameters if isinstance(value, str)}
         and not (SCOPED.search(statement) and partner_id in parameters)
     ]
 
 
+@dataclass
+class Observed:
+    waited: bool  # for one of the holder's locks
+    response: httpx.Response
+    sent: list[tuple[str, tuple[object, ...]]]  # every SQL statement of the request, with its parameters
+
+
+class LockHolder:
+    """A second connection that locks A's rows while one call runs, and watches what the call does."""
+
+    def __init__(self, world: CommittedWorld, url: str) -> None:
+        self.world = world
+        self.engine = create_async_engine(url, pool_size=1)
+
+    async def observe(self, objects: Objects, call: Call, who: PartnerDesk) -> Observed:
+        sent: list[tuple[str, tuple[object, ...]]] = []
+
+        def record(_connection: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+            sent.append((statement, tuple(parameters) if isinstance(parameters, (list, tuple)) else ()))
+
+        app_engine = self.world.database.bind.sync_engine
+        async with self.engine.connect() as holder:
+            await holder.begin()
+            holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
+            assert await _lock_rows(holder, objects, call) >= len(call.parameters)
+            event.listen(app_engine, "before_cursor_execute", record)
+            request = asyncio.create_task(send(self.world, call, who))
+            try:
+                waited = await _waits_for(holder, holder_pid, request)
+            finally:
+                await holder.rollback()
+                response = await request
+                event.remove(app_engine, "before_cursor_execute", record)
+        return Observed(waited, response, sent)
+
+
+@pytest.fixture
+async def lock_holder(world: CommittedWorld, locks_database: str) -> AsyncIterator[LockHolder]:
+    holder = LockHolder(world, locks_database)
+    yield holder
+    await holder.engine.dispose()
+
+
 async def test_another_partners_call_neither_reads_nor_locks_the_owners_rows(
-    world: CommittedWorld, locks_database: str
+    world: CommittedWorld, lock_holder: LockHolder
 ) -> None:
     routes = partner_routes_with_ids(world.app)
     assert routes and not (missing := without_factory(routes)), "\n".join(missing)
     objects = Objects(world, await new_desk(world, "甲方银行"))
     intruder = await new_desk(world, "乙方银行")
-    sent: list[tuple[str, tuple[object, ...]]] = []
-
-    def record(_connection: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        sent.append((statement, tuple(parameters) if isinstance(parameters, (list, tuple)) else ()))
-
-    holders = create_async_engine(locks_database, pool_size=1)
     failures = []
-    try:
-        for method, path in routes:
-            call = await prepare(objects, method, path)
-            async with holders.connect() as holder:
-                await holder.begin()
-                holder_pid = await holder.scalar(text("SELECT pg_backend_pid()"))
-                assert await _lock_rows(holder, objects, call) >= len(call.parameters)
-                sent.clear()
-                event.listen(world.database.bind.sync_engine, "before_cursor_execute", record)
-                request = asyncio.create_task(send(world, call, intruder))
-                try:
-                    if await _waits_for(holder, holder_pid, request):
-                        failures.append(f"{method} {path} by another partner waited for a lock on A's rows")
-                finally:
-                    await holder.rollback()
-                    response = await request
-                    event.remove(world.database.bind.sync_engine, "before_cursor_execute", record)
-            if response.status_code != 404:
-                failures.append(f"{method} {path} by another partner: {response.status_code} {response.text[:200]}")
-            owned = {objects.ids[name] for name in call.parameters}
-            failures.extend(
-                f"{method} {path} read A's row unscoped: {statement}"
-                for statement in _unscoped(sent, owned, intruder.partner.id)
-            )
-    finally:
-        await holders.dispose()
+    for method, path in routes:
+        call = await prepare(objects, method, path)
+        seen = await lock_holder.observe(objects, call, intruder)
+        if seen.waited:
+            failures.append(f"{method} {path} by another partner waited for a lock on A's rows")
+        if seen.response.status_code != 404:
+            failures.append(f"{method} {path} by another partner: {seen.response.status_code} {seen.response.text}")
+        owned = {objects.ids[name] for name in call.parameters}
+        failures.extend(
+            f"{method} {path} read A's row unscoped: {statement}"
+            for statement in _unscoped(seen.sent, owned, intruder.partner.id)
+        )
     assert not failures, "\n".join(failures)
+
+    # The watch itself works: the owner's own withdrawal does lock its referral, and is seen waiting for it.
+    withdrawal = await prepare(objects, "POST", "/v1/referrals/{referral_id}/withdraw")
+    seen = await lock_holder.observe(objects, withdrawal, objects.owner)
+    assert seen.waited and seen.response.status_code == 200, seen.response.text
