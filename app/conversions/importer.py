@@ -85,12 +85,16 @@ def read_chunks(path: Path, size: int = MAX_EVENTS) -> Iterator[list[Numbered]]:
 
 
 async def import_file(
-    database: Database, index: BlindIndex, path: Path, on_chunk: Callable[[int], None] | None = None
+    database: Database,
+    index: BlindIndex,
+    path: Path,
+    on_chunk: Callable[[int], None] | None = None,
+    chunk_size: int = MAX_EVENTS,
 ) -> tuple[Counter[str], list[str]]:
     """Import every event; returns the count per result and the first rejections (line number and reason)."""
     totals: Counter[str] = Counter()
     rejections: list[tuple[int, str]] = []
-    for chunk in read_chunks(path):
+    for chunk in read_chunks(path, chunk_size):
         async with database.sessionmaker() as session, session.begin():
             results = await ingest_events(session, index, [event for _, event in chunk])
         for result in results:
