@@ -94,7 +94,7 @@ _CREATE_STATEMENTS = text(
     FROM partners p
     WHERE EXISTS (SELECT 1 FROM fee_accruals a
                   WHERE a.partner_id = p.id AND a.status = 'payable' AND a.statement_id IS NULL
-                    AND a.hold_until <= :period_end_at)
+                    AND a.hold_until < :period_end_at)
     ON CONFLICT ON CONSTRAINT uq_statements_partner_period DO NOTHING
     """
 )
@@ -107,7 +107,7 @@ _ATTACH_LINES = text(
     SET status = 'statemented', statement_id = s.id, updated_at = :now
     FROM statements s
     WHERE s.id = ANY(:draft_ids) AND a.partner_id = s.partner_id
-      AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until <= :period_end_at
+      AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until < :period_end_at
     """
 )
 
@@ -147,6 +147,9 @@ def vat_and_gross(net_fen: int, rate_bp: int, inclusive: bool) -> tuple[int, int
 
 async def close_period(session: AsyncSession, actor: Actor, period_name: str, now: datetime) -> CloseResult:
     """Release held lines due by the period end, then build (or top up) one draft statement per partner.
+
+    A period is ``[start, end)``: a line due at the very instant the month ends (midnight on the 1st, business
+    time) belongs to the next one.
 
     Safe to repeat and to race: one set of statements per period. Refused while the period has not ended, or
     when a later period already has statements (its carry-forward would be wrong).
