@@ -362,7 +362,7 @@ class Accrual:
                     FeeRule.clawback,
                     -net,
                     event.occurred_at,
-                    event.occurred_at,
+                    max(event.occurred_at, self.now),  # due at once, from when it is recorded
                     AccrualStatus.reversed if in_hold else AccrualStatus.payable,
                     {
                         "reverses_rule": original.rule.value,

@@ -149,3 +149,31 @@ async def test_the_clock_skew_is_a_setting(
     _, person = await ledger.referral(now - timedelta(days=1))
     results = await send(client, feed, E("account_opened", "SKEW-0", now + timedelta(seconds=20), national_id=person))
     assert results[0]["result"] == "rejected" and "0 seconds" in results[0]["reason"]
+
+
+async def test_a_clawback_reported_late_is_due_from_its_recording(
+    make_ledger: Any, client: httpx.AsyncClient, feed: Caller, caller: CallerFactory, session: AsyncSession
+) -> None:
+    ledger: Ledger = await make_ledger()
+    last_month = month_of(month_of(datetime.now(UTC)).start - timedelta(seconds=1))
+    funded_at = last_month.start - timedelta(days=40)
+    referral, person = await ledger.referral(funded_at)
+    await ledger.events(
+        E("account_opened", "LATE-C", funded_at, national_id=person),
+        E("account_funded", "LATE-C", funded_at, **cny(20_000)),
+    )  # reported on time: its hold ended before last month began
+    await ledger.release(last_month.start)
+    closed_at = last_month.end - timedelta(days=1)
+    [result] = await send(client, feed, E("account_closed", "LATE-C", closed_at))
+    assert result["result"] == "applied"
+
+    finance = await caller("staff", role="finance")
+    response = await client.post(f"/v1/finance/periods/{last_month.name}/close", headers=finance.headers)
+    assert response.status_code == 200, response.text
+    [statement] = [item for item in response.json()["statements"] if item["partner_id"] == ledger.partner_id]
+    assert statement["lines_total_fen"] == 20_000  # the bounty; the clawback came after the month was over
+    lines = {line.rule: line for line in await ledger.lines(referral)}
+    await session.refresh(lines[FeeRule.clawback])
+    clawback = lines[FeeRule.clawback]
+    assert (clawback.amount_fen, clawback.status, clawback.statement_id) == (-20_000, AccrualStatus.payable, None)
+    assert clawback.hold_until >= last_month.end
