@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     referral_retention_days: int = Field(default=30, ge=1)
 
     # Business time (DESIGN.md, "Time"): the one timezone of statement periods, period closes, report days and
-    # months and export dates. Changing it re-dates the months: rebuild the report summary after.
+    # months and export dates. Set it before the first data: the report summary is kept by month (rebuild it after).
     business_timezone: str = "Asia/Shanghai"
     # How far ahead of our clock a back-office event may be dated (the two clocks differ a little); further is refused.
     event_clock_skew_s: int = Field(default=300, ge=0, le=86_400)
