@@ -346,7 +346,9 @@ def keys_rotate() -> None:
 
 
 @finance_cli.command("close-period")
-def finance_close_period(period: Annotated[str, typer.Argument(help="The month to close, YYYY-MM (UTC).")]) -> None:
+def finance_close_period(
+    period: Annotated[str, typer.Argument(help="The month to close, YYYY-MM (business timezone).")],
+) -> None:
     """Release held lines due by the period end and build one draft statement per partner (safe to repeat)."""
     from app.audit.service import Actor
     from app.core.models import utcnow

@@ -33,6 +33,26 @@ MONEY_EVENTS = (
 )
 BUNDLE_EVENTS = (EventType.bundle_purchased, EventType.bundle_cancelled)
 
+# Events of one client that share an ``occurred_at`` (a daily file with dates only) are applied in funnel order,
+# whatever their ids or their order in the call or the file (DESIGN.md, "Time"): the account opens, is funded and
+# valued before a bundle is bought or cancelled, revenue follows, and closing comes last. Across calls, what was
+# applied stays applied: an event sent after others of the same time were applied follows them (send a client's
+# events of one time in one call, or one file).
+SAME_TIME_ORDER = {
+    kind: rank
+    for rank, kind in enumerate(
+        (
+            EventType.account_opened,
+            EventType.account_funded,
+            EventType.assets_snapshot,
+            EventType.bundle_purchased,
+            EventType.bundle_cancelled,
+            EventType.revenue_recorded,
+            EventType.account_closed,
+        )
+    )
+}
+
 
 class EventStatus(StrEnum):
     applied = "applied"

@@ -25,8 +25,11 @@ router = APIRouter(
     description=(
         "Each event is idempotent by `source_event_id`: a repeat is acknowledged as `duplicate` and not applied "
         "twice. A bad event is `rejected` with its reason and never blocks the others. Events of an account whose "
-        "`account_opened` has not arrived are `deferred` and applied when it does. Identities (on "
-        "`account_opened`) are hashed on arrival and never stored."
+        "`account_opened` has not arrived are `deferred` and applied when it does. A client's events that share "
+        "an `occurred_at` are applied in funnel order (opened, funded, assets snapshot, bundle purchased, bundle "
+        "cancelled, revenue, closed), whatever their ids or order. Late events are accepted (fee holds run from "
+        "when they are recorded); an event dated further in the future than `ALLIANCE_EVENT_CLOCK_SKEW_S` "
+        "(default 300 s) is `rejected`. Identities (on `account_opened`) are hashed on arrival and never stored."
     ),
 )
 async def report_events(

@@ -2,14 +2,16 @@
 
 One call (up to 10,000 events) is one transaction: events are inserted once by their source id, the accounts
 they touch are locked in a fixed order (so concurrent calls never deadlock), deferred events of those accounts
-are picked up again, everything is applied in time order, and the changes are written back set-based.
+are picked up again, everything is applied in time order (events of one client sharing a time in funnel
+order), and the changes are written back set-based. Events dated beyond the accepted clock skew in the future
+are refused; late ones are normal and accepted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,8 +23,9 @@ from sqlmodel import col
 from app.catalog.models import Program
 from app.catalog.service import program_products
 from app.conversions.lifecycle import Lifecycle, ProgramTerms
-from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
+from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEvent, EventStatus
 from app.conversions.schemas import EventIn, EventResult
+from app.core.config import get_settings
 from app.core.models import new_id, utcnow
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
@@ -34,8 +37,6 @@ from app.referrals.service import identity_index
 # statements.
 _EVENTS = ConversionEvent.__table__  # type: ignore[attr-defined]
 _ACCOUNTS = ClientAccount.__table__  # type: ignore[attr-defined]
-# Same instant: the opening first, so that the account exists for what follows.
-_ORDER = {EventType.account_opened: 0}
 
 
 @dataclass
@@ -61,16 +62,31 @@ def _rejection(index: int, raw: Any, error: ValidationError | str) -> EventResul
     )
 
 
-def validate_events(raw_events: Sequence[Any]) -> tuple[list[_Accepted], dict[int, EventResult]]:
-    """Each event on its own; repeats of a source id within the call are duplicates of the first."""
+def validate_events(raw_events: Sequence[Any], now: datetime) -> tuple[list[_Accepted], dict[int, EventResult]]:
+    """Each event on its own; repeats of a source id within the call are duplicates of the first.
+
+    An event dated further ahead of ``now`` than the accepted clock skew is refused; late events are accepted
+    (their fee lines are held from when they are recorded, not from when they occurred).
+    """
     accepted: list[_Accepted] = []
     results: dict[int, EventResult] = {}
     seen: set[str] = set()
+    skew = get_settings().event_clock_skew_s
+    latest = now + timedelta(seconds=skew)
     for index, raw in enumerate(raw_events):
         try:
             event = EventIn.model_validate(raw)
         except ValidationError as error:
             results[index] = _rejection(index, raw, error)
+            continue
+        if event.occurred_at > latest:
+            results[index] = EventResult(
+                index=index,
+                source_event_id=event.source_event_id,
+                result="rejected",
+                reason=f"occurred_at: more than {skew} seconds ahead of the platform's clock; events cannot be "
+                "dated in the future",
+            )
             continue
         if event.source_event_id in seen:
             results[index] = EventResult(index=index, source_event_id=event.source_event_id, result="duplicate")
@@ -103,10 +119,15 @@ def _row(event: EventIn, index: BlindIndex, now: datetime) -> dict[str, Any]:
     }
 
 
-async def ingest_events(session: AsyncSession, index: BlindIndex, raw_events: Sequence[Any]) -> list[EventResult]:
-    """Store and apply a call's events; one result per event, in the order given."""
-    now = utcnow()
-    accepted, results = validate_events(raw_events)
+async def ingest_events(
+    session: AsyncSession, index: BlindIndex, raw_events: Sequence[Any], now: datetime | None = None
+) -> list[EventResult]:
+    """Store and apply a call's events; one result per event, in the order given.
+
+    ``now`` is when the platform records them (the clock by default): fee holds run from it.
+    """
+    now = now or utcnow()
+    accepted, results = validate_events(raw_events, now)
     if accepted:
         rows = [_row(item.event, index, now) for item in accepted]
         inserted = set(
@@ -150,6 +171,11 @@ async def _lock_accounts(session: AsyncSession, client_refs: list[str], now: dat
     return {account.client_ref: account for account in rows}
 
 
+def application_order(event: ConversionEvent) -> tuple[str, datetime, int, str]:
+    """By client, then time; events sharing a time in funnel order, then by source id (DESIGN.md, "Time")."""
+    return (event.client_ref, event.occurred_at, SAME_TIME_ORDER[event.type], event.source_event_id)
+
+
 async def apply_pending(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ConversionEvent]:
     """Apply every deferred event of these accounts, in time order; returns them by source id."""
     if not client_refs:
@@ -167,9 +193,7 @@ async def apply_pending(session: AsyncSession, client_refs: list[str], now: date
             )
         ).all()
     )
-    events.sort(
-        key=lambda event: (event.client_ref, event.occurred_at, _ORDER.get(event.type, 1), event.source_event_id)
-    )
+    events.sort(key=application_order)
     lifecycle = await _load_lifecycle(session, accounts, events)
     for event in events:
         lifecycle.apply(event, now)

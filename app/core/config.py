@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -57,12 +58,30 @@ class Settings(BaseSettings):
     # after the outcome (PIPL art. 47).
     referral_retention_days: int = Field(default=30, ge=1)
 
+    # Business time (DESIGN.md, "Time"): the one timezone of statement periods, period closes, report days and
+    # months and export dates. Set it before the first data: the report summary is kept by month (rebuild it after).
+    business_timezone: str = "Asia/Shanghai"
+    # How far ahead of our clock a back-office event may be dated (the two clocks differ a little); further is refused.
+    event_clock_skew_s: int = Field(default=300, ge=0, le=86_400)
+
     # HTTP
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest request body (batches aside).")
     public_url: str = "http://localhost:8000"
     log_level: str = "INFO"
     log_json: bool = True
     readiness_timeout_s: float = Field(default=3.0, gt=0)
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        # An IANA name only: it is also written into report SQL (``AT TIME ZONE``).
+        if not all(char.isalnum() or char in "/_+-" for char in value):
+            raise ValueError("ALLIANCE_BUSINESS_TIMEZONE must be an IANA timezone name, e.g. Asia/Shanghai")
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError("ALLIANCE_BUSINESS_TIMEZONE must be an IANA timezone name, e.g. Asia/Shanghai") from error
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:

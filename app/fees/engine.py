@@ -23,6 +23,7 @@ from sqlmodel import col
 from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
 from app.catalog.schemas import FeeRules
 from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
+from app.core.business_time import business_day, business_month, month_named
 from app.core.models import new_id
 from app.core.money import basis_points_of, clamp
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
@@ -32,10 +33,6 @@ _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts thr
 EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
 CAPPED_RULES = (*EARNING_RULES, FeeRule.cap)  # what counts against a cap: earnings net of earlier cuts
 _TIER_ORDER = ("retail", "hnw", "institutional")
-
-
-def _month(moment: datetime) -> str:
-    return f"{moment.year:04d}-{moment.month:02d}"
 
 
 def months_after(start: datetime, months: int) -> datetime:
@@ -73,7 +70,7 @@ class _Context:
     used_by_partner_month: dict[tuple[str, str], int]
 
     def schedule_on(self, program_id: str, moment: datetime) -> FeeSchedule | None:
-        day = moment.date()
+        day = business_day(moment)
         for schedule in self.schedules.get(program_id, []):
             if schedule.effective_from <= day and (schedule.effective_to is None or day < schedule.effective_to):
                 return schedule
@@ -109,7 +106,7 @@ async def _load_context(
     }
     partner_months = sorted(
         {
-            (referral.partner_id, _month(event.occurred_at))
+            (referral.partner_id, business_month(event.occurred_at))
             for event in events
             for referral in [referrals[event.referral_id or ""]]
         }
@@ -121,8 +118,9 @@ async def _load_context(
         )
     used_by_partner_month: dict[tuple[str, str], int] = {}
     for partner_id, month in partner_months:
-        start = datetime.fromisoformat(f"{month}-01T00:00:00+00:00")
-        end = months_after(start, 1)
+        bounds = month_named(month)
+        assert bounds is not None
+        start, end = bounds.start, bounds.end
         used_by_partner_month[(partner_id, month)] = int(
             await session.scalar(
                 select(func.coalesce(func.sum(FeeAccrual.amount_fen), 0)).where(
@@ -261,7 +259,9 @@ class Accrual:
     ) -> None:
         if value <= 0:
             return
-        hold_until = event.occurred_at + timedelta(days=program.hold_period_days)
+        # The hold runs from when the platform records the line, never from an earlier occurred_at: a funding
+        # reported seven weeks late still waits its full hold (DESIGN.md, "Time").
+        hold_until = max(event.occurred_at, self.now) + timedelta(days=program.hold_period_days)
         status = AccrualStatus.pending if hold_until > self.now else AccrualStatus.payable
         line = Line(
             f"{event.id}:{rule.value}",
@@ -278,7 +278,7 @@ class Accrual:
         self._append(line)
         allowed = self._room(referral, event.occurred_at, rules, value)
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
-        key = (referral.partner_id, _month(event.occurred_at))
+        key = (referral.partner_id, business_month(event.occurred_at))
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
             which = self._binding_cap(referral, event.occurred_at, rules, value)
@@ -303,7 +303,7 @@ class Accrual:
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, _month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
@@ -362,7 +362,7 @@ class Accrual:
                     FeeRule.clawback,
                     -net,
                     event.occurred_at,
-                    event.occurred_at,
+                    max(event.occurred_at, self.now),  # due at once, from when it is recorded
                     AccrualStatus.reversed if in_hold else AccrualStatus.payable,
                     {
                         "reverses_rule": original.rule.value,

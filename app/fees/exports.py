@@ -3,7 +3,7 @@ XLSX (a summary sheet, the lines, and the reconciliation items when the partner 
 
 Text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return) gets a leading apostrophe: a partner's reference or a note must never become a live formula on a
-finance desk. Amounts are written as numbers.
+finance desk. Amounts are written as numbers; times in the business timezone (``app.core.business_time``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.catalog.models import Partner
+from app.core.business_time import local
 from app.fees.models import FeeAccrual, Statement
 from app.reconciliation.models import ReconciliationItem
 
@@ -68,8 +69,8 @@ def neutralise(value: Any) -> Any:
 
 
 def _cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # the business's wall clock: its date is the day the period counts it in
+        return local(value).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "value") and isinstance(value.value, str):  # an enum member

@@ -51,7 +51,8 @@ PartnerReader = Annotated[Principal, requires("statements:read")]
     summary="Close a month: release held lines, build one draft statement per partner",
     description=(
         "Held lines whose hold period ended by the period end become payable; every partner with payable lines "
-        "not yet on a statement gets one draft statement for the period (`YYYY-MM`, a calendar month in UTC), "
+        "not yet on a statement gets one draft statement for the period (`YYYY-MM`, a month in the business "
+        "timezone, Asia/Shanghai by default), "
         "its net carrying a negative net of its previous statement. Closing again, or two closes at once, "
         "leaves one statement per partner and period: a repeat adds newly due lines to the period's drafts. "
         "Refused (409) before the month has ended and once a later month has statements."

@@ -3,8 +3,8 @@
 
 Closing a period is set-based: one statement per partner is inserted from the payable lines due by the period
 end, the lines are attached in one ``UPDATE … FROM``, and the totals are summed in SQL; only VAT is computed in
-Python, once per statement, so that money is rounded in one place (``app.core.money``). Periods are calendar
-months in UTC, as the accrual engine's monthly caps.
+Python, once per statement, so that money is rounded in one place (``app.core.money``). Periods are business
+months (``app.core.business_time``: Asia/Shanghai by default), as the accrual engine's monthly caps and reports.
 
 Closes are serialised by one advisory lock and statements are unique per (partner, period): closing a period
 again, or two closes racing, leaves one set of statements. A second close of the same period tops up its
@@ -14,10 +14,8 @@ next period.
 
 from __future__ import annotations
 
-import calendar
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -28,6 +26,7 @@ import app.reconciliation.service as reconciliation
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog import service as catalog
+from app.core.business_time import Month, local, month_named
 from app.core.models import new_id
 from app.core.money import vat_on_net, vat_within_gross
 from app.core.pagination import PageParams, paginate_query
@@ -39,7 +38,6 @@ from app.referrals import service as referrals
 from app.referrals.service import ReferralFilters
 from app.webhooks.service import announce
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 # Every close takes this lock: closes never interleave, whatever period (a line due in January is also "due by
 # the end of February", and the check that no later period is closed must not race either).
 _CLOSE_LOCK = "fees:period-close"
@@ -65,28 +63,16 @@ class OpenReconciliationItems(Conflict):
     slug, title = "open-reconciliation-items", "Reconciliation items are still open"
 
 
-@dataclass(frozen=True)
-class Period:
-    """A calendar month in UTC: ``start`` inclusive, ``end`` exclusive."""
-
-    name: str
-    start: datetime
-    end: datetime
-
-    @property
-    def last_day(self) -> date:
-        return date(self.start.year, self.start.month, calendar.monthrange(self.start.year, self.start.month)[1])
+# A period is a business month: ``start`` inclusive, ``end`` exclusive, ``last_day`` its last business day.
+Period = Month
 
 
 def parse_period(value: str) -> Period:
-    """``YYYY-MM`` as a :class:`Period`; anything else is refused with 422."""
-    match = _PERIOD.match(value)
-    if match is None:
+    """``YYYY-MM`` as a business month; anything else is refused with 422."""
+    period = month_named(value)
+    if period is None:
         raise InvalidPeriod("A period is a month written YYYY-MM, e.g. 2026-10.")
-    year, month = int(match[1]), int(match[2])
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return Period(value, start, end)
+    return period
 
 
 @dataclass(frozen=True)
@@ -108,7 +94,7 @@ _CREATE_STATEMENTS = text(
     FROM partners p
     WHERE EXISTS (SELECT 1 FROM fee_accruals a
                   WHERE a.partner_id = p.id AND a.status = 'payable' AND a.statement_id IS NULL
-                    AND a.hold_until <= :period_end_at)
+                    AND a.hold_until < :period_end_at)
     ON CONFLICT ON CONSTRAINT uq_statements_partner_period DO NOTHING
     """
 )
@@ -121,7 +107,7 @@ _ATTACH_LINES = text(
     SET status = 'statemented', statement_id = s.id, updated_at = :now
     FROM statements s
     WHERE s.id = ANY(:draft_ids) AND a.partner_id = s.partner_id
-      AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until <= :period_end_at
+      AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until < :period_end_at
     """
 )
 
@@ -162,12 +148,15 @@ def vat_and_gross(net_fen: int, rate_bp: int, inclusive: bool) -> tuple[int, int
 async def close_period(session: AsyncSession, actor: Actor, period_name: str, now: datetime) -> CloseResult:
     """Release held lines due by the period end, then build (or top up) one draft statement per partner.
 
+    A period is ``[start, end)``: a line due at the very instant the month ends (midnight on the 1st, business
+    time) belongs to the next one.
+
     Safe to repeat and to race: one set of statements per period. Refused while the period has not ended, or
     when a later period already has statements (its carry-forward would be wrong).
     """
     period = parse_period(period_name)
     if period.end > now:
-        raise PeriodNotEnded(f"{period.name} ends at {period.end.isoformat()}; close it after that.")
+        raise PeriodNotEnded(f"{period.name} ends at {local(period.end).isoformat()}; close it after that.")
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _CLOSE_LOCK})
     later = await session.scalar(select(col(Statement.period)).where(col(Statement.period) > period.name).limit(1))
     if later is not None:

@@ -51,7 +51,7 @@ class ReferralFact(SQLModel, table=True):
     partner_id: str = Field(max_length=40)
     program_id: str = Field(max_length=40)
     kind: str = Field(max_length=16)
-    cohort_month: date = Field(description="The month (Asia/Shanghai) the referral was received in.")
+    cohort_month: date = Field(description="The month (business timezone) the referral was received in.")
     received_on: date
     age_band: str = Field(default="", max_length=10)
     status: str = Field(max_length=32)

@@ -59,7 +59,7 @@ class InvalidReportQuery(Unprocessable):
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """What a report covers: a period of days (Asia/Shanghai, both ends included), filters, the grouping."""
+    """What a report covers: a period of days (business timezone, both ends included), filters, the grouping."""
 
     start: date
     end: date

@@ -7,7 +7,6 @@ import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
@@ -19,6 +18,7 @@ from app.auth.deps import InsufficientScope, Principal, authenticate, requires
 from app.auth.scopes import PrincipalKind
 from app.catalog.models import PartnerKind
 from app.conversions.models import Tier
+from app.core import business_time
 from app.core.database import Database, SessionDep
 from app.core.problems import problem_responses
 from app.core.tenancy import Tenant
@@ -103,7 +103,7 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 def report_query(
     start: Annotated[
         IsoDate | None,
-        Query(alias="from", description="First day (Asia/Shanghai), inclusive. Default: twelve months back."),
+        Query(alias="from", description="First day (business timezone), inclusive. Default: twelve months back."),
     ] = None,
     end: Annotated[IsoDate | None, Query(alias="to", description="Last day, inclusive. Default: today.")] = None,
     partner_id: Annotated[list[str] | None, Query(description="Repeat, or separate with commas.")] = None,
@@ -119,7 +119,7 @@ def report_query(
         Query(description="Any of partner, partner_kind, program, product, tier, kind, month, in the columns' order."),
     ] = None,
 ) -> queries.ReportQuery:
-    today = datetime.now(ZoneInfo(summary.TIMEZONE)).date()
+    today = business_time.today()
     default_start, default_end = queries.default_period(end or today)
     dimensions = _enum_values(group_by, "group_by", GroupBy)
     filters = ReportFilters(

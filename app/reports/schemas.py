@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.catalog.models import PartnerKind
 from app.conversions.models import Tier
+from app.core.business_time import timezone_name
 from app.referrals.models import ReferralKind
 
 
@@ -44,9 +45,9 @@ TARGET_AGE_BAND = "25_35"
 
 
 class ReportPeriod(BaseModel):
-    start: date = Field(description="First day, inclusive (Asia/Shanghai).")
-    end: date = Field(description="Last day, inclusive (Asia/Shanghai).")
-    timezone: str = "Asia/Shanghai"
+    start: date = Field(description="First day, inclusive (business timezone).")
+    end: date = Field(description="Last day, inclusive (business timezone).")
+    timezone: str = Field(default_factory=timezone_name, description="The business timezone, e.g. Asia/Shanghai.")
     basis: str = Field(
         default="cohort",
         description=(

@@ -1,11 +1,12 @@
 """How a referral is counted, and the summary kept from it: facts per referral, monthly rollups, a change queue.
 
-``referral_facts_sql`` is the one definition of every figure: a referral's cohort (the month it was received in,
-Asia/Shanghai), the stages it reached on its timeline, its current outcome, the whole days it took to reach
-account opening, funding and conversion (business time: the back office's ``occurred_at``, not when we processed
-the event), its account's tier and assets, the product it converted with, the revenue recorded for it and its fee
-lines by status. The rollups are sums of these facts; the brute-force recount in the tests is the same definition
-evaluated over the base tables, so the two can only differ if the summary missed a change.
+``referral_facts_sql`` is the one definition of every figure: a referral's cohort (the month it was received in, in
+the business timezone of ``app.core.business_time``, read when this module is imported), the stages it reached on
+its timeline, its current outcome, the whole days it took to reach account opening, funding and conversion (business
+time: the back office's ``occurred_at``, not when we processed the event), its account's tier and assets, the
+product it converted with, the revenue recorded for it and its fee lines by status. The rollups are sums of these
+facts; the brute-force recount in the tests is the same definition evaluated over the base tables, so the two can
+only differ if the summary missed a change.
 
 The rollups: ``report_cohorts`` (by month, partner, program, kind, tier, product), ``report_durations`` (the same
 keys and whole days: a histogram), and by partner and month alone, the grain most reports are read at,
@@ -28,7 +29,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import String
 
-TIMEZONE = "Asia/Shanghai"
+from app.core.business_time import sql_day, sql_month
+
 REFRESH_LOCK = "alliance:reports:refresh"
 REFRESH_CHUNK = 20_000
 
@@ -41,8 +43,8 @@ SELECT r.id AS referral_id,
        r.partner_id,
        r.program_id,
        r.kind,
-       CAST(date_trunc('month', r.created_at AT TIME ZONE '{TIMEZONE}') AS date) AS cohort_month,
-       CAST(r.created_at AT TIME ZONE '{TIMEZONE}' AS date) AS received_on,
+       {sql_month("r.created_at")} AS cohort_month,
+       {sql_day("r.created_at")} AS received_on,
        coalesce(r.age_band, '') AS age_band,
        r.status,
        coalesce(ev.eligible, false) AS reached_eligible,
@@ -109,8 +111,8 @@ WHERE {{only_referrals}}
 
 _ORGANIC_FACTS = f"""
 SELECT a.client_ref,
-       CAST(date_trunc('month', a.opened_at AT TIME ZONE '{TIMEZONE}') AS date) AS opened_month,
-       CAST(a.opened_at AT TIME ZONE '{TIMEZONE}' AS date) AS opened_on,
+       {sql_month("a.opened_at")} AS opened_month,
+       {sql_day("a.opened_at")} AS opened_on,
        coalesce(a.tier, '') AS tier,
        CASE WHEN a.status = 'open' THEN a.assets_fen ELSE 0 END AS assets_fen
 FROM client_accounts a

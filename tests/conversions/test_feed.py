@@ -167,14 +167,17 @@ async def test_tier_rise_inside_the_qualification_period_is_recorded(
 ) -> None:
     person = national_id()
     referral = await _referral(client, bank, person)
-    now = datetime.now(UTC)
+    opened = datetime.now(UTC) - timedelta(days=10)  # events are never dated in the future
+    await session.execute(
+        update(Referral).where(Referral.id == referral["id"]).values(created_at=opened - timedelta(days=1))
+    )
     await _send(
         client,
         feed,
-        event("account_opened", "C-5", now, national_id=person),
-        event("account_funded", "C-5", now + timedelta(seconds=1), **cny(500_000)),
+        event("account_opened", "C-5", opened, national_id=person),
+        event("account_funded", "C-5", opened + timedelta(seconds=1), **cny(500_000)),
     )
-    raised = await _send(client, feed, event("assets_snapshot", "C-5", now + timedelta(days=10), **cny(6_000_000)))
+    raised = await _send(client, feed, event("assets_snapshot", "C-5", opened + timedelta(days=10), **cny(6_000_000)))
     assert raised[0]["result"] == "applied"
     account = await session.get(ClientAccount, "C-5", populate_existing=True)
     assert account is not None and account.tier == "institutional"

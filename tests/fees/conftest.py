@@ -14,6 +14,7 @@ from app.catalog import service as catalog
 from app.catalog.models import BundledProduct, PartnerKind
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerCreate, ProductCreate, ProgramCreate
 from app.conversions.service import ingest_events
+from app.fees.engine import release_held
 from app.fees.models import FeeAccrual
 from app.privacy.service import DataKeyring
 from app.referrals.schemas import ReferralCreate
@@ -61,9 +62,17 @@ class Ledger:
         await self.session.flush()
         return submitted.referral.id, person
 
-    async def events(self, *events: dict[str, Any]) -> list[str]:
-        results = await ingest_events(self.session, self.keyring.index, list(events))
+    async def events(self, *events: dict[str, Any], now: datetime | None = None) -> list[str]:
+        """Report events; by default as they happen (recorded a minute after the latest), so that their fee
+        lines are held from then."""
+        if now is None:
+            now = max(datetime.fromisoformat(event["occurred_at"]) for event in events) + timedelta(minutes=1)
+        results = await ingest_events(self.session, self.keyring.index, list(events), now=now)
         return [result.result for result in results]
+
+    async def release(self, at: datetime) -> int:
+        """The daily job, run at ``at``: lines whose hold ended become payable."""
+        return await release_held(self.session, at)
 
     @staticmethod
     def event(kind: str, client_ref: str, at: datetime, **fields: Any) -> dict[str, Any]:

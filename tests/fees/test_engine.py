@@ -21,6 +21,7 @@ async def test_bounty_by_tier_with_top_up_in_the_qualification_period(make_ledge
         E("account_funded", "L-1", START + timedelta(hours=1), **cny(200_000)),
         E("assets_snapshot", "L-1", START + timedelta(days=30), **cny(1_500_000)),
     )
+    await ledger.release(START + timedelta(days=61))
     assert await ledger.summary(referral) == [("funded_bounty", 20_000, "payable"), ("tier_top_up", 130_000, "payable")]
     line = (await ledger.lines(referral))[1]
     assert line.arithmetic == {"from_tier": "retail", "to_tier": "hnw", "difference_of": [150_000, 20_000]}
@@ -35,6 +36,7 @@ async def test_no_bounty_below_the_minimum_until_assets_reach_it(make_ledger) ->
     )
     assert await ledger.summary(referral) == []
     await ledger.events(E("account_funded", "L-2", START + timedelta(days=3), **cny(6_000)))
+    await ledger.release(START + timedelta(days=34))
     assert await ledger.summary(referral) == [("funded_bounty", 20_000, "payable")]
 
 
@@ -61,6 +63,7 @@ async def test_revenue_share_only_in_the_first_months(make_ledger) -> None:  # t
         E("revenue_recorded", "L-4", START + timedelta(days=100), amount=12_345, currency="CNY"),
         E("revenue_recorded", "L-4", START + timedelta(days=400), amount=99_999, currency="CNY"),
     )
+    await ledger.release(START + timedelta(days=431))
     assert await ledger.summary(referral) == [("revenue_share", 1_235, "payable")]  # 1,234.5 rounds half up
 
 
@@ -73,6 +76,7 @@ async def test_caps_cut_with_a_recorded_line(make_ledger) -> None:  # type: igno
         E("account_funded", "L-5", START, **cny(2_000_000)),
         E("bundle_purchased", "L-5", START + timedelta(days=1), product_code="BANK_WM_PLUS_EQUITY", **cny(10_000)),
     )
+    await ledger.release(START + timedelta(days=32))
     assert await ledger.summary(referral) == [
         ("funded_bounty", 150_000, "payable"),
         ("cap", -50_000, "payable"),
@@ -103,7 +107,7 @@ async def test_hold_period_then_release(make_ledger, session) -> None:  # type: 
     referral, person = await ledger.referral(datetime.now(UTC))
     now = datetime.now(UTC)
     await ledger.events(
-        E("account_opened", "H-1", now, national_id=person), E("account_funded", "H-1", now, **cny(20_000))
+        E("account_opened", "H-1", now, national_id=person), E("account_funded", "H-1", now, **cny(20_000)), now=now
     )
     [line] = await ledger.lines(referral)
     assert line.status == "pending" and line.hold_until == now + timedelta(days=30)
@@ -125,10 +129,10 @@ async def test_clawback_during_hold_cancels_and_after_hold_deducts(make_ledger) 
 
     paid, paid_person = await ledger.referral()
     await ledger.events(
-        E("account_opened", "C-2", START, national_id=paid_person),
-        E("account_funded", "C-2", START, **cny(20_000)),
-        E("assets_snapshot", "C-2", START + timedelta(days=60), **cny(1_000)),
+        E("account_opened", "C-2", START, national_id=paid_person), E("account_funded", "C-2", START, **cny(20_000))
     )
+    await ledger.release(START + timedelta(days=31))
+    await ledger.events(E("assets_snapshot", "C-2", START + timedelta(days=60), **cny(1_000)))
     assert await ledger.summary(paid) == [("funded_bounty", 20_000, "payable"), ("clawback", -20_000, "payable")]
 
 
@@ -140,11 +144,12 @@ async def test_clawback_only_inside_the_clawback_period(make_ledger) -> None:  #
         E("account_funded", "C-3", START, **cny(20_000)),
         E("account_closed", "C-3", START + timedelta(days=181)),
     )
+    await ledger.release(START + timedelta(days=212))
     assert await ledger.summary(referral) == [("funded_bounty", 20_000, "payable")]
 
 
 async def test_bundle_cancelled_reverses_that_products_fee(make_ledger) -> None:  # type: ignore[no-untyped-def]
-    ledger: Ledger = await make_ledger()
+    ledger: Ledger = await make_ledger(hold_period_days=0)  # the fee is payable when the cancellations come
     referral, person = await ledger.referral()
     await ledger.events(
         E("account_opened", "C-4", START, national_id=person),

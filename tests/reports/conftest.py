@@ -41,6 +41,7 @@ from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerC
 from app.conversions.service import ingest_events
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
+from app.fees.engine import release_held
 from app.privacy.service import DataKeyring
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.registry import RegisteredClient, upsert_existing_clients
@@ -163,7 +164,9 @@ class BookWriter:
         return individual(self.book.programs[partner].id, national_id=person or national_id(born(age)))
 
     async def events(self, *events: dict[str, Any]) -> None:
-        results = await ingest_events(self.session, self.keyring.index, list(events))
+        """Report events as they happen: recorded a minute after the latest (fee holds run from then)."""
+        recorded = max(datetime.fromisoformat(event["occurred_at"]) for event in events) + timedelta(minutes=1)
+        results = await ingest_events(self.session, self.keyring.index, list(events), now=recorded)
         assert all(result.result == "applied" for result in results), results
 
 
@@ -235,6 +238,7 @@ async def write_book(session: AsyncSession, keyring: DataKeyring) -> Book:
     referrals = writer.book.referrals
     await withdraw_referral(session, Tenant.everyone(), ACTOR, referrals["R4"], "consent_revoked", None)
     await expire_stale_holders(session, utcnow())
+    await release_held(session, utcnow())  # the daily job has run since: the bank's 30-day holds are over
     # Finance's side: R1's bounty is paid, its bundle fee is on a statement.
     await session.execute(
         text("UPDATE fee_accruals SET status = 'paid' WHERE referral_id = :id AND rule = 'funded_bounty'"),

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.catalog.models import PartnerKind
+from app.core.business_time import month_of
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.fees.engine import release_held
@@ -69,6 +70,7 @@ class Story:
     people: list[Person] = field(default_factory=list)
     referrals: list[tuple[str, str, datetime, Person]] = field(default_factory=list)  # id, partner, received, who
     accounts: int = 0
+    recorded: list[datetime] = field(default_factory=list)  # when each chunk of events was recorded
 
     async def fold_sometimes(self, session: AsyncSession) -> None:
         if self.rng.random() < 0.3:
@@ -195,22 +197,27 @@ async def send_events(session: AsyncSession, story: Story) -> None:
 async def ingest(session: AsyncSession, story: Story, chunk: list[dict[str, Any]]) -> None:
     from app.conversions.service import ingest_events
 
-    results = await ingest_events(session, story.writer.keyring.index, chunk)
+    # Recorded as they happen: a minute after the chunk's latest event (fee holds run from then).
+    recorded = max(datetime.fromisoformat(item["occurred_at"]) for item in chunk) + timedelta(minutes=1)
+    story.recorded.append(recorded)
+    results = await ingest_events(session, story.writer.keyring.index, chunk, now=recorded)
     assert all(result.result in ("applied", "deferred") for result in results), results
 
 
 async def settle(session: AsyncSession, story: Story) -> None:
-    """Finance's month: January closed, one statement issued, approved and paid; February closed; an adjustment
-    on a referral."""
+    """Finance's months: the month before the one in which half the events had been recorded closed; that month
+    closed, and its largest statement issued, approved and paid (what was recorded later stays payable); an
+    adjustment on a referral."""
     now = utcnow()
-    closed = await close_period(session, ACTOR, "2026-01", now)
+    middle = month_of(sorted(story.recorded)[len(story.recorded) // 2])
+    await close_period(session, ACTOR, month_of(middle.start - timedelta(seconds=1)).name, now)
+    await story.fold_sometimes(session)
+    closed = await close_period(session, ACTOR, middle.name, now)
     if closed.statements:
-        statement = closed.statements[0]
+        statement = max(closed.statements, key=lambda each: each.net_fen)
         await issue(session, ACTOR, statement.id, now)
         await approve(session, ACTOR, statement.id, now)
         await mark_paid(session, ACTOR, statement.id, "PAY-1", now)
-    await story.fold_sometimes(session)
-    await close_period(session, ACTOR, "2026-02", now)
     referral_id, partner, _, _ = story.referrals[0]
     external_ref = (
         await session.execute(text("SELECT external_ref FROM referrals WHERE id = :id"), {"id": referral_id})
