@@ -51,7 +51,7 @@ async def create_endpoint(
         request.app.state.settings,
         principal.actor(request),
         principal.partner_id or "",
-        url=str(body.url),
+        url=body.url,
         event_types=list(body.event_types),
         description=body.description,
         enabled=body.enabled,

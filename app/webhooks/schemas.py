@@ -5,9 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+
+# A plain string: the service normalises and checks it (app.core.outbound_urls), on the characters as sent.
+TargetUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2000,
+        json_schema_extra={"format": "uri"},
+        description="http(s), without credentials; HTTPS and public addresses only in production. Stored normalised.",
+    ),
+]
 
 EventTypeName = Literal["referral.status_changed", "referral.expired", "statement.issued", "reconciliation.completed"]
 
@@ -15,7 +26,7 @@ EventTypeName = Literal["referral.status_changed", "referral.expired", "statemen
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl = Field(description="HTTPS in production; private and loopback addresses are refused there.")
+    url: TargetUrl
     event_types: list[EventTypeName] = Field(min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool = True
@@ -24,7 +35,7 @@ class EndpointCreate(BaseModel):
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: TargetUrl | None = None
     event_types: list[EventTypeName] | None = Field(default=None, min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None
