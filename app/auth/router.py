@@ -38,8 +38,9 @@ async def create_client(
         scopes=body.scopes,
         auth_method=body.auth_method,
         jwks=body.jwks,
-        jwks_uri=str(body.jwks_uri) if body.jwks_uri else None,
+        jwks_uri=body.jwks_uri,
         rate_limit_per_second=body.rate_limit_per_second,
+        private_targets_allowed=request.app.state.settings.private_targets_allowed,
     )
     return ClientCreated(**ClientOut.of(created.client).model_dump(), client_secret=created.secret)
 

@@ -18,11 +18,13 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 import httpcore
 import httpx
 import idna
+from pydantic import Field
 
 MAX_URL_CHARS = 2000
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -33,6 +35,21 @@ _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _LOCAL_NAMES = ("localhost", "localhost.localdomain")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not globally reachable in the IANA registry, yet ``is_global`` before Python 3.13.
+_NOT_GLOBAL = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("192.88.99.0/24"))
+
+
+# In API shapes: a plain string, so that the rules below see the characters as sent (a URL type would already
+# have read ``2130706433`` as ``127.0.0.1``).
+TargetUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        json_schema_extra={"format": "uri"},
+        description="http(s), without credentials; https and public addresses only in production. Stored normalised.",
+    ),
+]
 
 
 class UnsafeTarget(ValueError):
@@ -41,7 +58,7 @@ class UnsafeTarget(ValueError):
 
 def is_public_address(address: IPAddress) -> bool:
     """Globally routable (``is_global``), not multicast, and not a wrapper of a non-global IPv4 address."""
-    if not address.is_global or address.is_multicast:
+    if not address.is_global or address.is_multicast or any(address in network for network in _NOT_GLOBAL):
         return False
     if isinstance(address, ipaddress.IPv6Address):
         embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]

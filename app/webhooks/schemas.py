@@ -7,18 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.outbound_urls import TargetUrl
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-
-# A plain string: the service normalises and checks it (app.core.outbound_urls), on the characters as sent.
-TargetUrl = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=2000,
-        json_schema_extra={"format": "uri"},
-        description="http(s), without credentials; HTTPS and public addresses only in production. Stored normalised.",
-    ),
-]
 
 EventTypeName = Literal["referral.status_changed", "referral.expired", "statement.issued", "reconciliation.completed"]
 
