@@ -143,17 +143,15 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 
 async def checked_addresses(host: str, port: int, *, allow_private: bool) -> list[IPAddress]:
-    """The addresses to connect to for ``host``: all of them checked, or ``UnsafeTarget`` if any is refused."""
+    """The addresses to connect to for ``host``: all of them checked, or ``UnsafeTarget`` if any is refused
+    (``OSError`` when the name does not resolve)."""
     try:
         literal: IPAddress | None = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         literal = None
-    try:
-        addresses = [literal] if literal is not None else await resolve_host(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeTarget("The URL's host does not resolve.") from exc
+    addresses = [literal] if literal is not None else await resolve_host(host, port)
     if not addresses:
-        raise UnsafeTarget("The URL's host does not resolve.")
+        raise OSError("no address")
     if not allow_private and not all(is_public_address(address) for address in addresses):
         raise UnsafeTarget("The URL's host resolves to a private, loopback or otherwise non-public address.")
     return addresses
@@ -174,7 +172,10 @@ class _CheckedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        addresses = await checked_addresses(host, port, allow_private=self._allow_private)
+        try:
+            addresses = await checked_addresses(host, port, allow_private=self._allow_private)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{host} does not resolve") from exc
         failure: Exception | None = None
         for address in addresses:
             try:

@@ -104,7 +104,7 @@ WITH busy AS (
         SELECT d.id, d.attempts, d.next_attempt_at FROM webhook_deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= :now
           AND (d.lease_until IS NULL OR d.lease_until < :now) AND d.id <> ALL(CAST(:sending AS text[]))
-        ORDER BY d.next_attempt_at, d.id
+        ORDER BY d.attempts = 0 DESC, d.next_attempt_at, d.id
         LIMIT least(:total, greatest(coalesce(
             CASE WHEN e.consecutive_failures > 0 THEN CAST(:per_failing AS integer)
                  ELSE CAST(:per_endpoint AS integer) END - coalesce(b.sending, 0),
@@ -313,6 +313,15 @@ async def _record(
         log.info("webhook_attempt", delivery_id=item.delivery_id, status_code=result.status_code, ok=result.ok)
 
 
+def _outcome(task: asyncio.Task[AttemptResult]) -> AttemptResult:
+    """The result of a send; one that broke unexpectedly is a failed attempt rather than a lost one."""
+    failure = task.exception()
+    if failure is None:
+        return task.result()
+    log.error("webhook_send_broke", error_class=type(failure).__name__)
+    return AttemptResult(None, None, type(failure).__name__, 0)
+
+
 class DeliveryPool:
     """Up to ``webhook_concurrency`` sends in flight, claimed as slots free up (see the module's docstring)."""
 
@@ -358,24 +367,28 @@ class DeliveryPool:
         done, _ = await asyncio.wait(self._in_flight, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
         if not done:
             return 0
-        outcomes = [(self._in_flight.pop(task), task.result()) for task in done]
+        outcomes = [(self._in_flight.pop(task), _outcome(task)) for task in done]
         await _record(self.sessionmaker, outcomes)
         return len(outcomes)
 
     async def run(self, stop: asyncio.Event, *, idle_s: float = 1.0, until_idle: bool = False) -> int:
         """Deliver until ``stop`` (then finish the sends in flight), or, with ``until_idle``, until nothing is due
         nor in flight. Returns how many attempts were made."""
-        attempts = 0
+        attempts, loop, claim_after = 0, asyncio.get_running_loop(), 0.0
         while True:
-            try:
-                if not stop.is_set():
+            if not stop.is_set() and loop.time() >= claim_after:
+                try:
                     await self._claim()
-                if self._in_flight:
+                except Exception as exc:  # the database is away, say: try again after ``idle_s``
+                    log.exception("webhook_claim_failed", error_class=type(exc).__name__)
+                    claim_after = loop.time() + idle_s
+            if self._in_flight:
+                try:
                     attempts += await self._settle(self.IN_FLIGHT_POLL_S)
-                    continue
-                if stop.is_set() or until_idle:
-                    return attempts
-            except Exception as exc:  # the database is away, say: sends in flight are retried once leases expire
-                log.exception("webhook_pool_failed", error_class=type(exc).__name__)
+                except Exception as exc:  # those sends are made again once their leases expire
+                    log.exception("webhook_record_failed", error_class=type(exc).__name__)
+                continue
+            if stop.is_set() or until_idle:
+                return attempts
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), idle_s)
