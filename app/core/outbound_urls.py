@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import quote, urlsplit
@@ -203,11 +204,13 @@ class CheckedTransport(httpx.AsyncHTTPTransport):
     """httpx's own transport (TLS verified for the host name, no proxy from the environment) over a network
     backend that checks every address it connects to."""
 
-    def __init__(self, *, allow_private: bool, max_connections: int = 100) -> None:
+    def __init__(
+        self, *, allow_private: bool, max_connections: int = 100, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__(trust_env=False)
         # httpx takes no network backend, so its pool is rebuilt with one (httpx's own settings otherwise).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=max_connections,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,

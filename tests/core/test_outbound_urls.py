@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from app.core import outbound_urls
 from app.core.outbound_urls import UnsafeTarget, is_public_address, normalise_target, outbound_client
@@ -215,3 +222,69 @@ async def test_transport_errors_stay_httpx_errors(monkeypatch: pytest.MonkeyPatc
     async with outbound_client(allow_private=True, timeout=5) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get("http://hooks.partner.example:9/in")  # discard port: nothing listens
+
+
+# --- TLS: the connection goes to the checked address, the certificate is verified for the host name ----------
+
+
+def _certificate_authority(tmp_path: Path, name: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A throwaway CA and a server certificate for ``name``: (the server's context, a client context trusting
+    only that CA)."""
+    now = datetime.now(UTC)
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: ec.EllipticCurvePrivateKey, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca_cert = certificate("test CA", ca_key, ca_name, ca_key, ca=True)
+    server_cert = certificate(name, server_key, ca_name, ca_key, ca=False)
+    (tmp_path / "server.pem").write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        + server_cert.public_bytes(serialization.Encoding.PEM)
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(tmp_path / "server.pem")
+    client = ssl.create_default_context(cadata=ca_cert.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client
+
+
+@pytest.mark.parametrize(("certified", "accepted"), [("hooks.partner.example", True), ("other.example", False)])
+async def test_tls_verifies_the_certificate_for_the_host_name_at_the_checked_address(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, certified: str, accepted: bool
+) -> None:
+    server_context, client_context = _certificate_authority(tmp_path, certified)
+    names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, context: names.append(name)  # type: ignore[assignment,func-returns-value]
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0, ssl=server_context)
+    port = int(server.sockets[0].getsockname()[1])
+    lookups = resolving_to(monkeypatch, "127.0.0.1")
+    transport = outbound_urls.CheckedTransport(allow_private=True, ssl_context=client_context)
+    try:
+        async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+            if accepted:
+                assert (await client.get(f"https://hooks.partner.example:{port}/in")).text == "secret"
+            else:
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await client.get(f"https://hooks.partner.example:{port}/in")
+    finally:
+        server.close()
+    assert lookups == ["hooks.partner.example"] and names == ["hooks.partner.example"]
+    assert receiver.hosts == ([f"hooks.partner.example:{port}"] if accepted else [])
