@@ -29,7 +29,8 @@ TIMEOUT_S = 3.0  # the receiver's slow paths hang far longer
 
 @dataclass
 class Receiver:
-    """Partners' endpoints: ``/hang/…`` never answers, ``/ok`` answers 204 and notes when each message came."""
+    """Partners' endpoints: ``/hang…`` never answers, ``/ok`` answers 204 and notes when each message came; counts
+    the requests open at once on each path."""
 
     arrived: dict[str, float] = field(default_factory=dict)
     open_now: Counter[str] = field(default_factory=Counter)
@@ -45,8 +46,10 @@ class Receiver:
         self.open_now[path] += 1
         self.most_open[path] = max(self.most_open[path], self.open_now[path])
         try:
-            if path.startswith("/hang"):
-                await asyncio.sleep(60)
+            if path.startswith("/hang"):  # until the sender gives up and closes the connection
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader.read(), 60)
+                return
             self.arrived[headers["webhook-id"]] = asyncio.get_running_loop().time()
             writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
             await writer.drain()
