@@ -70,6 +70,10 @@ NOT_PUBLIC = [
     "https://[fe80::1]/in",
     "https://[2002:7f00:1::]/in",
     "https://[64:ff9b::a9fe:a9fe]/in",
+    # Look-alikes that IDNA maps onto the forms above.
+    "https://127\u30020\u30020\u30021/in",
+    "https://\uff11\uff12\uff17.0.0.1/in",
+    "https://\u24dbocalhost/in",
 ]
 
 
