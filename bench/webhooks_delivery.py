@@ -19,7 +19,7 @@ from app.catalog import service as catalog
 from app.catalog.models import PartnerKind
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
-from app.webhooks import service
+from app.webhooks import delivery, service
 from bench.common import BenchContext, BenchResult, Stopwatch, stage
 from bench.fees_data import fee_database
 
@@ -89,7 +89,7 @@ async def run(ctx: BenchContext) -> BenchResult:
         async with httpx.AsyncClient(timeout=10, limits=limits) as http:
             with stage(f"delivering {count:,} webhooks"), Stopwatch() as clock:
                 sent = 0
-                while batch := await service.deliver_due(
+                while batch := await delivery.deliver_due(
                     hooks.database.sessionmaker, settings, http, limit=CONCURRENCY, lease=timedelta(seconds=60)
                 ):
                     sent += batch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.audit import service as audit
 from app.auth import service
@@ -13,6 +13,7 @@ from app.auth.keys import rotate_signing_key
 from app.auth.schemas import ClientCreate, ClientCreated, ClientOut, KeyRotated, SecretRotate, SecretRotated
 from app.auth.scopes import PrincipalKind
 from app.core.database import SessionDep
+from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint, sealed_fields
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 
@@ -26,8 +27,21 @@ ClientsAdmin = Annotated[Principal, requires("clients:manage")]
 
 @router.post("/clients", status_code=201, response_model=ClientCreated, summary="Create an OAuth client")
 async def create_client(
-    body: ClientCreate, request: Request, session: SessionDep, principal: ClientsAdmin
-) -> ClientCreated:
+    body: ClientCreate,
+    request: Request,
+    session: SessionDep,
+    principal: ClientsAdmin,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    call = await claim(
+        session,
+        principal.client_id,
+        idempotency_key,
+        fingerprint("POST", request.url.path, body),
+        sealed=sealed_fields(request.app.state.settings, "client_secret"),
+    )
+    if call.replay:
+        return call.replay
     created = await service.create_client(
         session,
         principal.actor(request),
@@ -38,10 +52,13 @@ async def create_client(
         scopes=body.scopes,
         auth_method=body.auth_method,
         jwks=body.jwks,
-        jwks_uri=str(body.jwks_uri) if body.jwks_uri else None,
+        jwks_uri=body.jwks_uri,
         rate_limit_per_second=body.rate_limit_per_second,
+        private_targets_allowed=request.app.state.settings.private_targets_allowed,
     )
-    return ClientCreated(**ClientOut.of(created.client).model_dump(), client_secret=created.secret)
+    return await call.remember(
+        201, ClientCreated(**ClientOut.of(created.client).model_dump(), client_secret=created.secret)
+    )
 
 
 @router.get("/clients", response_model=Page[ClientOut], summary="List OAuth clients")

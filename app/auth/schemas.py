@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from app.auth.models import AuthMethod, ClientStatus, OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
+from app.core.outbound_urls import TargetUrl
 
 
 class ClientCreate(BaseModel):
@@ -21,7 +22,7 @@ class ClientCreate(BaseModel):
     )
     auth_method: AuthMethod = AuthMethod.client_secret_basic
     jwks: dict[str, Any] | None = Field(default=None, description="Public JWKS, for private_key_jwt.")
-    jwks_uri: AnyHttpUrl | None = Field(default=None, description="Where to fetch the JWKS, for private_key_jwt.")
+    jwks_uri: TargetUrl | None = Field(default=None, description="Where to fetch the JWKS, for private_key_jwt.")
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=10_000)
 
 

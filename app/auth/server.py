@@ -38,6 +38,7 @@ from app.auth.scopes import SCOPES
 from app.auth.service import InvalidClientConfiguration, TokenClient, partner_key_set, verify_any_secret
 from app.auth.tokens import ACCEPTED_ALGS, mint_access_token
 from app.core.config import Settings
+from app.core.outbound_urls import CheckedTransport, UnsafeTarget, normalise_target
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME_S = 300
@@ -352,6 +353,8 @@ class JwksFetcher:
       never once they are older than ``MAX_STALE_S``.
     * A response is read up to ``MAX_BYTES`` within ``TIMEOUT_S`` in all; its keys obey the rules of
       registered keys (``partner_key_set``), else the fetch counts as failed.
+    * The URI obeys the rules of every outbound target (``app.core.outbound_urls``), checked again at each
+      connection; a refused one counts as a failed fetch.
     """
 
     MAX_BYTES = 64 * 1024
@@ -367,6 +370,7 @@ class JwksFetcher:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = settings.jwks_uri_cache_s
+        self._allow_private = settings.private_targets_allowed
         self._transport = transport
         self._clock = clock
         self._cache: dict[str, _FetchedKeys] = {}
@@ -408,18 +412,24 @@ class JwksFetcher:
 
     async def _fetch(self, uri: str) -> KeySet | None:
         try:
+            target = normalise_target(uri, allow_private=self._allow_private)
             async with asyncio.timeout(self.TIMEOUT_S):
-                body = await self._download(uri)
+                body = await self._download(target)
             if body is None:
                 return None
             document = json.loads(body)
-        except (httpx.HTTPError, TimeoutError, ValueError, UnicodeError, RecursionError):
+        except (httpx.HTTPError, TimeoutError, UnsafeTarget, ValueError, UnicodeError, RecursionError):
             return None
         return _partner_keys(document)
 
     async def _download(self, uri: str) -> bytes | None:
         async with (
-            httpx.AsyncClient(transport=self._transport, timeout=self.TIMEOUT_S, follow_redirects=False) as client,
+            httpx.AsyncClient(
+                transport=self._transport or CheckedTransport(allow_private=self._allow_private),
+                timeout=self.TIMEOUT_S,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client,
             client.stream("GET", uri, headers={"accept": "application/json"}) as response,
         ):
             if response.status_code != 200:

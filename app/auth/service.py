@@ -27,6 +27,7 @@ from app.auth.scopes import PrincipalKind, StaffRole, allowance
 from app.catalog.models import RATE_LIMIT_TIERS, Partner, PartnerStatus
 from app.catalog.service import get_partner
 from app.core.models import utcnow
+from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
 
@@ -136,10 +137,13 @@ async def create_client(
     rate_limit_per_second: int | None = None,
     client_id: str | None = None,
     secret: str | None = None,
+    private_targets_allowed: bool = False,
 ) -> NewClient:
     """Register a client. A secret (for the secret methods) is returned here once and stored only as a hash.
 
-    ``client_id`` and ``secret`` are chosen by the caller only for the demo alliance.
+    ``jwks_uri`` obeys the rules of outbound targets (``app.core.outbound_urls``; private addresses only when
+    ``private_targets_allowed``) and is stored normalised. ``client_id`` and ``secret`` are chosen by the caller
+    only for the demo alliance.
     """
     if kind is PrincipalKind.partner:
         if not partner_id:
@@ -161,6 +165,11 @@ async def create_client(
         if bool(jwks) == bool(jwks_uri):
             raise InvalidClientConfiguration("private_key_jwt needs exactly one of `jwks` or `jwks_uri`.")
         jwks = validate_public_jwks(jwks) if jwks else None
+        if jwks_uri:
+            try:
+                jwks_uri = normalise_target(jwks_uri, allow_private=private_targets_allowed)
+            except UnsafeTarget as exc:
+                raise InvalidClientConfiguration(f"`jwks_uri`: {exc}") from exc
     elif jwks or jwks_uri:
         raise InvalidClientConfiguration("`jwks` and `jwks_uri` are only for private_key_jwt clients.")
 

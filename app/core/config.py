@@ -49,10 +49,15 @@ class Settings(BaseSettings):
     auth_failure_window_s: int = Field(default=300, ge=1)
     rate_limit_per_second: int = Field(default=50, ge=1)
 
-    # Webhooks: private and loopback targets (and plain http) are refused in production unless allowed here.
+    # Outbound targets (webhook URLs, partners' jwks_uri): private and loopback addresses (and plain http) are
+    # refused in production unless allowed here (see app.core.outbound_urls).
     webhook_allow_private_targets: bool | None = None
+    # Webhooks: a send ends after `webhook_timeout_s` in all; a worker keeps up to `webhook_concurrency` sends in
+    # flight, at most `webhook_per_endpoint_concurrency` to one endpoint (one to an endpoint that is failing).
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_lease_s: int = Field(default=60, ge=1)
+    webhook_concurrency: int = Field(default=50, ge=2, le=1000)
+    webhook_per_endpoint_concurrency: int = Field(default=4, ge=1, le=100)
 
     # Personal data of unconverted referrals (expired, duplicate, existing client, rejected) is erased this long
     # after the outcome (PIPL art. 47).
@@ -96,7 +101,7 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def webhook_private_targets_allowed(self) -> bool:
+    def private_targets_allowed(self) -> bool:
         if self.webhook_allow_private_targets is not None:
             return self.webhook_allow_private_targets
         return self.environment != "production"

@@ -3,10 +3,14 @@
 The key is claimed by inserting its row in the request's own transaction: a concurrent request with the same key
 waits on that row until the first commits (then replays its response) or rolls back (then runs itself). A
 failed request stores nothing, so it may be retried with the same key.
+
+A response that shows a secret once (a signing secret, a client secret) names it in ``claim``: the stored replay
+holds it sealed with the master key, like the service's own copies of key material, and opens it only to replay.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 from starlette.responses import JSONResponse
 
+from app.core.config import Settings
+from app.core.crypto import SealedBox, decode_master_key
 from app.core.models import created_at_field, utcnow
 from app.core.problems import Unprocessable
 
@@ -62,6 +68,39 @@ def fingerprint(method: str, path: str, body: BaseModel | dict[str, Any] | None)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class SealedFields:
+    """Top-level fields of a response that its stored replay holds sealed."""
+
+    box: SealedBox
+    names: tuple[str, ...]
+
+    def seal(self, content: Any) -> Any:
+        if not isinstance(content, dict):
+            return content
+        return {
+            name: {"sealed": base64.b64encode(self.box.seal(json.dumps(value).encode())).decode()}
+            if name in self.names and value is not None
+            else value
+            for name, value in content.items()
+        }
+
+    def open(self, stored: Any) -> Any:
+        if not isinstance(stored, dict):
+            return stored
+        return {
+            name: json.loads(self.box.open(base64.b64decode(value["sealed"])))
+            if name in self.names and isinstance(value, dict) and "sealed" in value
+            else value
+            for name, value in stored.items()
+        }
+
+
+def sealed_fields(settings: Settings, *names: str) -> SealedFields:
+    """``names`` sealed in stored replays, under a key derived from the master key for this purpose only."""
+    return SealedFields(SealedBox(decode_master_key(settings.master_key_value), "idempotent-replays"), names)
+
+
 @dataclass
 class IdempotentCall:
     """What ``claim`` found: either a response to replay, or a claimed key to ``remember`` the answer under."""
@@ -70,21 +109,26 @@ class IdempotentCall:
     owner: str
     key: str | None
     replay: JSONResponse | None = None
+    sealed: SealedFields | None = None
 
     async def remember(self, status_code: int, body: Any) -> JSONResponse:
         """Store the answer with the key (in the same transaction as the change) and return it."""
         content = jsonable_encoder(body)
         if self.key is not None:
+            stored = self.sealed.seal(content) if self.sealed else content
             await self.session.execute(
                 sa.update(IdempotencyRecord)
                 .where(col(IdempotencyRecord.owner) == self.owner, col(IdempotencyRecord.key) == self.key)
-                .values(status_code=status_code, response_body=content)
+                .values(status_code=status_code, response_body=stored)
             )
         return JSONResponse(content, status_code=status_code)
 
 
-async def claim(session: AsyncSession, owner: str, key: str | None, request_hash: str) -> IdempotentCall:
-    """Claim ``key`` for this request, or find the response it already produced."""
+async def claim(
+    session: AsyncSession, owner: str, key: str | None, request_hash: str, *, sealed: SealedFields | None = None
+) -> IdempotentCall:
+    """Claim ``key`` for this request, or find the response it already produced. ``sealed`` names the fields of
+    the response that are secrets (see ``sealed_fields``)."""
     if key is None:
         return IdempotentCall(session, owner, None)
     now = utcnow()
@@ -106,7 +150,7 @@ async def claim(session: AsyncSession, owner: str, key: str | None, request_hash
         ).returning(col(IdempotencyRecord.key))
     )
     if inserted is not None:
-        return IdempotentCall(session, owner, key)
+        return IdempotentCall(session, owner, key, sealed=sealed)
     record = (
         await session.scalars(
             select(IdempotencyRecord).where(col(IdempotencyRecord.owner) == owner, col(IdempotencyRecord.key) == key)
@@ -114,5 +158,6 @@ async def claim(session: AsyncSession, owner: str, key: str | None, request_hash
     ).one()
     if record.request_hash != request_hash:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request; use a new key.")
-    replay = JSONResponse(record.response_body, status_code=record.status_code or 200, headers={REPLAY_HEADER: "true"})
-    return IdempotentCall(session, owner, key, replay=replay)
+    content = sealed.open(record.response_body) if sealed else record.response_body
+    replay = JSONResponse(content, status_code=record.status_code or 200, headers={REPLAY_HEADER: "true"})
+    return IdempotentCall(session, owner, key, replay=replay, sealed=sealed)

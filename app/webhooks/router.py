@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
-from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint
+from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint, sealed_fields
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 from app.webhooks import service
@@ -43,7 +43,13 @@ async def create_endpoint(
     principal: Manager,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
+    call = await claim(
+        session,
+        principal.client_id,
+        idempotency_key,
+        fingerprint("POST", request.url.path, body),
+        sealed=sealed_fields(request.app.state.settings, "secret"),
+    )
     if call.replay:
         return call.replay
     created = await service.create_endpoint(
@@ -51,7 +57,7 @@ async def create_endpoint(
         request.app.state.settings,
         principal.actor(request),
         principal.partner_id or "",
-        url=str(body.url),
+        url=body.url,
         event_types=list(body.event_types),
         description=body.description,
         enabled=body.enabled,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.outbound_urls import TargetUrl
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 EventTypeName = Literal["referral.status_changed", "referral.expired", "statement.issued", "reconciliation.completed"]
@@ -15,7 +16,7 @@ EventTypeName = Literal["referral.status_changed", "referral.expired", "statemen
 class EndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl = Field(description="HTTPS in production; private and loopback addresses are refused there.")
+    url: TargetUrl
     event_types: list[EventTypeName] = Field(min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool = True
@@ -24,7 +25,7 @@ class EndpointCreate(BaseModel):
 class EndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: AnyHttpUrl | None = None
+    url: TargetUrl | None = None
     event_types: list[EventTypeName] | None = Field(default=None, min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
     enabled: bool | None = None

@@ -1,40 +1,31 @@
-"""Webhook rules: endpoints and their secrets, the outbox (``announce``), and delivery with retries.
+"""Webhook rules: endpoints and their secrets, the outbox (``announce``), the delivery log and manual retries.
 
-``announce`` writes delivery rows in the caller's transaction, so a change and its announcement commit together.
-Workers claim due deliveries with ``FOR UPDATE SKIP LOCKED`` and a lease: several workers never send the same
-delivery at once, and a worker killed mid-send only delays it until the lease expires (same ``webhook-id``).
+``announce`` writes delivery rows in the caller's transaction, so a change and its announcement commit together;
+``app.webhooks.delivery`` sends them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import json
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-import structlog
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
-from app.core.models import new_id, utcnow
+from app.core.models import utcnow
+from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.signing import new_secret, signed_headers
-
-log = structlog.get_logger(__name__)
+from app.webhooks.signing import new_secret
 
 EVENT_TYPES = (
     "referral.status_changed",
@@ -43,20 +34,6 @@ EVENT_TYPES = (
     "reconciliation.completed",
     "webhook.test",
 )
-# About three days of retries after the first attempt (Standard Webhooks' schedule, stretched).
-RETRY_DELAYS = (
-    timedelta(seconds=5),
-    timedelta(minutes=5),
-    timedelta(minutes=30),
-    timedelta(hours=2),
-    timedelta(hours=5),
-    timedelta(hours=10),
-    timedelta(hours=14),
-    timedelta(hours=20),
-    timedelta(hours=24),
-)
-DISABLE_AFTER_FAILURES = 50
-_ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 SECRET_OVERLAP = timedelta(hours=24)
 
 
@@ -68,37 +45,13 @@ def _box(settings: Settings) -> SealedBox:
     return SealedBox(decode_master_key(settings.master_key_value), "webhook-secrets")
 
 
-def _private(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
-
-
-def check_url(url: str, settings: Settings) -> None:
-    """HTTPS only in production, and never a private or loopback address there (SSRF)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidWebhookTarget("The URL must be http(s) with a host.")
-    if settings.webhook_private_targets_allowed:
-        return
-    if parts.scheme != "https":
-        raise InvalidWebhookTarget("Webhook URLs must use https.")
+def check_url(url: str, settings: Settings) -> str:
+    """The URL in normal form, or ``InvalidWebhookTarget`` (see ``app.core.outbound_urls``; https and public
+    addresses only outside development)."""
     try:
-        literal = _private(parts.hostname)
-    except ValueError:
-        literal = parts.hostname in ("localhost",) or parts.hostname.endswith(".localhost")
-    if literal:
-        raise InvalidWebhookTarget("Webhook URLs must not point at private or loopback addresses.")
-
-
-async def check_resolved_target(url: str, settings: Settings) -> None:
-    """At delivery time: the name must not resolve to a private address (DNS can change after registration)."""
-    if settings.webhook_private_targets_allowed:
-        return
-    host = urlsplit(url).hostname or ""
-    port = urlsplit(url).port or 443
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    if any(_private(str(info[4][0])) for info in infos):
-        raise InvalidWebhookTarget("The webhook host resolves to a private or loopback address.")
+        return normalise_target(url, allow_private=settings.private_targets_allowed)
+    except UnsafeTarget as exc:
+        raise InvalidWebhookTarget(str(exc)) from exc
 
 
 # --- endpoints --------------------------------------------------------------------------------------------------
@@ -121,7 +74,7 @@ async def create_endpoint(
     description: str | None,
     enabled: bool,
 ) -> NewEndpoint:
-    check_url(url, settings)
+    url = check_url(url, settings)
     secret = new_secret()
     endpoint = WebhookEndpoint(
         partner_id=partner_id,
@@ -157,7 +110,7 @@ async def update_endpoint(
 ) -> WebhookEndpoint:
     endpoint = await get_endpoint(session, tenant, endpoint_id)
     if "url" in values:
-        check_url(values["url"], settings)
+        values["url"] = check_url(values["url"], settings)
     if "event_types" in values:
         values["event_types"] = sorted(set(values["event_types"]))
     if values.get("enabled"):
@@ -334,190 +287,3 @@ async def retry_delivery(session: AsyncSession, tenant: Tenant, delivery_id: str
     session.add(delivery)
     await session.flush()
     return delivery
-
-
-# --- delivery -------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Claimed:
-    delivery_id: str
-    endpoint_id: str
-    url: str
-    payload: dict[str, Any]
-    attempts: int
-    secrets: list[str]
-
-
-@dataclass
-class AttemptResult:
-    status_code: int | None
-    excerpt: str | None
-    error: str | None
-    duration_ms: int
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-async def claim_due(session: AsyncSession, settings: Settings, limit: int, lease: timedelta) -> list[Claimed]:
-    """Lease up to ``limit`` due deliveries of enabled endpoints; commit before sending."""
-    now = utcnow()
-    rows = (
-        await session.execute(
-            text(
-                """
-                UPDATE webhook_deliveries d SET lease_until = :lease_until, attempts = d.attempts + 1, updated_at = :now
-                FROM webhook_endpoints e
-                WHERE d.id IN (
-                    SELECT d2.id FROM webhook_deliveries d2 JOIN webhook_endpoints e2 ON e2.id = d2.endpoint_id
-                    WHERE d2.status = 'pending' AND d2.next_attempt_at <= :now AND e2.enabled
-                      AND (d2.lease_until IS NULL OR d2.lease_until < :now)
-                    ORDER BY d2.next_attempt_at
-                    LIMIT :limit
-                    FOR UPDATE OF d2 SKIP LOCKED
-                ) AND e.id = d.endpoint_id
-                RETURNING d.id, d.endpoint_id, e.url, d.payload, d.attempts
-                """
-            ),
-            {"now": now, "lease_until": now + lease, "limit": limit},
-        )
-    ).all()
-    if not rows:
-        return []
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in await session.scalars(
-            select(WebhookEndpoint).where(col(WebhookEndpoint.id).in_({row.endpoint_id for row in rows}))
-        )
-    }
-    return [
-        Claimed(
-            row.id,
-            row.endpoint_id,
-            row.url,
-            row.payload,
-            row.attempts,
-            secrets_in_force(endpoints[row.endpoint_id], settings, now),
-        )
-        for row in rows
-    ]
-
-
-async def send(client: httpx.AsyncClient, settings: Settings, claimed: Claimed) -> AttemptResult:
-    body = json.dumps(claimed.payload, ensure_ascii=False, separators=(",", ":")).encode()
-    headers = signed_headers(claimed.secrets, claimed.delivery_id, int(time.time()), body)
-    started = time.perf_counter()
-    try:
-        await check_resolved_target(claimed.url, settings)
-        response = await client.post(claimed.url, content=body, headers=headers)
-    except (httpx.HTTPError, OSError, InvalidWebhookTarget) as exc:
-        return AttemptResult(
-            None, None, f"{type(exc).__name__}: {exc}"[:500], int((time.perf_counter() - started) * 1000)
-        )
-    return AttemptResult(response.status_code, response.text[:1000], None, int((time.perf_counter() - started) * 1000))
-
-
-async def record_attempts(session: AsyncSession, outcomes: list[tuple[Claimed, AttemptResult]]) -> None:
-    """One round's outcomes, set-based: each delivery succeeded, retried later on the schedule, or failed for good
-    once the schedule is spent; endpoints count consecutive failures and are disabled past the threshold."""
-    now = utcnow()
-    await session.execute(
-        insert(_ATTEMPTS),
-        [
-            {
-                "id": new_id("wha"),
-                "delivery_id": claimed.delivery_id,
-                "attempted_at": now,
-                "status_code": result.status_code,
-                "response_excerpt": result.excerpt,
-                "error": result.error,
-                "duration_ms": result.duration_ms,
-            }
-            for claimed, result in outcomes
-        ],
-    )
-    rows = []
-    for claimed, result in outcomes:
-        if result.ok:
-            status, next_at, delivered = DeliveryStatus.succeeded, None, now
-        elif claimed.attempts > len(RETRY_DELAYS):
-            status, next_at, delivered = DeliveryStatus.failed, None, None
-        else:
-            status, next_at, delivered = DeliveryStatus.pending, now + RETRY_DELAYS[claimed.attempts - 1], None
-        rows.append((claimed.delivery_id, status.value, next_at, delivered, result.status_code, result.error))
-    await session.execute(
-        text(
-            """
-            UPDATE webhook_deliveries d
-            SET status = o.status, next_attempt_at = coalesce(o.next_at, d.next_attempt_at), delivered_at = o.delivered,
-                last_status_code = o.code, last_error = o.error, lease_until = NULL, updated_at = :now
-            FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:next_ats AS timestamptz[]),
-                        CAST(:delivered AS timestamptz[]), CAST(:codes AS integer[]), CAST(:errors AS text[]))
-                 AS o(id, status, next_at, delivered, code, error)
-            WHERE d.id = o.id
-            """
-        ),
-        {
-            "ids": [row[0] for row in rows],
-            "statuses": [row[1] for row in rows],
-            "next_ats": [row[2] for row in rows],
-            "delivered": [row[3] for row in rows],
-            "codes": [row[4] for row in rows],
-            "errors": [row[5] for row in rows],
-            "now": now,
-        },
-    )
-    await _count_failures(session, outcomes)
-
-
-async def _count_failures(session: AsyncSession, outcomes: list[tuple[Claimed, AttemptResult]]) -> None:
-    endpoint_ids = sorted({claimed.endpoint_id for claimed, _ in outcomes})
-    endpoints = {
-        endpoint.id: endpoint
-        for endpoint in await session.scalars(
-            select(WebhookEndpoint)
-            .where(col(WebhookEndpoint.id).in_(endpoint_ids))
-            .order_by(col(WebhookEndpoint.id))
-            .with_for_update()
-        )
-    }
-    for claimed, result in outcomes:
-        endpoint = endpoints[claimed.endpoint_id]
-        endpoint.consecutive_failures = 0 if result.ok else endpoint.consecutive_failures + 1
-    for endpoint in endpoints.values():
-        if endpoint.enabled and endpoint.consecutive_failures >= DISABLE_AFTER_FAILURES:
-            endpoint.enabled = False
-            endpoint.disabled_reason = f"disabled after {endpoint.consecutive_failures} consecutive failed attempts"
-            await audit.record(
-                session,
-                Actor.system("webhooks"),
-                "webhook_endpoint.disabled",
-                object_type="webhook_endpoint",
-                object_id=endpoint.id,
-                reason=endpoint.disabled_reason,
-            )
-        session.add(endpoint)
-    await session.flush()
-
-
-async def deliver_due(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    client: httpx.AsyncClient,
-    *,
-    limit: int = 50,
-    lease: timedelta = timedelta(seconds=60),
-) -> int:
-    """One round: lease due deliveries, send them concurrently, record each outcome. Returns how many were sent."""
-    async with sessionmaker() as session, session.begin():
-        claimed = await claim_due(session, settings, limit, lease)
-    if not claimed:
-        return 0
-    results = await asyncio.gather(*(send(client, settings, item) for item in claimed))
-    async with sessionmaker() as session, session.begin():
-        await record_attempts(session, list(zip(claimed, results, strict=True)))
-    for item, result in zip(claimed, results, strict=True):
-        log.info("webhook_attempt", delivery_id=item.delivery_id, status_code=result.status_code, ok=result.ok)
-    return len(claimed)

@@ -1,5 +1,6 @@
-"""The worker loop: claim and process pending referral batches, deliver due webhooks, run the periodic jobs when
-due, stop on SIGTERM between two chunks (a chunk in flight commits or rolls back as a whole)."""
+"""The worker: claim and process pending referral batches and run the periodic jobs when due, while a pool of
+webhook sends runs alongside (a long batch never delays a webhook); stop on SIGTERM between two chunks (a chunk in
+flight commits or rolls back as a whole) and once the sends in flight have ended."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-import httpx
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -18,9 +17,10 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.housekeeping import freeze_startup_objects
 from app.core.models import utcnow
+from app.core.outbound_urls import outbound_client
 from app.privacy.service import DataKeyring
 from app.referrals import batches
-from app.webhooks.service import deliver_due
+from app.webhooks.delivery import DeliveryPool
 from app.worker.batches import process_batch
 from app.worker.jobs import JOBS, Job
 
@@ -55,18 +55,17 @@ class Worker:
         self.jobs = jobs
         self.stop = asyncio.Event()
         self._jobs_due_at = 0.0
-        self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        self.http = outbound_client(
+            allow_private=settings.private_targets_allowed,
+            timeout=settings.webhook_timeout_s,
+            max_connections=settings.webhook_concurrency,
+        )
+        self.deliveries = DeliveryPool(database.sessionmaker, settings, self.http)
 
-    async def deliver_webhooks(self, report: PassReport, *, limit: int = 50, rounds: int = 20) -> None:
-        """Send due webhook deliveries (leased, so other workers never send the same one at the same time)."""
-        lease = timedelta(seconds=self.settings.webhook_lease_s)
-        for _ in range(rounds):
-            if self.stop.is_set():
-                return
-            sent = await deliver_due(self.database.sessionmaker, self.settings, self.http, limit=limit, lease=lease)
-            report.deliveries += sent
-            if sent < limit:
-                return
+    async def deliver_webhooks(self, report: PassReport) -> None:
+        """Send every due webhook delivery, until none is due nor in flight (leased, so other workers never send
+        the same one at the same time)."""
+        report.deliveries += await self.deliveries.run(self.stop, until_idle=True)
 
     async def process_batches(self, report: PassReport) -> None:
         """Every open batch, oldest first, each to its end (unless another worker holds it)."""
@@ -117,17 +116,22 @@ class Worker:
         return report
 
     async def run(self, poll_interval_s: float) -> None:
-        """Until ``stop``: process batches as they come, run the jobs every ``jobs_interval_s``."""
+        """Until ``stop``: process batches as they come, run the jobs every ``jobs_interval_s``, and deliver
+        webhooks all along."""
+        await asyncio.gather(
+            self._batches_and_jobs(poll_interval_s), self.deliveries.run(self.stop, idle_s=poll_interval_s)
+        )
+
+    async def _batches_and_jobs(self, poll_interval_s: float) -> None:
         while not self.stop.is_set():
             report = PassReport()
             try:
                 if time.monotonic() >= self._jobs_due_at:
                     await self.run_jobs(report)
                 await self.process_batches(report)
-                await self.deliver_webhooks(report)
             except Exception as exc:  # the database is away, say: try again after the poll interval
                 log.exception("worker_pass_failed", error_class=type(exc).__name__)
-            if not report.batches and not report.deliveries:
+            if not report.batches:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), poll_interval_s)
 

@@ -28,7 +28,7 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.demo import load_demo
 from app.main import create_app
-from app.webhooks.service import deliver_due
+from app.webhooks.delivery import deliver_due
 from tests.conftest import migrated_scratch_database
 from tests.partners.conftest import BASE_URL, PARTNERS, LoopBridge
 

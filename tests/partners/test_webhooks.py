@@ -25,7 +25,7 @@ from standardwebhooks import Webhook
 from app.core.config import Settings
 from app.core.database import Database
 from app.webhooks import signing
-from app.webhooks.service import deliver_due
+from app.webhooks.delivery import deliver_due
 from tests.factories.referrals import PartnerDesk, individual
 from tests.partners.conftest import credentials_of
 

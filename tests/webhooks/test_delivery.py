@@ -13,8 +13,8 @@ from app.audit.models import AuditEvent
 from app.core.config import Settings
 from app.core.database import Database
 from app.core.models import utcnow
+from app.webhooks.delivery import DISABLE_AFTER_FAILURES, RETRY_DELAYS, deliver_due
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from app.webhooks.service import DISABLE_AFTER_FAILURES, RETRY_DELAYS, deliver_due
 from tests.factories.referrals import PartnerDesk, individual
 
 

@@ -18,7 +18,7 @@ from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.tenancy import Tenant
-from app.webhooks import service
+from app.webhooks import delivery, service
 from app.webhooks.models import DeliveryStatus, WebhookDelivery
 from tests.conftest import migrated_scratch_database
 
@@ -64,7 +64,7 @@ async def test_two_workers_never_send_the_same_delivery(database: Database, sett
 
         async def worker() -> int:
             sent = 0
-            while batch := await service.deliver_due(
+            while batch := await delivery.deliver_due(
                 database.sessionmaker, settings, http, limit=7, lease=timedelta(seconds=30)
             ):
                 sent += batch
