@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictBool
 
+from app.core.patch import Nullable, PatchBody
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 EventTypeName = Literal["referral.status_changed", "referral.expired", "statement.issued", "reconciliation.completed"]
@@ -18,16 +19,14 @@ class EndpointCreate(BaseModel):
     url: AnyHttpUrl = Field(description="HTTPS in production; private and loopback addresses are refused there.")
     event_types: list[EventTypeName] = Field(min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointUpdate(PatchBody):
     url: AnyHttpUrl | None = None
     event_types: list[EventTypeName] | None = Field(default=None, min_length=1, max_length=10)
-    description: str | None = Field(default=None, max_length=200)
-    enabled: bool | None = None
+    description: Annotated[str | None, Nullable] = Field(default=None, max_length=200)
+    enabled: StrictBool | None = None
 
 
 class EndpointOut(BaseModel):
