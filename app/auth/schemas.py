@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from app.auth.models import AuthMethod, ClientStatus, OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
 
 
 class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
     kind: PrincipalKind
     partner_id: str | None = Field(default=None, max_length=40, description="Required for partner clients.")
@@ -64,6 +66,8 @@ class ClientCreated(ClientOut):
 
 
 class SecretRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grace_period_s: int | None = Field(
         default=None, ge=0, le=30 * 86_400, description="How long the old secret keeps working; default 24 h."
     )
