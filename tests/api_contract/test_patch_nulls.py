@@ -38,7 +38,9 @@ class Fixtures:
 
 
 async def _partner(f: Fixtures) -> str:
-    partner = await f.catalog.partner(credit_code=credit_code(f"91230100MA1XY{f.next():04d}"), payout_account_ref="6222-01")
+    partner = await f.catalog.partner(
+        credit_code=credit_code(f"91230100MA1XY{f.next():04d}"), payout_account_ref="6222-01"
+    )
     return str(partner["id"])
 
 
@@ -79,9 +81,7 @@ class Target:
 
 
 POLICY: dict[str, Target] = {
-    "/v1/admin/partners/{partner_id}": Target(
-        "partners", _partner, frozenset({"credit_code", "payout_account_ref"})
-    ),
+    "/v1/admin/partners/{partner_id}": Target("partners", _partner, frozenset({"credit_code", "payout_account_ref"})),
     "/v1/admin/products/{product_id}": Target("bundled_products", _product, frozenset()),
     "/v1/admin/programs/{program_id}": Target("programs", _program, frozenset({"effective_to"})),
     "/v1/admin/fee-schedules/{schedule_id}": Target("fee_schedules", _fee_schedule, frozenset()),

@@ -117,10 +117,17 @@ async def test_a_lone_surrogate_in_a_conversion_event_is_refused_with_its_locati
     assert [error["loc"] for error in problem_errors(response)] == [["body", "events", 0, "source_event_id"]]
 
 
-CLOSED = {"source_event_id": "e1", "type": "account_closed", "occurred_at": "2026-11-01T10:00:00+08:00", "client_ref": "C1"}
+CLOSED = {
+    "source_event_id": "e1",
+    "type": "account_closed",
+    "occurred_at": "2026-11-01T10:00:00+08:00",
+    "client_ref": "C1",
+}
 
 
-async def test_a_rejected_event_does_not_echo_an_unknown_member(client: httpx.AsyncClient, caller: CallerFactory) -> None:
+async def test_a_rejected_event_does_not_echo_an_unknown_member(
+    client: httpx.AsyncClient, caller: CallerFactory
+) -> None:
     back_office = await caller("back_office")
     unknown = "客户" + "z" * 5000
     response = await client.post(
