@@ -20,8 +20,9 @@ from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-# Both can only arrive as JSON escapes; a body without one is not parsed twice (or walked) for nothing.
-_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# Both arrive as JSON escapes, or (a surrogate) as its three UTF-8-like bytes, which ``json.loads`` lets through
+# ("surrogatepass"); a body with neither is not walked for nothing.
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 # What ``json.loads`` leaves of such escapes: surrogate pairs are already joined, so any surrogate here is alone.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MAX_REPORTED = 20
@@ -76,7 +77,7 @@ async def refuse_unstorable_text(request: Request) -> None:
     if not isinstance(route, APIRoute) or route.body_field is None or not _is_json(request):
         return
     body = await request.body()
-    if not _SUSPECT_ESCAPE.search(body):
+    if not _SUSPECT.search(body):
         return
     found = []
     for path in _unstorable_text(await request.json()):

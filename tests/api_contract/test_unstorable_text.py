@@ -21,12 +21,22 @@ from tests.security.principals import disable_rate_limit, make_callers
 Path = tuple[str | int, ...]
 
 # Each value carries a marker that appears nowhere else, so that any echo, whole or in part, is seen.
-SURROGATE = "Qsurr\ud800Qsurr"
-NUL = "Qnul\x00Qnul"
-LONG = "Qlong" * 4000
-VALUES = {"Qsurr": SURROGATE, "Qnul": NUL, "Qlong": LONG}
-# ``json.dumps`` escapes the lone surrogate as ``\ud800``: the raw JSON bytes a client would send.
-assert "\\ud800" in json.dumps(SURROGATE)
+VALUES = {
+    "Qsurr": "Qsurr\ud800Qsurr",  # sent as the JSON escape \ud800
+    "Qraw": "Qraw\udfffQraw",  # sent as the bytes ED BF BF, which json.loads decodes to a lone surrogate
+    "Qnul": "Qnul\x00Qnul",
+    "Qlong": "Qlong" * 4000,
+}
+
+
+def encode(body: Any, marker: str) -> bytes:
+    if marker == "Qraw":
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        assert b"\xed\xbf\xbf" in raw
+        return raw
+    escaped = json.dumps(body).encode()
+    assert marker != "Qsurr" or b"\\ud800" in escaped
+    return escaped
 
 
 def _strings(value: Any, path: Path = ()) -> Iterator[Path]:
@@ -70,11 +80,13 @@ def _variants(base: Any) -> Iterator[tuple[str, Path, Any]]:
             yield marker, (*path, "<key>"), body
 
 
-async def _send(client: httpx.AsyncClient, operation: Operation, headers: dict[str, str], body: Any) -> httpx.Response:
+async def _send(
+    client: httpx.AsyncClient, operation: Operation, headers: dict[str, str], body: Any, marker: str
+) -> httpx.Response:
     return await client.request(
         operation.method,
         operation.url,
-        content=json.dumps(body).encode(),
+        content=encode(body, marker),
         headers={**headers, "Content-Type": "application/json", "Idempotency-Key": f"t-{id(body)}"},
     )
 
@@ -93,7 +105,7 @@ async def test_unstorable_and_huge_text_in_every_body_is_refused_and_never_echoe
         who = admitted_caller(operation, callers)
         headers = who.headers if who else {}
         for marker, path, body in _variants(base_body(operation, document)):
-            response = await _send(client, operation, headers, body)
+            response = await _send(client, operation, headers, body, marker)
             where = (operation.method, operation.path, path, marker)
             assert response.status_code < 500, (*where, response.text)
             assert marker not in response.text, (*where, response.text[:500])
