@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from tests.api_contract.routes import Operation, admitted_caller, base_body, operations, problem_errors
 from tests.conftest import CallerFactory
+from tests.factories.referrals import PartnerDesk, individual
 from tests.security.principals import disable_rate_limit, make_callers
 
 Path = tuple[str | int, ...]
@@ -151,3 +152,18 @@ async def test_a_rejected_event_does_not_echo_an_unknown_member(
     result = response.json()["results"][0]
     assert result["result"] == "rejected" and result["source_event_id"] == "e1"
     assert "z" * 20 not in response.text and "客户" not in response.text
+
+
+async def test_a_batch_line_does_not_echo_an_unknown_member(client: httpx.AsyncClient, bank: PartnerDesk) -> None:
+    line = {**individual(bank.program.id), "客户" + "z" * 50: 1}
+    submitted = await client.post(
+        "/v1/referral-batches",
+        content=json.dumps(line).encode(),
+        headers={**bank.caller.headers, "Content-Type": "application/x-ndjson", "Idempotency-Key": "batch-unknown-1"},
+    )
+    assert submitted.status_code == 202, submitted.text
+    results = await client.get(f"/v1/referral-batches/{submitted.json()['id']}/results", headers=bank.caller.headers)
+    [result] = results.json()["data"]
+    assert result["outcome"] == "error"
+    assert result["errors"] == [{"field": "(name not shown)", "message": "Extra inputs are not permitted"}]
+    assert "z" * 20 not in results.text and "客户" not in results.text
