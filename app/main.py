@@ -45,6 +45,8 @@ bundled-product purchases, computes referral fees and lets finance settle them.
 * Partners authenticate with OAuth 2.0 client credentials (`POST /oauth/token`) and call `/v1/...`.
 * Errors are RFC 9457 `application/problem+json` with a stable `type`; lists are cursor-paginated.
 * Every create call takes an `Idempotency-Key`.
+* Unknown query parameters and body members are refused (422, each named in `errors`). On `PATCH`, an omitted
+  member is left unchanged; `null` clears a member only where its schema allows null.
 """
 
 

@@ -161,7 +161,7 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
 _ECHOABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
 UNECHOED_NAME = "(name not shown)"
 # Error types whose message can carry part of the submitted value (a discriminator tag, a validator's own text).
-_MESSAGES_WITH_INPUT = {"value_error", "assertion_error", "no_such_attribute", "datetime_object_invalid"}
+_MESSAGES_WITH_INPUT = frozenset({"value_error", "assertion_error", "no_such_attribute", "datetime_object_invalid"})
 
 
 def echoable_name(part: str | int) -> str | int:

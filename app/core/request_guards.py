@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from fastapi import Request
@@ -79,11 +80,7 @@ async def refuse_unstorable_text(request: Request) -> None:
     body = await request.body()
     if not _SUSPECT.search(body):
         return
-    found = []
-    for path in _unstorable_text(await request.json()):
-        found.append(path)
-        if len(found) == _MAX_REPORTED:
-            break
+    found = list(islice(_unstorable_text(await request.json()), _MAX_REPORTED))
     if found:
         raise RequestValidationError(
             [
