@@ -58,8 +58,7 @@ async def _program(f: Fixtures) -> str:
 async def _fee_schedule(f: Fixtures) -> str:
     partner = await f.catalog.partner()
     program = await f.catalog.program(partner["id"], [])
-    rules = {"revenue_share": {"bps": 1000, "months": 12}}
-    return str((await f.catalog.schedule(program["id"], **rules))["id"])
+    return str((await f.catalog.schedule(program["id"], revenue_share={"bps": 1000, "months": 12}))["id"])
 
 
 async def _webhook_endpoint(f: Fixtures) -> str:
