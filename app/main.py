@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__, registry  # noqa: F401  (every table model, for relationships to resolve)
 from app.audit.router import router as audit_router
@@ -24,6 +24,7 @@ from app.core.housekeeping import freeze_startup_objects
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
+from app.core.request_guards import refuse_unknown_query_parameters, refuse_unstorable_text
 from app.fees.router import finance_router as statements_finance_router
 from app.fees.router import partner_router as statements_router
 from app.privacy.service import DataKeyring
@@ -44,6 +45,8 @@ bundled-product purchases, computes referral fees and lets finance settle them.
 * Partners authenticate with OAuth 2.0 client credentials (`POST /oauth/token`) and call `/v1/...`.
 * Errors are RFC 9457 `application/problem+json` with a stable `type`; lists are cursor-paginated.
 * Every create call takes an `Idempotency-Key`.
+* Unknown query parameters and body members are refused (422, each named in `errors`). On `PATCH`, an omitted
+  member is left unchanged; `null` clears a member only where its schema allows null.
 """
 
 
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
         # Any route may answer these: a body that is not parseable (400), one that fails validation (422), a fault.
         responses={status: PROBLEM_RESPONSES[status] for status in (400, 422, 500)},
+        dependencies=[Depends(refuse_unknown_query_parameters), Depends(refuse_unstorable_text)],
     )
     app.state.settings = settings
     app.state.database = database

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.models import AuthMethod, ClientStatus, OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
@@ -13,6 +13,8 @@ from app.core.outbound_urls import TargetUrl
 
 
 class ClientCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
     kind: PrincipalKind
     partner_id: str | None = Field(default=None, max_length=40, description="Required for partner clients.")
@@ -65,6 +67,8 @@ class ClientCreated(ClientOut):
 
 
 class SecretRotate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     grace_period_s: int | None = Field(
         default=None, ge=0, le=30 * 86_400, description="How long the old secret keeps working; default 24 h."
     )

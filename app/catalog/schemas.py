@@ -21,6 +21,7 @@ from app.catalog.models import (
     RateLimitTier,
 )
 from app.core.identifiers import is_valid_credit_code, normalise_credit_code
+from app.core.patch import Nullable, PatchBody
 
 Fen = Annotated[StrictInt, Field(ge=0, le=10**15, description="An amount in integer fen (0.01 CNY).")]
 BasisPoints = Annotated[StrictInt, Field(ge=0, le=10_000, description="Basis points: 100 = 1%.")]
@@ -53,11 +54,13 @@ class PartnerFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     display_name: Name | None = None
-    credit_code: str | None = Field(default=None, description="Unified social credit code (18 characters).")
+    credit_code: Annotated[str | None, Nullable] = Field(
+        default=None, description="Unified social credit code (18 characters)."
+    )
     contacts: list[Contact] | None = Field(default=None, max_length=20)
     vat_rate_bp: BasisPoints | None = Field(default=None, description="VAT in basis points; default 600 (6%).")
     vat_inclusive: StrictBool | None = None
-    payout_account_ref: str | None = Field(default=None, max_length=100)
+    payout_account_ref: Annotated[str | None, Nullable] = Field(default=None, max_length=100)
     rate_limit_tier: RateLimitTier | None = None
 
     @field_validator("credit_code")
@@ -71,7 +74,7 @@ class PartnerCreate(PartnerFields):
     legal_name: Name
 
 
-class PartnerUpdate(PartnerFields):
+class PartnerUpdate(PatchBody, PartnerFields):
     legal_name: Name | None = None
 
 
@@ -124,9 +127,7 @@ class ProductCreate(BaseModel):
     active: StrictBool = True
 
 
-class ProductUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductUpdate(PatchBody):
     name: Name | None = None
     components: list[Component] | None = Field(default=None, min_length=1, max_length=10)
     allowed_partner_kinds: list[PartnerKind] | None = Field(default=None, min_length=1)
@@ -230,9 +231,7 @@ class FeeScheduleCreate(BaseModel):
     rules: FeeRules
 
 
-class FeeScheduleUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FeeScheduleUpdate(PatchBody):
     effective_from: date | None = None
     rules: FeeRules | None = None
 
@@ -279,7 +278,7 @@ class ProgramFields(BaseModel):
     qualification_period_days: StrictInt | None = Field(default=None, ge=0, le=3650)
     hold_period_days: StrictInt | None = Field(default=None, ge=0, le=3650)
     clawback_period_days: StrictInt | None = Field(default=None, ge=0, le=3650)
-    effective_to: date | None = None
+    effective_to: Annotated[date | None, Nullable] = None
     product_codes: list[str] | None = Field(default=None, max_length=50, description="Bundled products offered.")
 
 
@@ -290,7 +289,7 @@ class ProgramCreate(ProgramFields):
     effective_from: date
 
 
-class ProgramUpdate(ProgramFields):
+class ProgramUpdate(PatchBody, ProgramFields):
     name: Name | None = None
     status: ProgramStatus | None = None
     effective_from: date | None = None

@@ -27,6 +27,7 @@ from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEve
 from app.conversions.schemas import EventIn, EventResult
 from app.core.config import get_settings
 from app.core.models import new_id, utcnow
+from app.core.problems import field_errors
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
 from app.referrals.attribution import TimelineEntry, record_timeline
@@ -48,7 +49,8 @@ class _Accepted:
 def _rejection(index: int, raw: Any, error: ValidationError | str) -> EventResult:
     source_id = raw.get("source_event_id") if isinstance(raw, dict) else None
     if isinstance(error, ValidationError):
-        first = error.errors()[0]
+        # As a response may show it: an unknown member's name or a rejected value is not echoed.
+        first = field_errors(error.errors())[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "__root__")
         message = first.get("msg", "invalid")
         reason = f"{where}: {message}" if where else message

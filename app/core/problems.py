@@ -6,13 +6,16 @@ a client always receives ``application/problem+json`` with a stable ``type``.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, get_args
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -21,6 +24,7 @@ PROBLEM_BASE = "https://alliance.example/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 log = structlog.get_logger(__name__)
+_BUILTIN_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
 def problem_type(slug: str) -> str:
@@ -152,13 +156,49 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# A name the client sent (an unknown member or parameter, a key of a free-form object) is echoed only when it looks
+# like a field name: anything else may be personal data, or text the response cannot even encode.
+_ECHOABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+UNECHOED_NAME = "(name not shown)"
+# Error types whose message can carry part of the submitted value (a discriminator tag, a validator's own text).
+_MESSAGES_WITH_INPUT = frozenset({"value_error", "assertion_error", "no_such_attribute", "datetime_object_invalid"})
+
+
+def echoable_name(part: str | int) -> str | int:
+    """A location part fit to appear in a response: an index, or a field-like name (else a placeholder)."""
+    if isinstance(part, int) or _ECHOABLE_NAME.match(part):
+        return part
+    return UNECHOED_NAME
+
+
+def _safe_message(error: Mapping[str, Any]) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        return f"Input tag does not match any of the expected tags: {ctx.get('expected_tags', '')}"
+    message = str(error.get("msg", ""))
+    value = error.get("input")
+    builtin = kind in _BUILTIN_ERROR_TYPES and kind not in _MESSAGES_WITH_INPUT
+    if not builtin and isinstance(value, str) and value and value in message:
+        return "Invalid value"
+    return message
+
+
+def field_errors(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors as a response may show them: location, message and type, never the submitted value."""
+    return [
+        {
+            "loc": [echoable_name(part) for part in error.get("loc", ())],
+            "msg": _safe_message(error),
+            "type": error.get("type", ""),
+        }
+        for error in errors
+    ]
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    # Only the location, message and error type: never echo the submitted value, which may be personal data.
-    errors = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type", "")}
-        for error in exc.errors()
-    ]
+    errors = field_errors(exc.errors())
     return problem_response(
         request,
         status=422,

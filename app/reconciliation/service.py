@@ -27,7 +27,7 @@ from app.audit.service import Actor
 from app.catalog import service as catalog
 from app.core.money import vat_on_net, vat_within_gross
 from app.core.pagination import PageParams, paginate_query
-from app.core.problems import Conflict, NotFound, Unprocessable
+from app.core.problems import Conflict, NotFound, Unprocessable, field_errors
 from app.core.tenancy import Tenant, scoped
 from app.fees import statements
 from app.fees.models import FeeRule, Statement, StatementStatus
@@ -122,10 +122,7 @@ def parse_json(body: bytes) -> list[ClaimedLine]:
     try:
         claim = ClaimIn.model_validate_json(body)
     except ValidationError as exc:
-        errors = [
-            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
-            for error in exc.errors(include_input=False)[:MAX_REPORTED_ERRORS]
-        ]
+        errors = field_errors(exc.errors()[:MAX_REPORTED_ERRORS])
         raise InvalidClaim(f"{exc.error_count()} field(s) of the claim are invalid.", errors=errors) from None
     return [
         ClaimedLine(index, line.external_ref, line.fee_type.value, line.amount_fen)

@@ -35,7 +35,7 @@ from app.core.bulk import copy_records
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
-from app.core.problems import Conflict, NotFound, Problem, Unprocessable
+from app.core.problems import Conflict, NotFound, Problem, Unprocessable, field_errors
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
@@ -446,7 +446,7 @@ def _csv_field(loc: tuple[int | str, ...]) -> str | None:
 
 
 def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> list[dict[str, Any]]:
-    # Only the location and message: never the submitted value.
+    # Only the location and message, as a response may show them: never the submitted value or an unknown name.
     return [
         {
             "field": _csv_field(tuple(item["loc"]))
@@ -454,7 +454,7 @@ def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> lis
             else ".".join(str(part) for part in item["loc"]) or None,
             "message": item["msg"],
         }
-        for item in error.errors(include_url=False, include_input=False, include_context=False)
+        for item in field_errors(error.errors())
     ]
 
 

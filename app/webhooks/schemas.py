@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.core.outbound_urls import TargetUrl
+from app.core.patch import Nullable, PatchBody
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 EventTypeName = Literal["referral.status_changed", "referral.expired", "statement.issued", "reconciliation.completed"]
@@ -19,16 +20,14 @@ class EndpointCreate(BaseModel):
     url: TargetUrl
     event_types: list[EventTypeName] = Field(min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
-    enabled: bool = True
+    enabled: StrictBool = True
 
 
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointUpdate(PatchBody):
     url: TargetUrl | None = None
     event_types: list[EventTypeName] | None = Field(default=None, min_length=1, max_length=10)
-    description: str | None = Field(default=None, max_length=200)
-    enabled: bool | None = None
+    description: Annotated[str | None, Nullable] = Field(default=None, max_length=200)
+    enabled: StrictBool | None = None
 
 
 class EndpointOut(BaseModel):
