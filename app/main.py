@@ -19,10 +19,12 @@ from app.catalog.router import partner_view as programs_router
 from app.conversions.router import router as conversions_router
 from app.core.config import Settings, get_settings
 from app.core.database import Database
+from app.core.docs import install_docs
 from app.core.health import router as health_router
 from app.core.housekeeping import freeze_startup_objects
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.problem_types import router as problem_types_router
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
 from app.fees.router import finance_router as statements_finance_router
 from app.fees.router import partner_router as statements_router
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
         # Any route may answer these: a body that is not parseable (400), one that fails validation (422), a fault.
         responses={status: PROBLEM_RESPONSES[status] for status in (400, 422, 500)},
     )
@@ -82,8 +86,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides={"/v1/referral-batches": 64 * 1024 * 1024}
     )
     app.add_middleware(RequestContextMiddleware)
+    install_docs(app)
     for router in (
         health_router,
+        problem_types_router,
         oauth_router,
         credentials_router,
         catalog_router,
