@@ -17,9 +17,10 @@ from app.auth.server import JwksFetcher, build_authorization_server
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
 from app.conversions.router import router as conversions_router
+from app.conversions.schemas import EventIn
 from app.core.config import Settings, get_settings
 from app.core.database import Database
-from app.core.docs import install_docs
+from app.core.docs import document_schemas, install_docs
 from app.core.health import router as health_router
 from app.core.housekeeping import freeze_startup_objects
 from app.core.logging import configure_logging
@@ -47,6 +48,8 @@ bundled-product purchases, computes referral fees and lets finance settle them.
 * Errors are RFC 9457 `application/problem+json` with a stable `type`; lists are cursor-paginated.
 * Every create call takes an `Idempotency-Key`.
 """
+# Named in descriptions though no route takes them as a whole: each conversion event is validated on its own.
+DOCUMENTED_SCHEMAS = (EventIn,)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.add_middleware(RequestContextMiddleware)
     install_docs(app)
+    document_schemas(app, DOCUMENTED_SCHEMAS)
     for router in (
         health_router,
         problem_types_router,

@@ -7,13 +7,16 @@ ReDoc is not offered: its bundle fetches a logo from its vendor's host.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 DOCS_URL = "/docs"
 ASSETS_URL = "/docs/assets"
@@ -43,3 +46,23 @@ def install_docs(app: FastAPI) -> None:
     @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+
+def document_schemas(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
+    """List ``models`` among the document's schemas although no route takes them as a field (descriptions name
+    them: a batch whose items are validated one by one, for instance)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas.setdefault(model.__name__, schema)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
