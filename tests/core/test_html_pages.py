@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from app.auth.scopes import StaffRole
 from app.core.problem_types import PROBLEM_TYPES
 from tests.conftest import CallerFactory
+from tests.factories.openapi import format_choices
 
 URL_ATTRIBUTES = {"src", "href", "action", "formaction", "poster", "data", "srcset", "xlink:href"}
 ABSOLUTE = re.compile(r"(?i)\b(?:https?:|wss?:|ftp:)?//[a-z0-9.-]+")
@@ -58,10 +59,8 @@ def html_routes(app: FastAPI) -> set[str]:
             paths.add(context.path)
     document = app.openapi()
     for path, operations in document["paths"].items():
-        for operation in operations.values():
-            for parameter in operation.get("parameters", []):
-                if parameter["name"] == "format" and "html" in str(parameter["schema"]):
-                    paths.add(path)
+        if "html" in format_choices(document, operations.get("get", {})):
+            paths.add(path)
     return paths
 
 
