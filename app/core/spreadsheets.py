@@ -1,10 +1,11 @@
 """The one writer of spreadsheet cells: every CSV and XLSX the service exports is written through here.
 
 Text a spreadsheet would run as a formula (OWASP's CSV injection guidance: a leading ``=``, ``+``, ``-``, ``@``,
-tab or carriage return, and the full-width ``＝ ＋ － ＠`` that some spreadsheets read as the same) gets a leading
-apostrophe, in headers as in data: a partner's name, a reference or a note is never a live formula on a finance
-desk. In XLSX every text cell is moreover written with the string type, so openpyxl never stores it as a formula.
-Numbers (negative ones too) stay numbers; control characters a workbook cannot hold are dropped.
+tab or carriage return, and their full-width forms U+FF1D, U+FF0B, U+FF0D and U+FF20, which some spreadsheets
+read as the same) gets a leading apostrophe, in headers as in data: a partner's name, a reference or a note is
+never a live formula on a finance desk. In XLSX every text cell is moreover written with the string type, so
+openpyxl never stores it as a formula. Numbers (negative ones too) stay numbers; control characters a workbook
+cannot hold are dropped.
 """
 
 from __future__ import annotations

@@ -287,7 +287,9 @@ def table_of(report: BaseModel) -> Table:
 
 def to_csv(table: Table) -> bytes:
     """The table under its machine column names, the total last; UTF-8 with a byte-order mark."""
-    return csv_document([column.key for column in table.columns], [*table.rows, *([table.total] if table.total else [])])
+    return csv_document(
+        [column.key for column in table.columns], [*table.rows, *([table.total] if table.total else [])]
+    )
 
 
 # --- XLSX -----------------------------------------------------------------------------------------------------------

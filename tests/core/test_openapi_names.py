@@ -2,8 +2,9 @@
 
 A name is a schema name when it is written like one: a CamelCase word of two or more capitalised parts
 (``EventIn``, ``ReferralCreate``), anywhere in a description or summary, or any capitalised identifier in
-backticks (`` `Consent` ``) other than an HTTP header's name (`` `Location` ``). Such a name must be a schema of ``components`` (FastAPI may qualify a name shared by
-two modules as ``app__module__Name`` or suffix ``-Input`` / ``-Output``; those count as the name).
+backticks (`` `Consent` ``) other than an HTTP header's name (`` `Location` ``). Such a name must be a schema of
+``components`` (FastAPI may qualify a name shared by two modules as ``app__module__Name`` or suffix ``-Input`` /
+``-Output``; those count as the name).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from openpyxl import Workbook, load_workbook
 from app.core.spreadsheets import append_row, csv_document, neutralise, set_cell
 
 
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20"])
 def test_every_formula_start_gets_an_apostrophe(start: str) -> None:
     assert neutralise(f"{start}SUM(A1)") == f"'{start}SUM(A1)"
 
@@ -37,11 +37,11 @@ def test_xlsx_text_is_a_string_never_a_formula(write_only: bool) -> None:
     sheet = workbook.create_sheet("S")
     append_row(sheet, ["=1+1", -5, Decimal("1.25"), None])
     if not write_only:
-        set_cell(sheet, 2, 1, "＝HYPERLINK()")
+        set_cell(sheet, 2, 1, "\uff1dHYPERLINK()")
     buffer = io.BytesIO()
     workbook.save(buffer)
     loaded = load_workbook(io.BytesIO(buffer.getvalue()))["S"]
     assert [cell.value for cell in loaded[1]][:3] == ["'=1+1", -5, 1.25]
     assert [cell.data_type for cell in loaded[1]][:2] == ["s", "n"]
     if not write_only:
-        assert loaded["A2"].value == "'＝HYPERLINK()" and loaded["A2"].data_type == "s"
+        assert loaded["A2"].value == "'\uff1dHYPERLINK()" and loaded["A2"].data_type == "s"

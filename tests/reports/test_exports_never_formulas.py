@@ -28,7 +28,7 @@ from tests.reconciliation.books import book as book_line
 from tests.reports.conftest import Book
 
 # OWASP's list, and the full-width forms that spreadsheets may read the same way.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 PERIOD = {"from": "2026-01-01", "to": "2026-02-28"}
 
