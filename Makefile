@@ -17,6 +17,7 @@ $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 
 install: $(INSTALLED)
 
+# The whole product: the API and, as its child, the background worker (batches, webhooks, jobs); Ctrl-C stops both.
 run: $(INSTALLED)
 	$(BIN)/alliance serve --demo --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 

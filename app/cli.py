@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -143,11 +144,14 @@ def _print_demo(credentials: list[dict[str, str | None]], as_json: bool) -> None
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="API worker processes.")] = 1,
     no_migrate: Annotated[bool, typer.Option("--no-migrate", help="Do not apply migrations first.")] = False,
     with_demo: Annotated[bool, typer.Option("--demo", help="Load the demo alliance before serving.")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not start the background worker (run `alliance worker` apart).")
+    ] = False,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn, and the background worker (batches, webhooks, periodic jobs) beside it."""
     import uvicorn
 
     url = _database_url()
@@ -159,17 +163,47 @@ def serve(
         _print_demo(_load_demo(url), as_json=False)
     typer.echo(f"serving on http://{host}:{port} with {workers} worker(s), database {redacted(url)}")
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the embedded database
-    # (if any) stop with us instead of being orphaned.
+    # (if any) stop with us instead of being orphaned, and the worker be stopped first.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=True,
-        log_config=None,
-    )
+    background = None if no_worker else _start_worker()
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=True,
+            log_config=None,
+        )
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its graceful shutdown: nothing left to report
+        pass
+    finally:
+        if background is not None:
+            _stop_worker(background)
+
+
+WORKER_STOP_TIMEOUT_S = 30.0
+
+
+def _start_worker() -> subprocess.Popen[bytes]:
+    """``alliance worker`` as a child process of the same process group (a terminal's Ctrl-C reaches both), told
+    to stop should this process die without stopping it."""
+    command = [sys.executable, "-c", "from app.cli import main; main()", "worker", "--parent-pid", str(os.getpid())]
+    child = subprocess.Popen(command, env=os.environ.copy())
+    typer.echo(f"background worker started (pid {child.pid}); `--no-worker` to run it apart")
+    return child
+
+
+def _stop_worker(child: subprocess.Popen[bytes]) -> None:
+    """Stop the worker gracefully (it finishes the chunk in flight), forcibly past the timeout."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+    try:
+        child.wait(WORKER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 @cli.command()
@@ -177,6 +211,9 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="Run one pass (open batches, periodic jobs) and exit.")] = False,
     poll_interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls for new batches.")] = 1.0,
     jobs_interval: Annotated[float, typer.Option(min=1.0, help="Seconds between runs of the periodic jobs.")] = 60.0,
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process (`alliance serve`) is gone.")
+    ] = None,
 ) -> None:
     """Process referral batches, deliver webhooks and run the periodic jobs (expiry, retention, fee holds)."""
     from app.worker.runner import run_worker
@@ -191,6 +228,7 @@ def worker(
             once=once,
             poll_interval_s=poll_interval,
             jobs_interval_s=jobs_interval,
+            parent_pid=parent_pid,
         )
     )
     if report is not None:

@@ -17,12 +17,15 @@ from app.auth.server import JwksFetcher, build_authorization_server
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
 from app.conversions.router import router as conversions_router
+from app.conversions.schemas import EventIn
 from app.core.config import Settings, get_settings
 from app.core.database import Database
+from app.core.docs import document_schemas, install_docs
 from app.core.health import router as health_router
 from app.core.housekeeping import freeze_startup_objects
 from app.core.logging import configure_logging
 from app.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from app.core.problem_types import router as problem_types_router
 from app.core.problems import PROBLEM_RESPONSES, install_problem_handlers
 from app.core.request_guards import refuse_unknown_query_parameters, refuse_unstorable_text
 from app.fees.router import finance_router as statements_finance_router
@@ -48,6 +51,8 @@ bundled-product purchases, computes referral fees and lets finance settle them.
 * Unknown query parameters and body members are refused (422, each named in `errors`). On `PATCH`, an omitted
   member is left unchanged; `null` clears a member only where its schema allows null.
 """
+# Named in descriptions though no route takes them as a whole: each conversion event is validated on its own.
+DOCUMENTED_SCHEMAS = (EventIn,)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -67,6 +72,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
         # Any route may answer these: a body that is not parseable (400), one that fails validation (422), a fault.
         responses={status: PROBLEM_RESPONSES[status] for status in (400, 422, 500)},
         dependencies=[Depends(refuse_unknown_query_parameters), Depends(refuse_unstorable_text)],
@@ -86,8 +93,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, overrides={"/v1/referral-batches": 64 * 1024 * 1024}
     )
     app.add_middleware(RequestContextMiddleware)
+    install_docs(app)
+    document_schemas(app, DOCUMENTED_SCHEMAS)
     for router in (
         health_router,
+        problem_types_router,
         oauth_router,
         credentials_router,
         catalog_router,

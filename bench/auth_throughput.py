@@ -222,7 +222,7 @@ async def _cli(env: dict[str, str], *args: str) -> Credentials:
 async def _serve(env: dict[str, str]) -> AsyncIterator[tuple[str, IO[bytes]]]:
     """``alliance serve`` (one worker) on a free port, until it answers ``/readyz``; yields its URL and its log."""
     port = free_port()
-    command = [_alliance(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [_alliance(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-worker"]
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:

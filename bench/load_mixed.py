@@ -385,7 +385,8 @@ async def _demo_credentials(env: dict[str, str]) -> dict[str, Credentials]:
 async def _serve(env: dict[str, str], workers: int) -> AsyncIterator[tuple[str, IO[bytes]]]:
     """``alliance serve --workers N`` on a free port, until it answers ``/readyz``; yields its URL and its log."""
     port = free_port()
-    command = [_alliance(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    command = [_alliance(), "serve", *host, "--workers", str(workers), "--no-worker"]
     with tempfile.TemporaryFile() as log:
         process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=log, stderr=log)
         try:

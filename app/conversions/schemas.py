@@ -59,8 +59,13 @@ class EventIn(BaseModel):
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Objects, not ``EventIn``: each event is validated on its own, so that a bad one is rejected in the results
+    # without refusing the batch. The document still lists ``EventIn`` (see ``app.main.DOCUMENTED_SCHEMAS``).
     events: list[dict[str, Any]] = Field(
-        min_length=1, max_length=MAX_EVENTS, description="Up to 10,000 events; see `EventIn` for one event."
+        min_length=1,
+        max_length=MAX_EVENTS,
+        description="Up to 10,000 events, each an `EventIn` object; an invalid one is `rejected` in the results "
+        "without refusing the others.",
     )
 
 

@@ -20,7 +20,9 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-PROBLEM_BASE = "https://alliance.example/problems/"
+# Relative to the service (RFC 9457 resolves it against the request): each type is a page of the service itself,
+# served by ``app.core.problem_types`` from the registry of every type.
+PROBLEM_BASE = "/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 log = structlog.get_logger(__name__)
@@ -28,6 +30,7 @@ _BUILTIN_ERROR_TYPES = frozenset(get_args(ErrorType))
 
 
 def problem_type(slug: str) -> str:
+    """The ``type`` URI of a problem: the page of the service that explains it."""
     return PROBLEM_BASE + slug
 
 

@@ -1,33 +1,31 @@
 """Statement exports for people: CSV (UTF-8 with a byte-order mark, so that spreadsheets show Chinese names) and
 XLSX (a summary sheet, the lines, and the reconciliation items when the partner has claimed).
 
-Text that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
-return) gets a leading apostrophe: a partner's reference or a note must never become a live formula on a
-finance desk. Amounts are written as numbers; times in the business timezone (``app.core.business_time``).
+Every cell, headers included, is written through ``app.core.spreadsheets``: a partner's reference or a note never
+becomes a live formula on a finance desk. Amounts are written as numbers; times in the business timezone
+(``app.core.business_time``).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.catalog.models import Partner
+from app.core import spreadsheets
 from app.core.business_time import local
+from app.core.spreadsheets import append_row, csv_document
 from app.fees.models import FeeAccrual, Statement
 from app.reconciliation.models import ReconciliationItem
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_MEDIA_TYPE = spreadsheets.CSV_MEDIA_TYPE
+XLSX_MEDIA_TYPE = spreadsheets.XLSX_MEDIA_TYPE
 
 LINE_COLUMNS = (
     "statement_id",
@@ -61,13 +59,6 @@ ITEM_COLUMNS = (
 )
 
 
-def neutralise(value: Any) -> Any:
-    """Text that would start a formula gets a leading apostrophe; numbers and empty cells stay as they are."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):  # the business's wall clock: its date is the day the period counts it in
         return local(value).isoformat()
@@ -75,9 +66,7 @@ def _cell(value: Any) -> Any:
         return value.isoformat()
     if hasattr(value, "value") and isinstance(value.value, str):  # an enum member
         return value.value
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters a workbook cannot hold
-    return neutralise(value)
+    return value
 
 
 def _line_row(statement: Statement, partner: Partner | None, line: FeeAccrual) -> tuple[Any, ...]:
@@ -125,24 +114,14 @@ def _item_row(item: ReconciliationItem) -> tuple[Any, ...]:
 
 def statement_csv(statement: Statement, partner: Partner, lines: Iterable[FeeAccrual]) -> bytes:
     """The statement's lines, one row each, with the partner's own reference on every row."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(LINE_COLUMNS)
-    writer.writerows(_line_row(statement, partner, line) for line in lines)
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_document(LINE_COLUMNS, (_line_row(statement, partner, line) for line in lines))
 
 
 def _sheet(workbook: Workbook, title: str, header: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> Worksheet:
     sheet = workbook.create_sheet(title)
-    bold = Font(bold=True)
-    heading = []
-    for name in header:
-        cell = WriteOnlyCell(sheet, value=name)
-        cell.font = bold
-        heading.append(cell)
-    sheet.append(heading)
+    append_row(sheet, header, font=Font(bold=True))
     for row in rows:
-        sheet.append(row)
+        append_row(sheet, row)
     return sheet
 
 

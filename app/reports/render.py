@@ -6,13 +6,12 @@ byte-order mark so that spreadsheets read Chinese names as UTF-8. XLSX shows yua
 formats (the cells hold the exact values), one sheet per report, a bar chart of the funnel and a line chart of
 the monthly trend. HTML carries its styles and SVG charts inline (no script, no external asset) and declares UTF-8.
 
-Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, carriage return at the start) gets a
-leading apostrophe in CSV and XLSX: a partner's name is never a live formula.
+Every CSV and XLSX cell, headers and titles included, is written through ``app.core.spreadsheets``: a partner's
+name is never a live formula.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from collections.abc import Callable, Iterable, Sequence
@@ -21,13 +20,14 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, LineChart, Reference
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from pydantic import BaseModel
 
+from app.core import spreadsheets
+from app.core.spreadsheets import append_row, csv_document, set_cell
 from app.reports.schemas import (
     AGE_BANDS,
     TARGET_AGE_BAND,
@@ -45,10 +45,9 @@ from app.reports.schemas import (
     TimingRow,
 )
 
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_MEDIA_TYPE = spreadsheets.CSV_MEDIA_TYPE
+XLSX_MEDIA_TYPE = spreadsheets.XLSX_MEDIA_TYPE
 HTML_MEDIA_TYPE = "text/html; charset=utf-8"
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 Kind = Literal["text", "count", "fen", "rate", "days", "ratio", "points"]
 
@@ -286,22 +285,11 @@ def table_of(report: BaseModel) -> Table:
 # --- CSV ------------------------------------------------------------------------------------------------------------
 
 
-def _neutralised(value: Any) -> Any:
-    if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
-        if value.startswith(_FORMULA_STARTS):
-            return "'" + value
-    return value
-
-
 def to_csv(table: Table) -> bytes:
     """The table under its machine column names, the total last; UTF-8 with a byte-order mark."""
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([column.key for column in table.columns])
-    for row in [*table.rows, *([table.total] if table.total else [])]:
-        writer.writerow(["" if value is None else _neutralised(value) for value in row])
-    return buffer.getvalue().encode("utf-8-sig")
+    return csv_document(
+        [column.key for column in table.columns], [*table.rows, *([table.total] if table.total else [])]
+    )
 
 
 # --- XLSX -----------------------------------------------------------------------------------------------------------
@@ -324,9 +312,7 @@ def _xlsx_value(column: Column, value: Any) -> Any:
         return None
     if column.kind == "fen" and isinstance(value, int):
         return Decimal(value) / 100  # yuan, exactly
-    if column.kind == "text" and isinstance(value, float | int):
-        return value
-    return _neutralised(value)
+    return value
 
 
 def _xlsx_label(column: Column) -> str:
@@ -341,12 +327,11 @@ class Sheet:
 
 def _write_table(sheet: Worksheet, table: Table) -> tuple[int, int]:
     """Title, subtitle, header, rows, total; returns the header row and the last data row (total excluded)."""
-    sheet.append([_neutralised(table.title)])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([_neutralised(table.subtitle)])
+    append_row(sheet, [table.title], font=Font(bold=True, size=14))
+    append_row(sheet, [table.subtitle])
     sheet.append([])
     header_row = 4
-    sheet.append([_xlsx_label(column) for column in table.columns])
+    append_row(sheet, [_xlsx_label(column) for column in table.columns])
     for index, column in enumerate(table.columns, start=1):
         cell = sheet.cell(row=header_row, column=index)
         cell.font = _BOLD
@@ -355,7 +340,7 @@ def _write_table(sheet: Worksheet, table: Table) -> tuple[int, int]:
         sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(cell.value or "") + 2))
     rows = [*table.rows, *([table.total] if table.total else [])]
     for row in rows:
-        sheet.append([_xlsx_value(column, value) for column, value in zip(table.columns, row, strict=True)])
+        append_row(sheet, [_xlsx_value(column, value) for column, value in zip(table.columns, row, strict=True)])
     for row_index in range(header_row + 1, header_row + 1 + len(rows)):
         for index, column in enumerate(table.columns, start=1):
             cell = sheet.cell(row=row_index, column=index)
@@ -376,11 +361,11 @@ def _funnel_chart(sheet: Worksheet, table: Table, anchor_row: int) -> None:
     stages = ("received", "eligible", "account_opened", "funded", "converted")
     keys = [column.key for column in table.columns]
     start = anchor_row + 2
-    sheet.cell(row=start, column=1, value="Stage").font = _BOLD
-    sheet.cell(row=start, column=2, value="Referrals").font = _BOLD
+    set_cell(sheet, start, 1, "Stage").font = _BOLD
+    set_cell(sheet, start, 2, "Referrals").font = _BOLD
     for offset, stage in enumerate(stages, start=1):
-        sheet.cell(row=start + offset, column=1, value=stage.replace("_", " "))
-        sheet.cell(row=start + offset, column=2, value=table.total[keys.index(stage)])
+        set_cell(sheet, start + offset, 1, stage.replace("_", " "))
+        set_cell(sheet, start + offset, 2, table.total[keys.index(stage)])
     chart = BarChart()
     chart.type = "bar"
     chart.title = "Funnel"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -136,6 +137,17 @@ class Worker:
                     await asyncio.wait_for(self.stop.wait(), poll_interval_s)
 
 
+async def _stop_when_orphaned(stop: asyncio.Event, parent_pid: int, every_s: float = 1.0) -> None:
+    """Set ``stop`` once the parent is gone (killed outright, say): its children are then adopted by another."""
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            log.warning("worker_parent_gone", parent_pid=parent_pid)
+            stop.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def run_worker(
     settings: Settings,
     url: str,
@@ -143,8 +155,10 @@ async def run_worker(
     once: bool,
     poll_interval_s: float,
     jobs_interval_s: float,
+    parent_pid: int | None = None,
 ) -> PassReport | None:
-    """The ``alliance worker`` command: SIGTERM and SIGINT stop it gracefully."""
+    """The ``alliance worker`` command: SIGTERM and SIGINT stop it gracefully, and so does the end of
+    ``parent_pid`` (the ``alliance serve`` that started it), however that ended."""
     database = Database(create_engine(url, settings))
     worker = Worker(database, settings, jobs_interval_s=jobs_interval_s)
     freeze_startup_objects()
@@ -152,12 +166,15 @@ async def run_worker(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.stop.set)
     log.info("worker_started", once=once)
+    orphaned = asyncio.create_task(_stop_when_orphaned(worker.stop, parent_pid)) if parent_pid else None
     try:
         if once:
             return await worker.run_once()
         await worker.run(poll_interval_s)
         return None
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         await worker.http.aclose()
         await database.dispose()
         log.info("worker_stopped")

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from alliance_partner._models import Batch
 
-PROBLEM_BASE = "https://alliance.example/problems/"
+# Problem types are pages of the service, named relative to it: ``/problems/{code}``.
+PROBLEM_BASE = "/problems/"
 
 
 class AllianceError(Exception):

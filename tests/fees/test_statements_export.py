@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
+from app.core.spreadsheets import neutralise
 from app.fees import statements
-from app.fees.exports import neutralise
 from app.fees.models import FeeRule
 from tests.conftest import CallerFactory
 from tests.reconciliation.books import Finance, book

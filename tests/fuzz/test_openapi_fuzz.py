@@ -40,7 +40,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.core.problems import PROBLEM_MEDIA_TYPE
+from app.core.problem_types import PROBLEM_TYPES
+from app.core.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 from tests.conftest import Caller, CallerFactory
 from tests.fuzz.conftest import FuzzRun
 from tests.security.principals import disable_rate_limit, make_callers
@@ -63,6 +64,10 @@ def problem_json_errors(ctx: Any, response: schemathesis.Response, case: schemat
         content_type = response.headers.get("content-type", [""])[0]
         assert content_type.split(";")[0].strip() == PROBLEM_MEDIA_TYPE, (
             f"{response.status_code} answered with {content_type!r}, not {PROBLEM_MEDIA_TYPE}"
+        )
+        kind = str(response.json().get("type", ""))
+        assert kind.startswith(PROBLEM_BASE) and kind.removeprefix(PROBLEM_BASE) in PROBLEM_TYPES, (
+            f"{response.status_code} names the problem type {kind!r}, which has no page in the registry"
         )
 
 

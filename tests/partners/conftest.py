@@ -96,7 +96,7 @@ class Recorder(httpx.AsyncBaseTransport):
             return httpx.Response(
                 503,
                 json={
-                    "type": "https://alliance.example/problems/service-unavailable",
+                    "type": "/problems/service-unavailable",
                     "title": "Service unavailable",
                     "status": 503,
                 },

@@ -214,7 +214,7 @@ async def test_problems_become_typed_exceptions(
     with pytest.raises(UnprocessableEntityError) as invalid:
         await api.create_referral(bad)
     error = invalid.value
-    assert error.status == 422 and error.type == "https://alliance.example/problems/validation-error"
+    assert error.status == 422 and error.type == "/problems/validation-error"
     assert error.code == "validation-error" and error.request_id
     assert error.request_id == recorder.responses[-1].headers["x-request-id"]
     assert any(item["loc"][-1] == "national_id" for item in error.errors)
