@@ -1,7 +1,8 @@
 """Checks every API route applies before its own parameters: app-wide dependencies, installed once in ``create_app``.
 
 * A query parameter the route does not declare is refused: a misspelt filter (``?stauts=withdrawn``) must not
-  silently return everything.
+  silently return everything. The OAuth endpoints are the exception: RFC 6749 (section 3.1) says an authorization
+  server must ignore parameters it does not recognise, and OAuth clients rely on that.
 * Text in a JSON body that can be neither stored nor answered is refused: a lone surrogate (``"\\ud800"``, which
   UTF-8 cannot encode) or a NUL (``"\\u0000"``, which PostgreSQL text cannot hold), in a value or in a key.
 
@@ -27,6 +28,7 @@ _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 # What ``json.loads`` leaves of such escapes: surrogate pairs are already joined, so any surrogate here is alone.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MAX_REPORTED = 20
+OAUTH_PREFIX = "/oauth/"
 
 
 def declared_query_parameters(route: APIRoute) -> set[str]:
@@ -38,7 +40,7 @@ def declared_query_parameters(route: APIRoute) -> set[str]:
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
-    if not request.query_params or not isinstance(route, APIRoute):
+    if not request.query_params or not isinstance(route, APIRoute) or route.path.startswith(OAUTH_PREFIX):
         return
     unknown = sorted(set(request.query_params) - declared_query_parameters(route))
     if unknown:

@@ -37,11 +37,11 @@ class Operation:
 
 
 def operations(app: FastAPI, document: dict[str, Any]) -> list[Operation]:
-    """Every (method, path) the app routes to an API endpoint, with its OpenAPI operation."""
+    """Every (method, path) the app routes to a documented API endpoint, with its OpenAPI operation."""
     found = []
     for route in iter_route_contexts(app.routes):
-        if not isinstance(route.original_route, APIRoute):
-            continue
+        if not isinstance(route.original_route, APIRoute) or not route.original_route.include_in_schema:
+            continue  # pages for people (docs, problem types) are walked by tests/core/test_html_pages.py
         assert route.path is not None and route.methods
         for method in sorted(route.methods):
             spec = document["paths"][route.path][method.lower()]

@@ -42,6 +42,10 @@ async def test_every_route_refuses_an_unknown_query_parameter_by_name(
         # A misspelt filter next to a real one: refused, and named.
         query = [("stauts", "withdrawn"), *((name, "x") for name in declared[:1])]
         response = await _send(client, operation, headers, query)
+        if operation.path.startswith("/oauth/"):  # RFC 6749, 3.1: unrecognised parameters are ignored
+            assert _unknown(response) == [], (operation.method, operation.path, response.text)
+            assert response.status_code < 500, (operation.method, operation.path, response.text)
+            continue
         assert response.status_code == 422, (operation.method, operation.path, response.status_code, response.text)
         assert _unknown(response) == [["query", "stauts"]], (operation.method, operation.path, response.text)
         # Every declared parameter is known, whatever its value.
