@@ -30,7 +30,8 @@ from app.referrals.models import Referral
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
-CAPPED_RULES = (*EARNING_RULES, FeeRule.cap)  # what counts against a cap: earnings net of earlier cuts
+# What counts against a cap: earnings net of earlier cuts, and of what an attribution move took away.
+CAPPED_RULES = (*EARNING_RULES, FeeRule.cap, FeeRule.attribution_moved)
 _TIER_ORDER = ("retail", "hnw", "institutional")
 
 
@@ -101,6 +102,7 @@ async def _load_context(
         .with_for_update()
     ):
         lines_by_referral[line.referral_id or ""].append(line)
+    lines_by_referral = defaultdict(list, {key: standing(lines) for key, lines in lines_by_referral.items()})
     used_by_referral = {
         referral_id: sum(
             line.amount_fen for line in lines if line.rule in CAPPED_RULES and line.status is not AccrualStatus.reversed
@@ -136,6 +138,13 @@ async def _load_context(
             or 0
         )
     return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
+
+
+def standing(lines: list[FeeAccrual]) -> list[FeeAccrual]:
+    """A referral's lines but those an attribution move took away and the lines that took them: to the referral's
+    history (tier paid, what a clawback can reverse, cap usage) they net to nothing, whoever holds it now."""
+    moved = {line.reverses_id for line in lines if line.rule is FeeRule.attribution_moved}
+    return [line for line in lines if line.rule is not FeeRule.attribution_moved and line.id not in moved]
 
 
 @dataclass
@@ -395,6 +404,30 @@ async def accrue(
     for event in sorted(attributed, key=lambda event: event.occurred_at):
         accrual.on_event(event, involved[event.referral_id or ""])
     return await _write(session, accrual, now)
+
+
+async def accrue_moved(
+    session: AsyncSession,
+    events: Sequence[ConversionEvent],
+    account: ClientAccount,
+    referral: Referral,
+    move_id: str,
+    now: datetime,
+) -> list[Line]:
+    """Accrue an account's applied ``events`` (in the order given) again, for ``referral``, which an attribution
+    move has just given the account: under its own program's schedules, caps and periods. The lines' source keys
+    carry the move, so that the events' earlier lines (for whoever held the account before) stay as they are."""
+    applied = [event for event in events if event.status is EventStatus.applied]
+    if not applied:
+        return []
+    context = await _load_context(session, {referral.id: referral}, applied)
+    accrual = Accrual(context, {account.client_ref: account}, now)
+    for event in sorted(applied, key=lambda event: event.occurred_at):
+        accrual.on_event(event, referral)
+    for line in accrual.lines:
+        line.source_key = f"{move_id}:{line.source_key}"
+    await _write(session, accrual, now)
+    return accrual.lines
 
 
 async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
