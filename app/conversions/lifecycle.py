@@ -183,9 +183,9 @@ class Lifecycle:
 def stages_reached(
     events: list[ConversionEvent], product_codes: frozenset[str]
 ) -> list[tuple[ReferralStatus, ConversionEvent]]:
-    """The funnel stages a referral reaches by taking over an account whose applied ``events`` (in the order they
-    were applied) are given: opened, then funded by the first funding, converted by a bundle of its program,
-    as ``Lifecycle`` moves the referral that holds the account from its opening (an attribution moved later)."""
+    """The stages a referral reaches when an attribution move gives it an account: the account's applied
+    ``events`` (in the order they were applied) replayed under ``Lifecycle``'s rules, with ``product_codes`` its
+    program's bundles: opened, funded by the first funding, converted by a bundle of its program."""
     stages: list[tuple[ReferralStatus, ConversionEvent]] = []
     status: ReferralStatus | None = None
     for event in events:

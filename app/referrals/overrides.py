@@ -129,23 +129,8 @@ async def move_attribution(
         accrued = LedgerChange(len(lines), sum(line.amount_fen for line in lines))
 
     details: dict[str, Any] = {"move_id": move_id, **({"conflict_id": conflict_id} if conflict_id else {})}
-    entries = [
-        TimelineEntry(holder.id, holder.partner_id, held_as, ReferralStatus.duplicate, CAUSE, details),
-        TimelineEntry(target.id, target.partner_id, ReferralStatus.duplicate, ReferralStatus.eligible, CAUSE, details),
-    ]
-    previous = ReferralStatus.eligible
-    for stage, event in stages:
-        entries.append(
-            TimelineEntry(
-                target.id,
-                target.partner_id,
-                previous,
-                stage,
-                CAUSE,
-                {**details, "source_event_id": event.source_event_id},
-            )
-        )
-        previous = stage
+    entries = [TimelineEntry(holder.id, holder.partner_id, held_as, ReferralStatus.duplicate, CAUSE, details)]
+    entries += _taking_over(target, stages, details)
     await record_timeline(session, entries, now)
     if conflict_id is None:
         await _resolve_open_conflicts(session, actor, target.id, reason, now)
@@ -170,6 +155,21 @@ async def move_attribution(
         accrued_fen=accrued.net_fen,
     )
     return AttributionMove(target, True, move_id, holder, reversed_, accrued)
+
+
+def _taking_over(
+    target: Referral, stages: list[tuple[ReferralStatus, ConversionEvent]], details: dict[str, Any]
+) -> list[TimelineEntry]:
+    """The new holder's timeline: eligible again, then each stage the account's events reached, with its event."""
+    entries = [
+        TimelineEntry(target.id, target.partner_id, ReferralStatus.duplicate, ReferralStatus.eligible, CAUSE, details)
+    ]
+    previous = ReferralStatus.eligible
+    for stage, event in stages:
+        reached = {**details, "source_event_id": event.source_event_id}
+        entries.append(TimelineEntry(target.id, target.partner_id, previous, stage, CAUSE, reached))
+        previous = stage
+    return entries
 
 
 async def _current_holder(session: AsyncSession, target: Referral) -> Referral:
@@ -203,6 +203,7 @@ async def _take_over_events(
             select(ConversionEvent)
             .where(
                 col(ConversionEvent.client_ref) == account.client_ref,
+                col(ConversionEvent.referral_id) == target.id,
                 col(ConversionEvent.status) == EventStatus.applied,
             )
             .execution_options(populate_existing=True)
