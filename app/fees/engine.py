@@ -109,18 +109,9 @@ async def _load_context(
         )
         for referral_id, lines in lines_by_referral.items()
     }
-    partner_months = sorted(
-        {
-            (referral.partner_id, _month(event.occurred_at))
-            for event in events
-            for referral in [referrals[event.referral_id or ""]]
-        }
-    )
-    for partner_id, month in partner_months:
-        # A partner's monthly cap is shared by every call touching that partner and month: serialise them.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
-        )
+    moments = [(referrals[event.referral_id or ""].partner_id, event.occurred_at) for event in events]
+    partner_months = sorted({(partner_id, _month(moment)) for partner_id, moment in moments})
+    await lock_cap_months(session, moments)
     used_by_partner_month: dict[tuple[str, str], int] = {}
     for partner_id, month in partner_months:
         start = datetime.fromisoformat(f"{month}-01T00:00:00+00:00")
@@ -138,6 +129,15 @@ async def _load_context(
             or 0
         )
     return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
+
+
+async def lock_cap_months(session: AsyncSession, moments: Iterable[tuple[str, datetime]]) -> None:
+    """Serialise the calls touching these (partner, moment)s' months (a monthly cap is shared), in one order for
+    all so that calls taking several never deadlock: a caller touching two partners takes all at once, first."""
+    for partner_id, month in sorted({(partner_id, _month(moment)) for partner_id, moment in moments}):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
+        )
 
 
 def standing(lines: list[FeeAccrual]) -> list[FeeAccrual]:
@@ -393,8 +393,13 @@ async def accrue(
     accounts: dict[str, ClientAccount],
     referrals: dict[str, Referral],
     now: datetime,
+    *,
+    key_prefix: str = "",
 ) -> int:
-    """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written."""
+    """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written.
+
+    ``key_prefix`` accrues events again, for a referral an attribution move gave them to: the lines' source keys
+    carry the move, so that the lines they made for the earlier holder stay what they are."""
     attributed = [event for event in events if event.status is EventStatus.applied and event.referral_id in referrals]
     if not attributed:
         return 0
@@ -403,31 +408,9 @@ async def accrue(
     accrual = Accrual(context, accounts, now)
     for event in sorted(attributed, key=lambda event: event.occurred_at):
         accrual.on_event(event, involved[event.referral_id or ""])
-    return await _write(session, accrual, now)
-
-
-async def accrue_moved(
-    session: AsyncSession,
-    events: Sequence[ConversionEvent],
-    account: ClientAccount,
-    referral: Referral,
-    move_id: str,
-    now: datetime,
-) -> list[Line]:
-    """Accrue an account's applied ``events`` (in the order given) again, for ``referral``, which an attribution
-    move has just given the account: under its own program's schedules, caps and periods. The lines' source keys
-    carry the move, so that the events' earlier lines (for whoever held the account before) stay as they are."""
-    applied = [event for event in events if event.status is EventStatus.applied]
-    if not applied:
-        return []
-    context = await _load_context(session, {referral.id: referral}, applied)
-    accrual = Accrual(context, {account.client_ref: account}, now)
-    for event in sorted(applied, key=lambda event: event.occurred_at):
-        accrual.on_event(event, referral)
     for line in accrual.lines:
-        line.source_key = f"{move_id}:{line.source_key}"
-    await _write(session, accrual, now)
-    return accrual.lines
+        line.source_key = key_prefix + line.source_key
+    return await _write(session, accrual, now)
 
 
 async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:

@@ -1,23 +1,26 @@
 """The ledger side of an attribution move (DESIGN.md, "Attribution override after conversion"): what the old
-holder accrued is reversed by ``attribution_moved`` lines, the new holder accrues from the same events
-(``app.fees.engine.accrue_moved``). Nothing is edited: a line still in its hold period is cancelled with its
-reversal (both ``reversed``, as a clawback inside the hold); any other line keeps its status and its reversal is
-payable, on the same statement as the line when the line is on none yet, else on the partner's next one.
+holder accrued is reversed by ``attribution_moved`` lines, the new holder accrues from the same events under its
+own program's schedule. Nothing is edited: a line still in its hold period is cancelled with its reversal (both
+``reversed``, as a clawback inside the hold); any other line keeps its status and its reversal is payable, on the
+same statement as the line when the line is on none yet, else on the partner's next one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.models import new_ids
-from app.fees.engine import EARNING_RULES, standing
+from app.fees.engine import EARNING_RULES, accrue, lock_cap_months, standing
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
+from app.referrals.models import Referral
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]
 
@@ -42,13 +45,23 @@ def _to_reverse(lines: list[FeeAccrual]) -> list[FeeAccrual]:
     return [line for line in live if line.id in earnings or (line.rule is FeeRule.cap and line.reverses_id in earnings)]
 
 
-async def reverse_for_move(session: AsyncSession, referral_id: str, move_id: str, now: datetime) -> LedgerChange:
-    """Reverse what ``referral_id`` accrued, because its attribution moved (``move_id``) to another referral."""
+async def move_fees(
+    session: AsyncSession,
+    holder: Referral,
+    target: Referral,
+    account: ClientAccount | None,
+    events: Sequence[ConversionEvent],
+    move_id: str,
+    now: datetime,
+) -> tuple[LedgerChange, LedgerChange]:
+    """Reverse what ``holder`` accrued and accrue the account's ``events`` (already ``target``'s, in the order the
+    feed applies them) for ``target``; returns both sides' changes. The monthly-cap locks of both partners are
+    taken first, together, in the feed's order."""
     lines = list(
         (
             await session.scalars(
                 select(FeeAccrual)
-                .where(col(FeeAccrual.referral_id) == referral_id)
+                .where(col(FeeAccrual.referral_id) == holder.id)
                 .order_by(col(FeeAccrual.occurred_at), col(FeeAccrual.id))
                 .with_for_update()
                 .execution_options(populate_existing=True)
@@ -56,6 +69,27 @@ async def reverse_for_move(session: AsyncSession, referral_id: str, move_id: str
         ).all()
     )
     targets = _to_reverse(lines)
+    await lock_cap_months(
+        session,
+        [(holder.partner_id, line.occurred_at) for line in targets]
+        + [(target.partner_id, event.occurred_at) for event in events],
+    )
+    reversed_ = await _reverse(session, targets, move_id, now)
+    if account is None or not events:
+        return reversed_, NO_CHANGE
+    prefix = f"{move_id}:"
+    await accrue(session, events, {account.client_ref: account}, {target.id: target}, now, key_prefix=prefix)
+    count, net = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(FeeAccrual.amount_fen), 0)).where(
+                col(FeeAccrual.referral_id) == target.id, col(FeeAccrual.source_key).startswith(prefix, autoescape=True)
+            )
+        )
+    ).one()
+    return reversed_, LedgerChange(int(count), int(net))
+
+
+async def _reverse(session: AsyncSession, targets: list[FeeAccrual], move_id: str, now: datetime) -> LedgerChange:
     if not targets:
         return NO_CHANGE
     rows = [

@@ -6,7 +6,7 @@ move and the feed never deadlock:
 - the old holder becomes ``duplicate``; the new one takes the client account and its events over, and its status
   follows those events (opened, funded, converted by a bundle of its own program);
 - fees follow: the old holder's lines are reversed by ``attribution_moved`` lines, the new holder accrues from the
-  same events under its own schedule (``app.fees.moves``, ``app.fees.engine.accrue_moved``);
+  same events under its own schedule (``app.fees.moves``);
 - both timelines (and so both partners' webhooks) record the move with the cause ``attribution_moved``; the losing
   partner learns only "duplicate", never who holds the person now; the audit log has the person and the reason.
 Moving to a referral that already holds is a no-op, and moving back and forth never counts a fee twice.
@@ -29,8 +29,7 @@ from app.conversions.lifecycle import stages_reached
 from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
 from app.core.models import new_id, utcnow
 from app.core.problems import Conflict, NotFound
-from app.fees.engine import accrue_moved
-from app.fees.moves import NO_CHANGE, LedgerChange, reverse_for_move
+from app.fees.moves import NO_CHANGE, LedgerChange, move_fees
 from app.referrals.attribution import TimelineEntry, record_timeline
 from app.referrals.models import (
     HOLDING_STATUSES,
@@ -122,11 +121,7 @@ async def move_attribution(
         account.referral_id, account.partner_id, account.updated_at = target.id, target.partner_id, now
     await session.flush()
 
-    reversed_ = await reverse_for_move(session, holder.id, move_id, now)
-    accrued = NO_CHANGE
-    if account is not None:
-        lines = await accrue_moved(session, events, account, target, move_id, now)
-        accrued = LedgerChange(len(lines), sum(line.amount_fen for line in lines))
+    reversed_, accrued = await move_fees(session, holder, target, account, events, move_id, now)
 
     details: dict[str, Any] = {"move_id": move_id, **({"conflict_id": conflict_id} if conflict_id else {})}
     entries = [TimelineEntry(holder.id, holder.partner_id, held_as, ReferralStatus.duplicate, CAUSE, details)]
