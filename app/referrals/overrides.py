@@ -96,6 +96,8 @@ async def move_attribution(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    if target.status in HOLDING_STATUSES:  # a concurrent move gave it the attribution meanwhile
+        return AttributionMove(target, moved=False)
     opened = holder.status is not ReferralStatus.eligible
     if (
         holder.status not in HOLDING_STATUSES
