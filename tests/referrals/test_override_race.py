@@ -1,6 +1,6 @@
 """Overrides racing each other and the back office's feed on one client, on committed transactions: every call
-answers (200, or 409 to retry), never a 5xx or a deadlock, the same award twice at once moves once, and the ledger ends exactly as if they had run one by
-one: the final holder earns its own schedule's fees once, the other nets to nothing."""
+answers (200, or 409 to retry), never a 5xx or a deadlock; the same award twice at once moves once; the ledger
+ends as if the calls had run one by one: the final holder earns its own schedule's fees once, the other nothing."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ async def test_overrides_racing_each_other_and_the_feed_end_consistent(
         ids = {"A": await refer("A", person), "B": await refer("B", person)}
         now = datetime.now(UTC)
 
-        def event(kind: str, **fields: Any) -> dict[str, Any]:
+        def event(kind: str, now: datetime = now, client_ref: str = client_ref, **fields: Any) -> dict[str, Any]:
             return {
                 "source_event_id": f"race-{uuid.uuid4().hex}",
                 "type": kind,
