@@ -100,6 +100,15 @@ async def test_a_converted_client_moves_with_its_fees_to_the_other_bank(alliance
         (entry["from_status"], entry["to_status"]) for entry in moved_in
     )
 
+    # The funnels: the conversion is B's, not A's too.
+    for desk, converted in ((a, 0), (b, 1)):
+        funnel = await alliance.client.get(
+            "/v1/reports/funnel", params={"from": "2026-05-01", "to": "2026-05-31"}, headers=desk.caller.headers
+        )
+        assert funnel.status_code == 200, funnel.text
+        counts = funnel.json()["total"]["counts"]
+        assert (counts["received"], counts["converted"], counts["funded"]) == (1, converted, converted)
+
     # A's ledger nets to zero: paid lines reversed by payable attribution_moved lines, the held one cancelled.
     a_lines = await alliance.ledger(first["id"])
     assert sum(line.amount_fen for line in a_lines) == 0 and await alliance.standing_fen(first["id"]) == 0
