@@ -5,6 +5,7 @@ own schedule, both see it on their next statements, timelines and webhooks say w
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.fees.engine import release_held
+from app.referrals.service import erase_unconverted
 from tests.factories.referrals import national_id
 from tests.referrals.alliance import PRODUCT, Alliance, at
 
@@ -261,3 +263,12 @@ async def test_what_cannot_take_an_attribution_over_is_refused_and_changes_nothi
     assert not (
         await alliance.session.scalars(select(AuditEvent).where(AuditEvent.action == "attribution.moved"))
     ).all()
+
+
+async def test_a_duplicate_whose_personal_data_is_erased_cannot_be_matched_any_more(alliance: Alliance) -> None:
+    first, later, _ = await _two_claims(alliance)
+    await erase_unconverted(alliance.session, timedelta(0), now=datetime.now(UTC) + timedelta(minutes=1))
+    refused = await alliance.award(later["id"], at(5, 10), expect=409)
+    assert refused["type"].endswith("/attribution-not-movable") and "erased" in refused["detail"]
+    assert await alliance.status(alliance.bank_a, first["id"]) == "eligible"
+    assert await alliance.status(alliance.bank_b, later["id"]) == "duplicate"
