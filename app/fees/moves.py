@@ -2,7 +2,8 @@
 holder accrued is reversed by ``attribution_moved`` lines, the new holder accrues from the same events under its
 own program's schedule. Nothing is edited: a line still in its hold period is cancelled with its reversal (both
 ``reversed``, as a clawback inside the hold); any other line keeps its status and its reversal is payable, on the
-same statement as the line when the line is on none yet, else on the partner's next one.
+same statement as the line when the line is on none yet, else on the partner's next one. Finance's adjustments
+are decisions of their own and stay; a later adjustment corrects them if need be.
 """
 
 from __future__ import annotations
