@@ -178,3 +178,31 @@ class Lifecycle:
 
     def _referral_of(self, account: ClientAccount) -> Referral | None:
         return self.referrals_by_id.get(account.referral_id) if account.referral_id else None
+
+
+def stages_reached(
+    events: list[ConversionEvent], product_codes: frozenset[str]
+) -> list[tuple[ReferralStatus, ConversionEvent]]:
+    """The stages a referral reaches when an attribution move gives it an account: the account's applied
+    ``events`` (in the order they were applied) replayed under ``Lifecycle``'s rules, with ``product_codes`` its
+    program's bundles: opened, funded by the first funding, converted by a bundle of its program."""
+    stages: list[tuple[ReferralStatus, ConversionEvent]] = []
+    status: ReferralStatus | None = None
+    for event in events:
+        if event.status is not EventStatus.applied:
+            continue
+        to_status: ReferralStatus | None = None
+        if status is None:
+            to_status = ReferralStatus.account_opened if event.type is EventType.account_opened else None
+        elif event.type is EventType.account_funded and status is ReferralStatus.account_opened:
+            to_status = ReferralStatus.funded
+        elif (
+            event.type is EventType.bundle_purchased
+            and event.product_code in product_codes
+            and status in (ReferralStatus.account_opened, ReferralStatus.funded)
+        ):
+            to_status = ReferralStatus.converted
+        if to_status is not None:
+            status = to_status
+            stages.append((to_status, event))
+    return stages

@@ -31,7 +31,8 @@ from app.referrals.models import Referral
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
-CAPPED_RULES = (*EARNING_RULES, FeeRule.cap)  # what counts against a cap: earnings net of earlier cuts
+# What counts against a cap: earnings net of earlier cuts, and of what an attribution move took away.
+CAPPED_RULES = (*EARNING_RULES, FeeRule.cap, FeeRule.attribution_moved)
 _TIER_ORDER = ("retail", "hnw", "institutional")
 
 
@@ -98,24 +99,16 @@ async def _load_context(
         .with_for_update()
     ):
         lines_by_referral[line.referral_id or ""].append(line)
+    lines_by_referral = defaultdict(list, {key: standing(lines) for key, lines in lines_by_referral.items()})
     used_by_referral = {
         referral_id: sum(
             line.amount_fen for line in lines if line.rule in CAPPED_RULES and line.status is not AccrualStatus.reversed
         )
         for referral_id, lines in lines_by_referral.items()
     }
-    partner_months = sorted(
-        {
-            (referral.partner_id, business_month(event.occurred_at))
-            for event in events
-            for referral in [referrals[event.referral_id or ""]]
-        }
-    )
-    for partner_id, month in partner_months:
-        # A partner's monthly cap is shared by every call touching that partner and month: serialise them.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
-        )
+    moments = [(referrals[event.referral_id or ""].partner_id, event.occurred_at) for event in events]
+    partner_months = sorted({(partner_id, business_month(moment)) for partner_id, moment in moments})
+    await lock_cap_months(session, moments)
     used_by_partner_month: dict[tuple[str, str], int] = {}
     for partner_id, month in partner_months:
         bounds = month_named(month)
@@ -134,6 +127,22 @@ async def _load_context(
             or 0
         )
     return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
+
+
+async def lock_cap_months(session: AsyncSession, moments: Iterable[tuple[str, datetime]]) -> None:
+    """Serialise the calls touching these (partner, moment)s' months (a monthly cap is shared), in one order for
+    all so that calls taking several never deadlock: a caller touching two partners takes all at once, first."""
+    for partner_id, month in sorted({(partner_id, business_month(moment)) for partner_id, moment in moments}):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
+        )
+
+
+def standing(lines: list[FeeAccrual]) -> list[FeeAccrual]:
+    """A referral's lines but those an attribution move took away and the lines that took them: to the referral's
+    history (tier paid, what a clawback can reverse, cap usage) they net to nothing, whoever holds it now."""
+    moved = {line.reverses_id for line in lines if line.rule is FeeRule.attribution_moved}
+    return [line for line in lines if line.rule is not FeeRule.attribution_moved and line.id not in moved]
 
 
 @dataclass
@@ -303,7 +312,7 @@ class Accrual:
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, businessbusiness_month(moment)), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
@@ -384,8 +393,13 @@ async def accrue(
     accounts: dict[str, ClientAccount],
     referrals: dict[str, Referral],
     now: datetime,
+    *,
+    key_prefix: str = "",
 ) -> int:
-    """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written."""
+    """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written.
+
+    ``key_prefix`` accrues events again, for a referral an attribution move gave them to: the lines' source keys
+    carry the move, so that the lines they made for the earlier holder stay what they are."""
     attributed = [event for event in events if event.status is EventStatus.applied and event.referral_id in referrals]
     if not attributed:
         return 0
@@ -394,6 +408,8 @@ async def accrue(
     accrual = Accrual(context, accounts, now)
     for event in sorted(attributed, key=lambda event: event.occurred_at):
         accrual.on_event(event, involved[event.referral_id or ""])
+    for line in accrual.lines:
+        line.source_key = key_prefix + line.source_key
     return await _write(session, accrual, now)
 
 

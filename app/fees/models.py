@@ -21,6 +21,7 @@ class FeeRule(StrEnum):
     cap = "cap"  # the part of a line a cap cut off (negative)
     clawback = "clawback"  # a later negative line reversing an earlier one
     adjustment = "adjustment"  # finance's correction, carried into the next period
+    attribution_moved = "attribution_moved"  # the opposite of a line whose referral lost its attribution
 
 
 class AccrualStatus(StrEnum):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -14,9 +13,8 @@ from app.core.idempotency import claim, fingerprint
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 from app.core.tenancy import Tenant
-from app.referrals import registry, service
+from app.referrals import overrides, oversight, registry, service
 from app.referrals.models import (
-    AttributionConflict,
     ConflictStatus,
     Referral,
     ReferralEvent,
@@ -24,10 +22,19 @@ from app.referrals.models import (
     ReferralStatus,
 )
 from app.referrals.schemas import (
+    AttributionAward,
+    AttributionMoveOut,
+    ConflictOut,
+    ConflictResolution,
+    ConflictSide,
+    LedgerChangeOut,
     MaskedSubject,
+    PartnerRef,
+    ProgramRef,
     ReferralCreate,
     ReferralEventOut,
     ReferralOut,
+    StaffReferralOut,
     UnmaskedSubject,
     Withdrawal,
 )
@@ -238,48 +245,111 @@ async def unmask_referral(
     return UnmaskedSubject(**clear)
 
 
-class ConflictOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    holding_referral_id: str
-    duplicate_referral_id: str
-    status: ConflictStatus
-    resolution: str | None
-    reason: str | None
-    resolved_by: str | None
-    resolved_at: datetime | None
-    created_at: datetime
+def staff_referral_out(found: oversight.StaffReferral) -> StaffReferralOut:
+    return StaffReferralOut(
+        **referral_out(found.referral).model_dump(),
+        partner=PartnerRef(id=found.partner.id, name=found.partner.name),
+        program=ProgramRef(id=found.program.id, name=found.program.name),
+        client_ref=found.referral.client_ref,
+        timeline=[event_out(event) for event in found.timeline],
+    )
 
 
-class ConflictResolution(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@staff_router.get(
+    "/referrals/{referral_id}",
+    response_model=StaffReferralOut,
+    summary="One referral of any partner, with its partner, program and timeline",
+    description="The subject stays masked; `POST /v1/admin/referrals/{id}/unmask` reads it in clear (audited).",
+)
+async def staff_get_referral(referral_id: str, session: SessionDep, principal: AttributionManager) -> StaffReferralOut:
+    return staff_referral_out(await oversight.staff_referral(session, referral_id))
 
-    resolution: Literal["keep_holder", "award_duplicate"]
-    reason: str = Field(min_length=3, max_length=500)
+
+@staff_router.post(
+    "/referrals/{referral_id}/award",
+    response_model=AttributionMoveOut,
+    responses=problem_responses(409, 422),
+    summary="Move the attribution of this referral's person to this referral (override, audited)",
+    description=(
+        "At any stage of the funnel: the referral holding the person now becomes `duplicate`, this one (a "
+        "`duplicate`) takes its client account over and its status follows the account's events. Fees follow: "
+        "the old holder's lines are reversed by `attribution_moved` lines, this referral accrues from the same "
+        "events under its own program's fee schedule; both partners see it on their next statement, and their "
+        "timelines and webhooks carry the cause `attribution_moved`. Awarding a referral that already holds the "
+        "person changes nothing (`moved` false); an open conflict naming this referral as the duplicate is "
+        "resolved. Conflicts are resolved the same way by `POST /v1/admin/conflicts/{id}/resolve`."
+    ),
+)
+async def award_attribution(
+    referral_id: str, body: AttributionAward, request: Request, session: SessionDep, principal: AttributionManager
+) -> AttributionMoveOut:
+    move = await overrides.move_attribution(session, principal.actor(request), referral_id, body.reason)
+    return AttributionMoveOut(
+        moved=move.moved,
+        move_id=move.move_id,
+        referral=staff_referral_out(await oversight.staff_referral(session, move.referral.id)),
+        previous_holder_id=move.previous_holder.id if move.previous_holder else None,
+        reversed=LedgerChangeOut(lines=move.reversed.lines, net_fen=move.reversed.net_fen),
+        accrued=LedgerChangeOut(lines=move.accrued.lines, net_fen=move.accrued.net_fen),
+    )
 
 
-@staff_router.get("/conflicts", response_model=Page[ConflictOut], summary="Attribution conflicts")
+def _conflict_side(side: oversight.ConflictSide) -> ConflictSide:
+    return ConflictSide(
+        referral_id=side.referral_id,
+        external_ref=side.external_ref,
+        status=side.status,
+        partner=PartnerRef(id=side.partner.id, name=side.partner.name),
+        program=ProgramRef(id=side.program.id, name=side.program.name),
+        received_at=side.received_at,
+    )
+
+
+def conflict_out(view: oversight.ConflictView) -> ConflictOut:
+    conflict = view.conflict
+    return ConflictOut(
+        id=conflict.id,
+        holding_referral_id=conflict.holding_referral_id,
+        duplicate_referral_id=conflict.duplicate_referral_id,
+        holding=_conflict_side(view.holding),
+        duplicate=_conflict_side(view.duplicate),
+        status=conflict.status,
+        resolution=conflict.resolution,
+        reason=conflict.reason,
+        resolved_by=conflict.resolved_by,
+        resolved_at=conflict.resolved_at,
+        created_at=conflict.created_at,
+    )
+
+
+@staff_router.get(
+    "/conflicts",
+    response_model=Page[ConflictOut],
+    summary="Attribution conflicts, with both referrals' partners, programs, references and times",
+)
 async def list_conflicts(
     session: SessionDep, principal: AttributionManager, params: Paging, status: ConflictStatus | None = None
 ) -> Page[ConflictOut]:
-    rows: list[AttributionConflict] = await service.list_conflicts(session, params, status)
-    return page_of(rows, params, ConflictOut.model_validate)
+    return page_of(await oversight.list_conflicts(session, params, status), params, conflict_out)
 
 
 @staff_router.post(
     "/conflicts/{conflict_id}/resolve",
     response_model=ConflictOut,
-    responses=problem_responses(409),
+    responses=problem_responses(409, 422),
     summary="Resolve a conflict, possibly overriding the attribution (audited)",
+    description=(
+        "`keep_holder` leaves the attribution where it is. `award_duplicate` moves it to the later referral at "
+        "any stage of the funnel, fees included, as `POST /v1/admin/referrals/{id}/award` does."
+    ),
 )
 async def resolve_conflict(
     conflict_id: str, body: ConflictResolution, request: Request, session: SessionDep, principal: AttributionManager
 ) -> ConflictOut:
-    conflict = await service.resolve_conflict(
+    view = await oversight.resolve_conflict(
         session, principal.actor(request), conflict_id, body.resolution, body.reason
     )
-    return ConflictOut.model_validate(conflict)
+    return conflict_out(view)
 
 
 # --- back office ----------------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from app.core.identifiers import (
     to_ascii_width,
 )
 from app.core.models import utcnow
-from app.referrals.models import ReferralKind, ReferralStatus
+from app.referrals.models import ConflictStatus, ReferralKind, ReferralStatus
 
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
@@ -235,3 +235,83 @@ class UnmaskedSubject(BaseModel):
     name: str | None
     mobile: str | None
     identifier: str | None
+
+
+# --- staff ------------------------------------------------------------------------------------------------------
+
+
+class PartnerRef(BaseModel):
+    id: str
+    name: str = Field(description="The partner's display name.")
+
+
+class ProgramRef(BaseModel):
+    id: str
+    name: str
+
+
+class StaffReferralOut(ReferralOut):
+    """One referral as staff see it: its partner and program by name, and its timeline. The subject stays masked;
+    reading it in clear is `POST /v1/admin/referrals/{id}/unmask` (audited)."""
+
+    partner: PartnerRef
+    program: ProgramRef
+    client_ref: str | None = Field(description="The client account it holds (the back office's reference).")
+    timeline: list[ReferralEventOut] = Field(description="Every transition, oldest first, with its time and cause.")
+
+
+class ConflictSide(BaseModel):
+    """One of the two referrals of a conflict."""
+
+    referral_id: str
+    external_ref: str = Field(description="The partner's own reference for the referral.")
+    status: ReferralStatus = Field(description="The referral's status now.")
+    partner: PartnerRef
+    program: ProgramRef
+    received_at: datetime = Field(description="When the partner submitted it.")
+
+
+class ConflictOut(BaseModel):
+    id: str
+    holding_referral_id: str
+    duplicate_referral_id: str
+    holding: ConflictSide = Field(description="The referral that held the person when the conflict arose.")
+    duplicate: ConflictSide = Field(description="The later referral, recorded as `duplicate`.")
+    status: ConflictStatus
+    resolution: str | None
+    reason: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    created_at: datetime = Field(description="When the conflict arose: the duplicate's attribution.")
+
+
+class ConflictResolution(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Literal["keep_holder", "award_duplicate"] = Field(
+        description="`award_duplicate` moves the attribution to the later referral, at any stage of the funnel."
+    )
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class AttributionAward(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=500, description="Why; kept in the audit log.")
+
+
+class LedgerChangeOut(BaseModel):
+    lines: int
+    net_fen: int
+    currency: Literal["CNY"] = "CNY"
+
+
+class AttributionMoveOut(BaseModel):
+    """The outcome of an override: the new holder, and what moved with the attribution."""
+
+    moved: bool = Field(description="False when the referral already held the attribution: nothing changed.")
+    move_id: str | None
+    referral: StaffReferralOut = Field(description="The referral that holds the attribution now.")
+    previous_holder_id: str | None
+    reversed: LedgerChangeOut = Field(description="The `attribution_moved` lines reversing the old holder's fees.")
+    accrued: LedgerChangeOut = Field(description="The new holder's lines, accrued from the same events.")

@@ -1,5 +1,6 @@
 """Referral rules: intake (validation → encryption → attribution), reading, withdrawal with erasure, staff
-search and unmasking, conflicts and overrides, the registry of existing clients, expiry and retention."""
+search and unmasking, the registry of existing clients, expiry and retention. Conflicts and overrides are in
+``app.referrals.oversight`` and ``app.referrals.overrides``."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from app.privacy.service import EncryptedColumn
 from app.referrals.attribution import Candidate, attribute, record_events
 from app.referrals.models import (
     UNCONVERTED_OUTCOMES,
-    AttributionConflict,
-    ConflictStatus,
     Referral,
     ReferralEvent,
     ReferralKind,
@@ -310,74 +309,3 @@ async def unmask_referral(
         "mobile": cipher.decrypt(referral.mobile_ct, MOBILE_COLUMN) if referral.mobile_ct else None,
         "identifier": cipher.decrypt(referral.identifier_ct, IDENTIFIER_COLUMN) if referral.identifier_ct else None,
     }
-
-
-async def list_conflicts(
-    session: AsyncSession, params: PageParams, status: ConflictStatus | None = None
-) -> list[AttributionConflict]:
-    statement = select(AttributionConflict)
-    if status:
-        statement = statement.where(col(AttributionConflict.status) == status)
-    statement = paginate_query(statement, params, col(AttributionConflict.created_at), col(AttributionConflict.id))
-    return list((await session.scalars(statement)).all())
-
-
-async def resolve_conflict(
-    session: AsyncSession, actor: Actor, conflict_id: str, resolution: str, reason: str
-) -> AttributionConflict:
-    """Rule 5: keep the holder, or award the identity to the later referral (only while the holder is still
-    merely eligible: once an account is open, the attribution is history)."""
-    conflict = (
-        await session.scalars(
-            select(AttributionConflict).where(col(AttributionConflict.id) == conflict_id).with_for_update()
-        )
-    ).one_or_none()
-    if conflict is None:
-        raise NotFound("No such conflict.")
-    if conflict.status is ConflictStatus.resolved:
-        raise InvalidReferralTransition("The conflict is already resolved.")
-    now = utcnow()
-    if resolution == "award_duplicate":
-        holder = await get_referral(session, Tenant.everyone(), conflict.holding_referral_id, for_update=True)
-        later = await get_referral(session, Tenant.everyone(), conflict.duplicate_referral_id, for_update=True)
-        if holder.status is not ReferralStatus.eligible or later.status is not ReferralStatus.duplicate:
-            raise InvalidReferralTransition("Only an eligible holder can lose its attribution to a duplicate.")
-        await session.execute(
-            update(Referral)
-            .where(col(Referral.id) == holder.id)
-            .values(status=ReferralStatus.duplicate, outcome_at=now, updated_at=now)
-        )
-        await session.execute(
-            update(Referral)
-            .where(col(Referral.id) == later.id)
-            .values(status=ReferralStatus.eligible, outcome_at=None, updated_at=now)
-        )
-        await record_events(
-            session,
-            [
-                (holder.id, holder.partner_id, ReferralStatus.eligible, ReferralStatus.duplicate),
-                (later.id, later.partner_id, ReferralStatus.duplicate, ReferralStatus.eligible),
-            ],
-            cause="attribution_override",
-            now=now,
-            details={"conflict_id": conflict.id},
-        )
-    conflict.status = ConflictStatus.resolved
-    conflict.resolution = resolution
-    conflict.reason = reason
-    conflict.resolved_by = actor.id
-    conflict.resolved_at = now
-    session.add(conflict)
-    await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "attribution.overridden" if resolution == "award_duplicate" else "conflict.resolved",
-        object_type="attribution_conflict",
-        object_id=conflict.id,
-        resolution=resolution,
-        reason=reason,
-        holding_referral_id=conflict.holding_referral_id,
-        duplicate_referral_id=conflict.duplicate_referral_id,
-    )
-    return conflict

@@ -97,7 +97,8 @@ class ReportHeader(BaseModel):
 
 class FunnelCounts(BaseModel):
     """Referrals received, the stages they reached (``eligible``, ``account_opened``, ``funded``, ``converted``:
-    ever, even if later withdrawn) and the outcome they are in now (``existing_client`` … ``rejected``)."""
+    ever, even if later withdrawn, but not what an attribution override gave to another referral) and the outcome
+    they are in now (``existing_client`` … ``rejected``)."""
 
     received: int
     eligible: int

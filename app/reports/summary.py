@@ -63,15 +63,19 @@ SELECT r.id AS referral_id,
        coalesce(fl.statemented_fen, 0) AS fees_statemented_fen,
        coalesce(fl.paid_fen, 0) AS fees_paid_fen
 FROM referrals r
--- The stages reached: a transition to the status on the timeline (a tier rise repeats the status: not a stage).
+-- The stages reached: a transition to the status on the timeline (a tier rise repeats the status: not a stage),
+-- but none an override later moved to another partner's referral (they are that referral's now).
 LEFT JOIN (
     SELECT referral_id,
            bool_or(to_status = 'eligible') AS eligible,
            bool_or(to_status = 'account_opened') AS opened,
            bool_or(to_status = 'funded') AS funded,
            bool_or(to_status = 'converted') AS converted
-    FROM referral_events
+    FROM referral_events e
     WHERE from_status IS DISTINCT FROM to_status AND {{only_events}}
+      AND NOT EXISTS (SELECT 1 FROM referral_events lost
+                      WHERE lost.referral_id = e.referral_id AND lost.seq > e.seq
+                        AND lost.cause = 'attribution_moved' AND lost.to_status = 'duplicate')
     GROUP BY referral_id
 ) ev ON ev.referral_id = r.id
 -- The account opened inside the window (the lifecycle links exactly one).

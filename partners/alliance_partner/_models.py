@@ -47,7 +47,9 @@ ProgramStatus = Literal["active", "paused", "closed"]
 PartnerKind = Literal["bank", "insurer", "corporate"]
 ReportDimension = Literal["program", "product", "tier", "kind", "month"]
 StatementStatus = Literal["draft", "issued", "disputed", "approved", "paid"]
-FeeType = Literal["funded_bounty", "tier_top_up", "bundle_fee", "revenue_share", "cap", "clawback", "adjustment"]
+FeeType = Literal[
+    "funded_bounty", "tier_top_up", "bundle_fee", "revenue_share", "cap", "clawback", "adjustment", "attribution_moved"
+]
 AccrualStatus = Literal["pending", "payable", "statemented", "paid", "reversed"]
 MatchClass = Literal["matched", "amount_mismatch", "unclaimed", "unknown", "duplicate_claim"]
 Resolution = Literal["accept_ours", "accept_theirs", "write_off"]

@@ -10,3 +10,4 @@ from tests.factories.referrals import (  # noqa: F401
     mobile,
     national_id,
 )
+from tests.referrals.alliance import alliance  # noqa: F401
