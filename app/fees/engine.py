@@ -312,7 +312,7 @@ class Accrual:
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, businessbusiness_month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
