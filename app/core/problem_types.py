@@ -155,6 +155,18 @@ _TYPES = (
     ),
     # Referrals and batches.
     (
+        "attribution-not-movable",
+        "Attribution cannot be moved",
+        "This referral cannot take the attribution over: it is not a duplicate of an active holder, its personal "
+        "data was erased, or nobody holds the person any more. `detail` says which; the attribution is unchanged.",
+    ),
+    (
+        "attribution-changed",
+        "Attribution changed meanwhile",
+        "The referrals concerned changed while the move was being made (another move or a conversion event). "
+        "Nothing was changed: read the referral again and retry if the move is still wanted.",
+    ),
+    (
         "program-not-available",
         "Program not available",
         "The program does not exist for this partner or is not active, "

@@ -26,7 +26,7 @@ from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.service import program_products
 from app.conversions.lifecycle import stages_reached
-from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
+from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEvent, EventStatus
 from app.core.models import new_id, utcnow
 from app.core.problems import Conflict, NotFound
 from app.fees.moves import NO_CHANGE, LedgerChange, move_fees
@@ -40,16 +40,6 @@ from app.referrals.models import (
 )
 
 CAUSE = "attribution_moved"
-# Events of one instant in funnel order (DESIGN.md, "Time"), as the feed applies them.
-_FUNNEL_ORDER = {
-    EventType.account_opened: 0,
-    EventType.account_funded: 1,
-    EventType.assets_snapshot: 2,
-    EventType.bundle_purchased: 3,
-    EventType.bundle_cancelled: 4,
-    EventType.revenue_recorded: 5,
-    EventType.account_closed: 6,
-}
 
 
 class AttributionNotMovable(Conflict):
@@ -206,7 +196,7 @@ async def _take_over_events(
             .execution_options(populate_existing=True)
         )
     ).all()
-    return sorted(events, key=lambda event: (event.occurred_at, _FUNNEL_ORDER[event.type], event.source_event_id))
+    return sorted(events, key=lambda event: (event.occurred_at, SAME_TIME_ORDER[event.type], event.source_event_id))
 
 
 async def _resolve_open_conflicts(

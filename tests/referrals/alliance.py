@@ -82,8 +82,9 @@ class Alliance:
         await self.session.flush()
 
     async def feed(self, when: datetime, *events: dict[str, Any]) -> None:
-        """The back office reports ``events`` as they happen, at ``when``."""
-        self.now = when + timedelta(minutes=1)
+        """The back office reports ``events`` as they happen: a minute after ``when`` or the latest of them."""
+        latest = max([when, *(datetime.fromisoformat(event["occurred_at"]) for event in events)])
+        self.now = latest + timedelta(minutes=1)
         response = await self.client.post(
             "/v1/conversion-events", json={"events": list(events)}, headers=self.back_office.headers
         )

@@ -147,6 +147,8 @@ POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/v1/admin/referrals"): ATTRIBUTION,
     ("POST", "/v1/admin/referrals/search"): ATTRIBUTION,
     ("POST", "/v1/admin/referrals/{referral_id}/unmask"): staff("pii:unmask", ALLIANCE_MANAGER),
+    ("GET", "/v1/admin/referrals/{referral_id}"): ATTRIBUTION,
+    ("POST", "/v1/admin/referrals/{referral_id}/award"): ATTRIBUTION,
     ("GET", "/v1/admin/conflicts"): ATTRIBUTION,
     ("POST", "/v1/admin/conflicts/{conflict_id}/resolve"): ATTRIBUTION,
     # --- finance: periods, statements, reconciliation, adjustments (auditors read)
