@@ -168,18 +168,17 @@ async def submit_batch(
     # own once the whole file is in.
     await session.commit()
     keyring = request.app.state.data_keyring
-    async with batch_files.spooled(request.stream()) as spool:
-        async with database.sessionmaker() as staging, staging.begin():
-            received = await batches.receive_batch(
-                staging,
-                partner_id=principal.partner_id or "",
-                client_id=principal.client_id,
-                idempotency_key=idempotency_key,
-                file=batch_files.BatchFile(batch_format, codec),
-                spool=spool,
-                cipher=await keyring.cipher(staging),
-                index=keyring.index,
-            )
+    async with batch_files.spooled(request.stream()) as spool, database.sessionmaker() as staging, staging.begin():
+        received = await batches.receive_batch(
+            staging,
+            partner_id=principal.partner_id or "",
+            client_id=principal.client_id,
+            idempotency_key=idempotency_key,
+            file=batch_files.BatchFile(batch_format, codec),
+            spool=spool,
+            cipher=await keyring.cipher(staging),
+            index=keyring.index,
+        )
     headers = {"Location": f"{PREFIX}/{received.batch.id}"}
     if received.replayed:
         headers[REPLAY_HEADER] = "true"
