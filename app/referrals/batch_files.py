@@ -147,7 +147,7 @@ class _Line(NamedTuple):
 
 class _PhysicalLines:
     """The file's lines, each decoded on its own (bad bytes spoil their line only) and numbered; lines can be
-    given back, to be read again. ``taken`` holds the lines handed out since it was last cleared."""
+    given back, to be read again. ``taken`` collects the lines handed out (the reader of records empties it)."""
 
     def __init__(self, file: IO[bytes], codec: str) -> None:
         self.file, self.codec = file, codec
