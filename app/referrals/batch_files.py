@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import itertools
 import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, NamedTuple
+from typing import IO
 
 from app.core.problems import Problem, Unprocessable
 
@@ -26,6 +28,7 @@ MAX_LINES = 100_000
 MAX_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024  # a physical line beyond this is refused unread (a referral's row is under 2 KiB)
 SPOOL_IN_MEMORY = 1024 * 1024  # an upload up to this size is spooled in memory, a larger one to a temporary file
+BLOCK_BYTES = 1024 * 1024  # read and decoded at once
 
 CSV_COLUMNS = (
     "program_id",
@@ -127,64 +130,101 @@ class Spool:
 async def spooled(body: AsyncIterator[bytes]) -> AsyncIterator[Spool]:
     """Receive the whole body into a temporary file (removed on exit); too large a body is refused as soon as it
     passes ``MAX_BYTES``. The file holds personal data in clear: it has no name on disk and lives for the request."""
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="alliance-batch-") as file:
+    with ExitStack() as files:
+        file: IO[bytes] = files.enter_context(io.BytesIO())
         digest, size = hashlib.sha256(), 0
         async for chunk in body:
             size += len(chunk)
             if size > MAX_BYTES:
                 raise too_large()
             digest.update(chunk)
+            if size > SPOOL_IN_MEMORY and isinstance(file, io.BytesIO):
+                in_memory, file = file, files.enter_context(tempfile.TemporaryFile(prefix="alliance-batch-"))
+                file.write(in_memory.getvalue())
+                in_memory.close()
             file.write(chunk)
         file.seek(0)
         yield Spool(file, size, digest.hexdigest())
 
 
-class _Line(NamedTuple):
-    number: int
-    text: str
-    fault: str | None  # why the line cannot be read, if it cannot
+class _Lines:
+    """The file's lines, read and decoded a block at a time (bad bytes spoil their own line only), numbered from 1.
 
-
-class _PhysicalLines:
-    """The file's lines, each decoded on its own (bad bytes spoil their line only) and numbered; lines can be
-    given back, to be read again. ``taken`` collects the lines handed out (the reader of records empties it)."""
+    ``texts()`` yields them with their line ends, for a reader to consume (in C, through ``itertools.chain``);
+    ``faults`` holds the lines that cannot be read (as an empty line); the blocks a record may still need are
+    kept, so that its lines can be read again (``again``).
+    """
 
     def __init__(self, file: IO[bytes], codec: str) -> None:
         self.file, self.codec = file, codec
-        self.read = 0
-        self.again: deque[_Line] = deque()
-        self.taken: list[_Line] = []
+        self.faults: dict[int, str] = {}
+        self._blocks: deque[tuple[int, list[str]]] = deque()  # (number of its first line, its lines)
+        self._count = 0
 
-    def __iter__(self) -> _PhysicalLines:
-        return self
+    def texts(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._decoded())
 
-    def __next__(self) -> str:
-        line = self.again.popleft() if self.again else self._read()
-        if line is None:
-            raise StopIteration
-        self.taken.append(line)
-        return line.text
+    def again(self, first: int, last: int) -> list[str]:
+        """Lines ``first`` to ``last``, read already."""
+        found: list[str] = []
+        for number, lines in self._blocks:
+            found += lines[max(first - number, 0) : max(last - number + 1, 0)]
+        return found
 
-    def each(self) -> Iterator[_Line]:
-        while (line := self._read()) is not None:
-            yield line
+    def release(self, before: int) -> None:
+        """Lines before ``before`` will not be needed again."""
+        while self._blocks and self._blocks[0][0] + len(self._blocks[0][1]) <= before:
+            self._blocks.popleft()
 
-    def _read(self) -> _Line | None:
-        raw = self.file.readline(MAX_LINE_BYTES)
-        if not raw:
-            return None
-        self.read += 1
-        fault = None
-        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while (rest := self.file.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
-            raw, fault = b"\n", TOO_LONG
+    def _decoded(self) -> Iterator[list[str]]:
+        for raw in self._raw():
+            first = self._count + 1
+            self._count += len(raw)
+            try:
+                lines = b"\n".join(raw).decode(self.codec).split("\n")
+            except UnicodeDecodeError:
+                lines = [self._decode(first + offset, line) for offset, line in enumerate(raw)]
+            if first == 1:
+                lines[0] = lines[0].removeprefix("\ufeff")
+            lines = [line + "\n" for line in lines]
+            self._blocks.append((first, lines))
+            yield lines
+
+    def _decode(self, number: int, raw: bytes) -> str:
         try:
-            text = raw.decode(self.codec)
+            return raw.decode(self.codec)
         except UnicodeDecodeError:
             # Read anyway (its quotes and commas still delimit the record), and refused once read.
-            text, fault = raw.decode(self.codec, errors="replace"), UNDECODABLE
-        return _Line(self.read, text.removeprefix("\ufeff") if self.read == 1 else text, fault)
+            self.faults[number] = UNDECODABLE
+            return raw.decode(self.codec, errors="replace")
+
+    def _raw(self) -> Iterator[list[bytes]]:
+        """The lines without their line end, a block at a time; a line longer than ``MAX_LINE_BYTES`` is never
+        held whole: it comes as an empty line, recorded in ``faults``."""
+        carry, overlong = b"", False
+        while block := self.file.read(BLOCK_BYTES):
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            if lines:
+                if overlong:  # the first line is the end of the one too long
+                    lines[0], overlong = b"", False
+                    self.faults[self._count + 1] = TOO_LONG
+                if max(map(len, lines)) > MAX_LINE_BYTES:
+                    for offset, line in enumerate(lines):
+                        if len(line) > MAX_LINE_BYTES:
+                            lines[offset] = b""
+                            self.faults[self._count + 1 + offset] = TOO_LONG
+                yield lines
+            if len(carry) > MAX_LINE_BYTES:
+                carry, overlong = b"", True
+        if overlong:
+            self.faults[self._count + 1] = TOO_LONG
+        if carry or overlong:
+            yield [carry]
+
+    def fault(self, first: int, last: int) -> str | None:
+        """Why lines ``first`` to ``last`` cannot be read, if one cannot."""
+        return next((self.faults[n] for n in range(first, last + 1) if n in self.faults), None)
 
 
 @dataclass
@@ -221,16 +261,22 @@ class BatchFile:
         yield chunk
 
     def _jsonl(self, file: IO[bytes]) -> Iterator[DataLine]:
-        for number, text, fault in _PhysicalLines(file, self.codec).each():
-            if fault:
-                yield number, {"unreadable": fault}
+        lines = _Lines(file, self.codec)
+        for number, text in enumerate(lines.texts(), start=1):
+            if lines.faults and number in lines.faults:
+                yield number, {"unreadable": lines.faults[number]}
             elif text.strip():
                 yield number, text.rstrip("\r\n")
+            lines.release(number)
 
     def _csv(self, file: IO[bytes]) -> Iterator[DataLine]:
-        lines = _PhysicalLines(file, self.codec)
+        lines = _Lines(file, self.codec)
+        source = lines.texts()
         # strict: a quote that closes a field must end it, so a quote opened by mistake shows up where it closes
-        reader = csv.reader(lines, strict=True)
+        reader = csv.reader(source, strict=True)
+        base = 0  # the reader's line_num counts from the line after this one
+        start = 1  # where the next record starts
+        read_again = 0  # the last line given back to be read again
         while True:
             try:
                 cells, problem = next(reader), None
@@ -238,24 +284,29 @@ class BatchFile:
                 return
             except csv.Error:
                 cells, problem = [], MALFORMED
-            taken, lines.taken = lines.taken, []
-            fault = taken[0].fault if len(taken) == 1 else next((line.fault for line in taken if line.fault), None)
-            if problem is None and fault is None and len(taken) == 1 and _blank(taken[0].text, cells):
+            first, last = start, base + reader.line_num
+            start = last + 1
+            fault = lines.fault(first, last) if lines.faults else None
+            if problem is None and fault is None and first == last and _blank(cells):
                 continue
             if self.header is None:
-                self.header = self._header(taken[0].number, cells, fault or problem)
+                self.header = self._header(first, cells, fault or problem)
                 continue
             if problem is None and len(cells) != len(self.header):
                 problem = f"the row has {len(cells)} cells, the header {len(self.header)}"
-            if problem and len(taken) > 1:
+            if problem and last > first:
                 # A quote opened and never properly closed took the next lines into this record: the record's
-                # first line is the one at fault, the others are read again, each for itself.
-                lines.again.extendleft(reversed(taken[1:]))
-                yield taken[0].number, {"unreadable": taken[0].fault or MALFORMED}
+                # first line is the one at fault, the others are read again, each for itself (from the lines
+                # already read, then the rest of the file: one reader deep, however many times this happens).
+                read_again = max(read_again, last)
+                reader = csv.reader(itertools.chain(lines.again(first + 1, read_again), source), strict=True)
+                base, start = first, first + 1
+                yield first, {"unreadable": lines.faults.get(first) or MALFORMED}
             elif fault or problem:
-                yield taken[0].number, {"unreadable": fault or problem or MALFORMED}
+                yield first, {"unreadable": fault or problem or MALFORMED}
             else:
-                yield taken[0].number, cells
+                yield first, cells
+            lines.release(start)
 
     @staticmethod
     def _header(line: int, cells: list[str], problem: str | None) -> list[str]:
@@ -269,10 +320,10 @@ class BatchFile:
         return csv_header(cells)
 
 
-def _blank(text: str, cells: list[str]) -> bool:
-    """A blank line, or a spreadsheet's empty row (``,,,``): no data record. The text is tested first: it is
-    cheaper, and nearly every line fails it."""
-    return not text.strip(' \t\r\n,"') and not any(cell.strip() for cell in cells)
+def _blank(cells: list[str]) -> bool:
+    """A blank line, or a spreadsheet's empty row (``,,,``): no data record. The first cell is tested alone first:
+    it is cheaper, and nearly every row fails it."""
+    return not cells or (not cells[0].strip() and not any(cell.strip() for cell in cells))
 
 
 def csv_header(cells: list[str]) -> list[str]:

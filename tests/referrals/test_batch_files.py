@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import patch
 
 import httpx
 import pytest
@@ -248,6 +249,11 @@ def _stray_quotes(draw: st.DrawFn) -> tuple[list[str], str]:
     return cells, ",".join(cells)
 
 
+# The file is read in blocks, a line at most so long: small ones, so that records, lines too long and bytes that
+# are not text meet the blocks' edges.
+SMALL_LINE_LIMIT = 300
+_BLOCKS = st.sampled_from([1, 2, 5, 16, 97, 1024 * 1024])
+
 _PIECES = st.one_of(
     st.tuples(st.just("good"), _good_record()),
     st.tuples(st.just("good"), _stray_quotes()),
@@ -256,14 +262,18 @@ _PIECES = st.one_of(
     st.tuples(st.just("ragged"), st.builds(lambda *cells: ",".join(cells), _WORD, _PLAIN, _PLAIN, _PLAIN, _PLAIN)),
     st.tuples(st.just("unclosed"), st.builds(lambda a, b: f'{a},"{b},x', _PLAIN, _PLAIN)),
     st.tuples(st.just("undecodable"), st.sampled_from([b"a,\xff,b,c", b"a,b,\xe4\xb8,c", b"\xc3"])),
-    st.tuples(st.just("overlong"), st.just("y" * (batch_files.MAX_LINE_BYTES + 1))),
+    st.tuples(st.just("overlong"), st.builds(lambda extra: "y" * (SMALL_LINE_LIMIT + extra), st.integers(1, 700))),
 )
 
 
-def _read(content: bytes, batch_format: BatchFormat = BatchFormat.csv) -> list[tuple[int, Any]]:
+def _read(content: bytes, batch_format: BatchFormat = BatchFormat.csv, block: int = 1024) -> list[tuple[int, Any]]:
     file = BatchFile(batch_format)
-    records = [record for chunk in file.chunks(Spool(io.BytesIO(content), len(content), ""), 3) for record in chunk]
-    return records
+    spool = Spool(io.BytesIO(content), len(content), "")
+    with (
+        patch.object(batch_files, "BLOCK_BYTES", block),
+        patch.object(batch_files, "MAX_LINE_BYTES", SMALL_LINE_LIMIT),
+    ):
+        return [record for chunk in file.chunks(spool, 3) for record in chunk]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -272,9 +282,10 @@ def _read(content: bytes, batch_format: BatchFormat = BatchFormat.csv) -> list[t
     end=st.sampled_from(["\n", "\r\n"]),
     bom=st.booleans(),
     final_break=st.booleans(),
+    block=_BLOCKS,
 )
 def test_property_every_record_gets_one_entry_on_the_line_it_starts(
-    pieces: list[tuple[str, Any]], end: str, bom: bool, final_break: bool
+    pieces: list[tuple[str, Any]], end: str, bom: bool, final_break: bool, block: int
 ) -> None:
     content = bytearray(b"\xef\xbb\xbf" if bom else b"")
     content += ",".join(COLUMNS).encode() + end.encode()
@@ -298,9 +309,9 @@ def test_property_every_record_gets_one_entry_on_the_line_it_starts(
         assume(closing == -1 or text[closing + 1 : closing + 2] not in (",", '"', "\r", "\n", ""))
     if expected and all(wanted == "undecodable" for _, wanted in expected):
         with pytest.raises(batch_files.BatchNotDecodable):
-            _read(bytes(content))
+            _read(bytes(content), block=block)
         return
-    found = _read(bytes(content))
+    found = _read(bytes(content), block=block)
     assert [line for line, _ in found] == [line for line, _ in expected]
     for (line, record), (_, wanted) in zip(found, expected, strict=True):
         if wanted == "undecodable":
@@ -329,27 +340,33 @@ def _unclosed_starts(pieces: list[tuple[str, Any]], text: str) -> list[int]:
             st.builds(json.dumps, st.dictionaries(st.sampled_from(["a", "名"]), st.text(max_size=5), max_size=2)),
             st.sampled_from(["", "  ", "\t", "{broken", "[1,", '"\\ud800"']),
             st.sampled_from([b"\xff", b'{"a": "\xe4\xb8"}']),
+            st.builds(lambda extra: "z" * (SMALL_LINE_LIMIT + extra), st.integers(1, 700)),
         ),
         max_size=12,
     ),
     end=st.sampled_from(["\n", "\r\n"]),
+    block=_BLOCKS,
 )
-def test_property_every_json_line_gets_one_entry(lines: list[str | bytes], end: str) -> None:
+def test_property_every_json_line_gets_one_entry(lines: list[str | bytes], end: str, block: int) -> None:
     content, expected = b"", []
     for written in lines:
         raw = written if isinstance(written, bytes) else written.encode()
         if raw.strip():
-            expected.append((content.count(b"\n") + 1, isinstance(written, bytes)))
+            fault = batch_files.UNDECODABLE if isinstance(written, bytes) else None
+            if len(raw) > SMALL_LINE_LIMIT:
+                fault = batch_files.TOO_LONG
+            expected.append((content.count(b"\n") + 1, fault))
         content += raw + end.encode()
-    if expected and all(undecodable for _, undecodable in expected):
+    if expected and all(fault == batch_files.UNDECODABLE for _, fault in expected):
         with pytest.raises(batch_files.BatchNotDecodable):
-            _read(content, BatchFormat.jsonl)
+            _read(content, BatchFormat.jsonl, block)
         return
-    found = _read(content, BatchFormat.jsonl)
+    found = _read(content, BatchFormat.jsonl, block)
     assert [line for line, _ in found] == [line for line, _ in expected]
-    for (line, record), (_, undecodable) in zip(found, expected, strict=True):
-        assert (record == {"unreadable": batch_files.UNDECODABLE}) is undecodable, line
-        if not undecodable:
+    for (line, record), (_, fault) in zip(found, expected, strict=True):
+        if fault:
+            assert record == {"unreadable": fault}, line
+        else:
             assert isinstance(record, str), line
             assert content.splitlines()[line - 1].decode().strip() == record.strip(), line
 
