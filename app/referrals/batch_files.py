@@ -151,8 +151,8 @@ class _Lines:
     """The file's lines, read and decoded a block at a time (bad bytes spoil their own line only), numbered from 1.
 
     ``texts()`` yields them with their line ends, for a reader to consume (in C, through ``itertools.chain``);
-    ``faults`` holds the lines that cannot be read (as an empty line); the blocks a record may still need are
-    kept, so that its lines can be read again (``again``).
+    ``faults`` holds the lines that cannot be read and why (one too long comes as an empty line); the blocks a
+    record may still need are kept, so that its lines can be read again (``again``).
     """
 
     def __init__(self, file: IO[bytes], codec: str) -> None:

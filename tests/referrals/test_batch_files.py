@@ -8,6 +8,7 @@ the line where each record starts is counted from the bytes the test wrote befor
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -369,6 +370,26 @@ def test_property_every_json_line_gets_one_entry(lines: list[str | bytes], end: 
         else:
             assert isinstance(record, str), line
             assert content.splitlines()[line - 1].decode().strip() == record.strip(), line
+
+
+async def test_a_large_upload_is_spooled_to_a_temporary_file_and_read_back_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batch_files, "SPOOL_IN_MEMORY", 100)
+    content = _lines(",".join(COLUMNS), *(f"p,r{number},vip,龙江{number}" for number in range(50)))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(content), 33):
+            yield content[start : start + 33]
+
+    async with batch_files.spooled(pieces()) as spool:
+        assert not isinstance(spool.file, io.BytesIO)
+        assert (spool.size, spool.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+        assert spool.file.read() == content
+    monkeypatch.setattr(batch_files, "MAX_BYTES", len(content) - 1)
+    with pytest.raises(batch_files.BatchTooLarge):
+        async with batch_files.spooled(pieces()):
+            pass
 
 
 def test_too_many_records_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
