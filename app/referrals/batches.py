@@ -265,13 +265,12 @@ def parse_line(
     """One data record (see ``batch_files``) as a validated ``ReferralCreate``, or its error result."""
     if isinstance(record, dict):
         return _error(line, None, None, record.get("unreadable") or MALFORMED)
-    if isinstance(record, str):
-        raw = record
+    if isinstance(record, str):  # a JSON line
         try:
-            return ReferralCreate.model_validate_json(raw)
+            return ReferralCreate.model_validate_json(record)
         except ValidationError as exc:
             try:
-                external_ref = _safe_ref(json.loads(raw).get("external_ref"))
+                external_ref = _safe_ref(json.loads(record).get("external_ref"))
             except (ValueError, AttributeError, RecursionError):
                 external_ref = None
             return LineResult(line, LineOutcome.error, external_ref, errors=_validation_errors(exc, batch_format))
