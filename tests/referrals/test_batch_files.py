@@ -138,6 +138,19 @@ NASTY_FILES = [
         {2: "eligible", 3: f"error: {batch_files.MALFORMED}"},
     ),
     NastyFile(
+        # One record by the quotes, but a broken one: it cannot tell where its lines belong, so each gets a result.
+        "a record over two lines with a cell missing",
+        lambda d: _lines(
+            HEADER, quoted_row(d, "M-1", "欧阳\n娜娜").rsplit(",", 1)[0], raw_row(d, "M-2"), raw_row(d, "M-3")
+        ),
+        {
+            2: f"error: {batch_files.MALFORMED}",
+            3: "error: the row has 16 cells, the header 20",
+            4: "eligible",
+            5: "eligible",
+        },
+    ),
+    NastyFile(
         "a quoted field followed by more text",
         lambda d: _lines(HEADER, raw_row(d, "T-1", name='"张"三'), raw_row(d, "T-2")),
         {2: f"error: {batch_files.MALFORMED}", 3: "eligible"},
