@@ -138,7 +138,7 @@ NASTY_FILES = [
         {2: "eligible", 3: f"error: {batch_files.MALFORMED}"},
     ),
     NastyFile(
-        # One record by the quotes, but a broken one: it cannot tell where its lines belong, so each gets a result.
+        # One record by the quotes, but a broken one: which lines are its own cannot be told, so each gets a result.
         "a record over two lines with a cell missing",
         lambda d: _lines(
             HEADER, quoted_row(d, "M-1", "欧阳\n娜娜").rsplit(",", 1)[0], raw_row(d, "M-2"), raw_row(d, "M-3")
