@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from app.auth.deps import Principal, requires
-from app.core.database import SessionDep
+from app.core.database import Database, SessionDep, get_database
 from app.core.idempotency import REPLAY_HEADER
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.referrals import batches
-from app.referrals.batches import BatchFormat, BatchStatus, LineOutcome, ReferralBatch, ReferralBatchResult
+from app.referrals import batch_files, batches
+from app.referrals.batch_files import BatchFormat
+from app.referrals.batches import BatchStatus, LineOutcome, ReferralBatch, ReferralBatchResult
 from app.referrals.models import ReferralStatus
 
 PREFIX = "/v1/referral-batches"
@@ -91,7 +92,7 @@ def line_out(result: ReferralBatchResult) -> BatchLineOut:
 
 
 SUBMIT_DESCRIPTION = f"""
-Upload up to {batches.MAX_LINES:,} referrals (at most {batches.MAX_BYTES // 1024 // 1024} MiB) as **CSV**
+Upload up to {batch_files.MAX_LINES:,} referrals (at most {batch_files.MAX_BYTES // 1024 // 1024} MiB) as **CSV**
 (`Content-Type: text/csv`) or **JSON Lines** (`Content-Type: application/x-ndjson`, one `ReferralCreate` object
 per line, as the body of `POST /v1/referrals`); a `format` parameter overrides the media type. The file is UTF-8,
 with or without a byte-order mark, unless `charset=gbk` is declared.
@@ -122,7 +123,11 @@ the others may be left out or empty:
 | `consent_separate` | vip, employee | `true` (separate consent is required) |
 | `consent_evidence_ref` | vip, employee | reference or hash of the signed record |
 
-Line numbers in results are the file's own (the header is line 1); errors name the CSV column at fault.
+The file is read by the rules of RFC 4180: a field in double quotes may hold commas, line breaks and doubled
+quotes (`""`); a quote inside an unquoted field is an ordinary character. Blank lines and empty rows (`,,,`) are
+skipped. Every other record gets exactly one result, numbered with the file's line where it starts (the header is
+line 1): a record that cannot be read (a quote that never closes, the wrong number of cells, bytes that are not
+text in the charset) is an error of that line alone, and errors name the CSV column at fault.
 """
 
 
@@ -149,25 +154,31 @@ Line numbers in results are the file's own (the header is line 1); errors name t
 async def submit_batch(
     request: Request,
     session: SessionDep,
+    database: Annotated[Database, Depends(get_database)],
     principal: Annotated[Principal, requires("referrals:write")],
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
     format: Annotated[BatchFormat | None, Query(description="Overrides the Content-Type.")] = None,
 ) -> JSONResponse:
-    batch_format, codec = batches.upload_format(request.headers.get("content-type"), format)
+    batch_format, codec = batch_files.upload_format(request.headers.get("content-type"), format)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > batches.MAX_BYTES:
-        raise batches.BatchTooLarge(f"A batch is at most {batches.MAX_BYTES // (1024 * 1024)} MiB.")
+    if declared and declared.isdigit() and int(declared) > batch_files.MAX_BYTES:
+        raise batch_files.too_large()
+    # The caller is authenticated: the request's transaction ends here, so that no connection is held while the
+    # client sends the file (a slow one would keep it for minutes); the batch is staged in a transaction of its
+    # own once the whole file is in.
+    await session.commit()
     keyring = request.app.state.data_keyring
-    received = await batches.receive_batch(
-        session,
-        partner_id=principal.partner_id or "",
-        client_id=principal.client_id,
-        idempotency_key=idempotency_key,
-        reader=batches.UploadReader(batch_format, codec),
-        body=request.stream(),
-        cipher=await keyring.cipher(session),
-        index=keyring.index,
-    )
+    async with batch_files.spooled(request.stream()) as spool, database.sessionmaker() as staging, staging.begin():
+        received = await batches.receive_batch(
+            staging,
+            partner_id=principal.partner_id or "",
+            client_id=principal.client_id,
+            idempotency_key=idempotency_key,
+            file=batch_files.BatchFile(batch_format, codec),
+            spool=spool,
+            cipher=await keyring.cipher(staging),
+            index=keyring.index,
+        )
     headers = {"Location": f"{PREFIX}/{received.batch.id}"}
     if received.replayed:
         headers[REPLAY_HEADER] = "true"

@@ -1,5 +1,6 @@
-"""Batch submission of referrals: a CSV or JSON Lines upload of up to 100,000 referrals, staged encrypted as it
-streams in, then validated and attributed chunk by chunk through the same code path as a single submission.
+"""Batch submission of referrals: a CSV or JSON Lines upload of up to 100,000 referrals, spooled while it
+streams in (``batch_files``: no database connection is held meanwhile), staged encrypted in one transaction, then
+validated and attributed chunk by chunk through the same code path as a single submission.
 
 Exactly once: processing a chunk is one transaction that deletes the staged chunk, attributes its lines, writes
 one result per line and bumps the batch's counters. A crash anywhere leaves either all of it or none of it, so a
@@ -10,13 +11,10 @@ kept; staged chunks (encrypted personal data) live only until they are processed
 from __future__ import annotations
 
 import asyncio
-import codecs
-import csv
-import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -35,45 +33,30 @@ from app.core.bulk import copy_records
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
-from app.core.problems import Conflict, NotFound, Problem, Unprocessable, field_errors
+from app.core.problems import Conflict, NotFound, field_errors
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
+from app.referrals.batch_files import (
+    MALFORMED,
+    REQUIRED_CSV_COLUMNS,
+    BatchFile,
+    BatchFormat,
+    DataLine,
+    EmptyBatch,
+    Record,
+    Spool,
+)
 from app.referrals.models import ReferralStatus
 from app.referrals.schemas import ReferralCreate
 from app.referrals.service import ProgramNotAvailable, build_candidate, open_programs
 
-MAX_LINES = 100_000
-MAX_BYTES = 64 * 1024 * 1024
 STAGE_CHUNK = 2_000  # lines per staged chunk, which is also the unit attributed per transaction
 INLINE_LIMIT = 500  # batches up to this size are processed in the request itself
 PREPARE_SLICE = 100  # lines validated and encrypted between two yields to the event loop
 MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
 CHUNK_PURPOSE = "referral_batch_chunks.payload"  # associated data of a staged chunk's ciphertext
 
-CSV_COLUMNS = (
-    "program_id",
-    "external_ref",
-    "kind",
-    "name",
-    "mobile",
-    "national_id",
-    "credit_code",
-    "contact_mobile",
-    "declared_assets_band",
-    "employer",
-    "consent_captured_at",
-    "consent_channel",
-    "consent_notice_version",
-    "consent_notice_sha256",
-    "consent_recipient_name",
-    "consent_purpose",
-    "consent_data_categories",
-    "consent_retention_days",
-    "consent_separate",
-    "consent_evidence_ref",
-)
-REQUIRED_CSV_COLUMNS = ("program_id", "external_ref", "kind")
 _SUBJECT_COLUMNS = (
     "name",
     "mobile",
@@ -99,16 +82,9 @@ _CONSENT_COLUMNS = {
 _CONSENT_FIELDS = {field: column for column, field in _CONSENT_COLUMNS.items()}
 _TRUE, _FALSE = frozenset({"true", "1", "yes", "y"}), frozenset({"false", "0", "no", "n"})
 _EXTERNAL_REF = re.compile(r"^[\x21-\x7e]{1,100}$")
-# Declared charsets we decode; GB 18030 is a superset of GBK and GB 2312.
-_CODECS = {"utf-8": "utf-8-sig", "utf8": "utf-8-sig", "gbk": "gb18030", "gb2312": "gb18030", "gb18030": "gb18030"}
 
 
 # --- tables -----------------------------------------------------------------------------------------------------
-
-
-class BatchFormat(StrEnum):
-    csv = "csv"
-    jsonl = "jsonl"
 
 
 class BatchStatus(StrEnum):
@@ -203,183 +179,8 @@ class ReferralBatchResult(SQLModel, table=True):
 # --- problems ---------------------------------------------------------------------------------------------------
 
 
-class BatchTooLarge(Problem):
-    status, slug, title = 413, "batch-too-large", "Batch too large"
-
-
-class UnsupportedBatchFormat(Problem):
-    status, slug, title = 415, "unsupported-batch-format", "Unsupported batch format"
-
-
-class BatchNotDecodable(Unprocessable):
-    slug, title = "batch-not-decodable", "Batch not decodable"
-
-
-class InvalidBatchHeader(Unprocessable):
-    slug, title = "invalid-batch-header", "Invalid CSV header"
-
-
-class EmptyBatch(Unprocessable):
-    slug, title = "empty-batch", "Empty batch"
-
-
 class BatchClosed(Conflict):
     slug, title = "batch-closed", "Batch closed"
-
-
-# --- reading the upload -------------------------------------------------------------------------------------------
-
-
-def upload_format(content_type: str | None, requested: BatchFormat | None) -> tuple[BatchFormat, str]:
-    """The format (the ``format`` parameter wins over the media type) and the Python codec to decode with."""
-    media_type, _, parameters = (content_type or "").partition(";")
-    media_type = media_type.strip().lower()
-    charset = "utf-8"
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    codec = _CODECS.get(charset)
-    if codec is None:
-        raise UnsupportedBatchFormat("Send the file as UTF-8 (or declare charset=gbk).")
-    if requested is not None:
-        return requested, codec
-    if media_type in ("text/csv", "application/csv"):
-        return BatchFormat.csv, codec
-    if media_type in ("application/x-ndjson", "application/jsonl", "application/json-lines", "application/x-jsonl"):
-        return BatchFormat.jsonl, codec
-    raise UnsupportedBatchFormat("Send Content-Type text/csv or application/x-ndjson, or a `format` parameter.")
-
-
-@dataclass
-class UploadReader:
-    """Turns the streamed body into data lines, ``(line number, text)``, without ever holding the whole body.
-
-    The line number is the file's physical line where the record starts (a CSV header is line 1). A CSV record
-    may span lines inside quotes; blank lines are skipped. The first CSV record is the header.
-    """
-
-    format: BatchFormat
-    codec: str = "utf-8-sig"
-    max_lines: int = 0  # 0: MAX_LINES
-    max_bytes: int = 0  # 0: MAX_BYTES
-    size: int = 0
-    lines: int = 0
-    header: list[str] | None = None
-    digest: Any = field(default_factory=hashlib.sha256)
-    _physical: int = 0
-    _partial: list[str] = field(default_factory=list)
-    _record: list[str] = field(default_factory=list)
-    _record_start: int = 0
-    _quotes: int = 0
-
-    def __post_init__(self) -> None:
-        self.max_lines = self.max_lines or MAX_LINES
-        self.max_bytes = self.max_bytes or MAX_BYTES
-        self._decoder = codecs.getincrementaldecoder(self.codec)(errors="strict")
-
-    @property
-    def sha256(self) -> str:
-        return str(self.digest.hexdigest())
-
-    def _take(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.size > self.max_bytes:
-            raise BatchTooLarge(f"A batch is at most {self.max_bytes // (1024 * 1024)} MiB.")
-        self.digest.update(chunk)
-
-    async def drain(self, body: AsyncIterator[bytes]) -> None:
-        """Read the rest of the body for its hash and size only."""
-        async for chunk in body:
-            self._take(chunk)
-
-    async def batches(self, body: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, str]]]:
-        """The data lines, a list per chunk received."""
-        async for chunk in body:
-            self._take(chunk)
-            try:
-                decoded = self._decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                raise self._not_decodable(chunk[: exc.start].count(b"\n")) from None
-            if decoded:
-                yield self._feed(decoded)
-        try:
-            tail = self._decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise self._not_decodable(0) from None
-        lines = self._feed(tail)
-        if self._partial:
-            lines += self._physical_line("".join(self._partial))
-            self._partial = []
-        if self._record:  # a CSV record whose quotes never closed: its line will report it
-            lines += self._emit()
-        yield lines
-
-    def _not_decodable(self, newlines_before: int) -> BatchNotDecodable:
-        line = self._physical + 1 + newlines_before
-        return BatchNotDecodable(
-            f"The file is not valid text in its charset (line {line}). Save it as UTF-8, or "
-            "declare `charset=gbk` in Content-Type."
-        )
-
-    def _feed(self, decoded: str) -> list[tuple[int, str]]:
-        if "\n" not in decoded:  # a long line arriving in pieces: joined once, when it ends
-            self._partial.append(decoded)
-            return []
-        first, *complete, last = decoded.split("\n")
-        lines = self._physical_line("".join([*self._partial, first]))
-        for physical in complete:
-            lines += self._physical_line(physical)
-        self._partial = [last] if last else []
-        return lines
-
-    def _physical_line(self, physical: str) -> list[tuple[int, str]]:
-        self._physical += 1
-        physical = physical.removesuffix("\r")
-        if self.format is BatchFormat.jsonl:
-            return self._data_line(self._physical, physical) if physical.strip() else []
-        if not self._record:
-            if not physical.strip():
-                return []
-            self._record_start, self._quotes = self._physical, 0
-        self._record.append(physical)
-        self._quotes += physical.count('"')
-        # Doubled quotes inside a quoted field count twice: the record ends where the quotes balance.
-        return self._emit() if self._quotes % 2 == 0 else []
-
-    def _emit(self) -> list[tuple[int, str]]:
-        record = "\n".join(self._record)
-        self._record = []
-        if self.header is None:
-            self.header = csv_header(record)
-            return []
-        return self._data_line(self._record_start, record)
-
-    def _data_line(self, number: int, line: str) -> list[tuple[int, str]]:
-        self.lines += 1
-        if self.lines > self.max_lines:
-            raise BatchTooLarge(f"A batch holds at most {self.max_lines:,} lines; split the file.")
-        return [(number, line)]
-
-
-def csv_header(record: str) -> list[str]:
-    """The validated header. Column names are never echoed: a missing header would make them personal data."""
-    try:
-        names = [name.strip().lower() for name in next(csv.reader([record]))]
-    except (csv.Error, StopIteration):
-        raise InvalidBatchHeader("The first line is not a CSV header.") from None
-    unknown = [str(position) for position, name in enumerate(names, start=1) if name not in CSV_COLUMNS]
-    if unknown:
-        raise InvalidBatchHeader(
-            f"The header has unknown columns (at positions {', '.join(unknown[:10])}); the first line must name "
-            "the columns, see the endpoint's description."
-        )
-    if len(set(names)) != len(names):
-        raise InvalidBatchHeader("The header names a column twice.")
-    missing = [name for name in REQUIRED_CSV_COLUMNS if name not in names]
-    if missing:
-        raise InvalidBatchHeader(f"The header lacks the columns: {', '.join(missing)}.")
-    return names
 
 
 # --- parsing and validating one line ---------------------------------------------------------------------------
@@ -459,26 +260,22 @@ def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> lis
 
 
 def parse_line(
-    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, raw: str
+    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, record: Record
 ) -> ReferralCreate | LineResult:
-    """One line as a validated ``ReferralCreate``, or its error result."""
-    if batch_format is BatchFormat.jsonl:
+    """One data record (see ``batch_files``) as a validated ``ReferralCreate``, or its error result."""
+    if isinstance(record, dict):
+        return _error(line, None, None, record.get("unreadable") or MALFORMED)
+    if isinstance(record, str):  # a JSON line
         try:
-            return ReferralCreate.model_validate_json(raw)
+            return ReferralCreate.model_validate_json(record)
         except ValidationError as exc:
             try:
-                external_ref = _safe_ref(json.loads(raw).get("external_ref"))
+                external_ref = _safe_ref(json.loads(record).get("external_ref"))
             except (ValueError, AttributeError, RecursionError):
                 external_ref = None
             return LineResult(line, LineOutcome.error, external_ref, errors=_validation_errors(exc, batch_format))
-    assert columns is not None
-    try:
-        cells = next(csv.reader([raw]))
-    except (csv.Error, StopIteration):
-        return _error(line, None, None, "not a well-formed CSV row (check the quotes)")
-    if len(cells) != len(columns):
-        return _error(line, None, None, f"the row has {len(cells)} cells, the header {len(columns)}")
-    body = _csv_body(columns, cells)
+    assert columns is not None and len(columns) == len(record)
+    body = _csv_body(columns, record)
     try:
         return ReferralCreate.model_validate(body)
     except ValidationError as exc:
@@ -501,12 +298,12 @@ async def receive_batch(
     partner_id: str,
     client_id: str,
     idempotency_key: str,
-    reader: UploadReader,
-    body: AsyncIterator[bytes],
+    file: BatchFile,
+    spool: Spool,
     cipher: DataCipher,
     index: BlindIndex,
 ) -> Received:
-    """Stage an upload as it streams in (small ones are processed at once), idempotently per key and content.
+    """Stage a spooled upload (small ones are processed at once), idempotently per key and content.
 
     The key is claimed first by inserting the batch row: a concurrent upload with the same key waits on that row,
     then finds the batch and compares the content.
@@ -520,41 +317,41 @@ async def receive_batch(
             partner_id=partner_id,
             client_id=client_id,
             idempotency_key=idempotency_key,
-            format=reader.format,
+            format=file.format,
             status=BatchStatus.pending,
         )
         .on_conflict_do_nothing(index_elements=["client_id", "idempotency_key"])
         .returning(col(ReferralBatch.id))
     )
     if batch_id is None:
-        return await _replay(session, client_id, idempotency_key, reader, body)
+        return await _replay(session, client_id, idempotency_key, file.format, spool.sha256)
 
-    held: list[tuple[int, str]] = []
-    staged = False
-    async for lines in reader.batches(body):
-        held += lines
-        while len(held) >= STAGE_CHUNK:
-            await _stage(session, batch_id, held[:STAGE_CHUNK], cipher)
-            held, staged = held[STAGE_CHUNK:], True
-    if reader.lines == 0:
+    staged, last = False, []
+    for chunk in file.chunks(spool, STAGE_CHUNK):
+        if len(chunk) < STAGE_CHUNK:  # the last one
+            last = chunk
+        else:
+            await _stage(session, batch_id, chunk, cipher)
+            staged = True
+    if file.lines == 0:
         raise EmptyBatch("The file has no data lines.")
     await session.execute(
         update(ReferralBatch)
         .where(col(ReferralBatch.id) == batch_id)
-        .values(content_sha256=reader.sha256, total_lines=reader.lines, columns=reader.header)
+        .values(content_sha256=spool.sha256, total_lines=file.lines, columns=file.header)
     )
     batch = await _get(session, batch_id)
-    if not staged and reader.lines <= INLINE_LIMIT:
-        prepared = await prepare_chunk(session, batch, held, cipher, index, utcnow().date())
+    if not staged and file.lines <= INLINE_LIMIT:
+        prepared = await prepare_chunk(session, batch, last, cipher, index, utcnow().date())
         await apply_chunk(session, batch, prepared, utcnow(), staged=False)
         batch = await _get(session, batch_id)
-    elif held:
-        await _stage(session, batch_id, held, cipher)
+    elif last:
+        await _stage(session, batch_id, last, cipher)
     return Received(batch, replayed=False)
 
 
 async def _replay(
-    session: AsyncSession, client_id: str, idempotency_key: str, reader: UploadReader, body: AsyncIterator[bytes]
+    session: AsyncSession, client_id: str, idempotency_key: str, batch_format: BatchFormat, sha256: str
 ) -> Received:
     batch = (
         await session.scalars(
@@ -563,8 +360,7 @@ async def _replay(
             )
         )
     ).one()
-    await reader.drain(body)
-    if batch.content_sha256 != reader.sha256 or batch.format is not reader.format:
+    if batch.content_sha256 != sha256 or batch.format is not batch_format:
         raise IdempotencyKeyReused("This Idempotency-Key was used for another batch; use a new key.")
     return Received(batch, replayed=True)
 
@@ -574,7 +370,7 @@ def _chunk_purpose(batch_id: str, first_line: int) -> str:
     return f"{CHUNK_PURPOSE}:{batch_id}:{first_line}"
 
 
-async def _stage(session: AsyncSession, batch_id: str, lines: list[tuple[int, str]], cipher: DataCipher) -> None:
+async def _stage(session: AsyncSession, batch_id: str, lines: list[DataLine], cipher: DataCipher) -> None:
     first_line = lines[0][0]
     payload = cipher.encrypt(json.dumps(lines, ensure_ascii=False), _chunk_purpose(batch_id, first_line))
     await session.execute(
@@ -618,7 +414,7 @@ class PreparedChunk:
 
 async def next_staged_chunk(
     session: AsyncSession, batch_id: str, after: int, cipher: DataCipher
-) -> list[tuple[int, str]] | None:
+) -> list[DataLine] | None:
     """The lines of the first staged chunk after line ``after`` that no other transaction holds, decrypted and
     claimed (locked) until the end of the session's transaction; None when none is left."""
     row = (
@@ -633,7 +429,7 @@ async def next_staged_chunk(
     if row is None:
         return None
     pairs = json.loads(cipher.decrypt(row.payload, _chunk_purpose(batch_id, row.first_line)))
-    return [(int(number), str(raw)) for number, raw in pairs]
+    return [(int(number), record) for number, record in pairs]
 
 
 async def intake_context(session: AsyncSession, partner_id: str, today: date) -> dict[str, Program] | None:
@@ -646,7 +442,7 @@ async def intake_context(session: AsyncSession, partner_id: str, today: date) ->
 
 def prepare_lines(
     batch: ReferralBatch,
-    lines: list[tuple[int, str]],
+    lines: list[DataLine],
     programs: dict[str, Program] | None,
     cipher: DataCipher,
     index: BlindIndex,
@@ -654,8 +450,8 @@ def prepare_lines(
 ) -> PreparedChunk:
     """Validate and encrypt ``lines`` exactly as a single submission is (pure CPU, no database)."""
     prepared = PreparedChunk([number for number, _ in lines])
-    for number, raw in lines:
-        parsed = parse_line(batch.format, batch.columns, number, raw)
+    for number, record in lines:
+        parsed = parse_line(batch.format, batch.columns, number, record)
         if isinstance(parsed, LineResult):
             prepared.results.append(parsed)
         elif programs is None:
@@ -672,7 +468,7 @@ def prepare_lines(
 async def prepare_chunk(
     session: AsyncSession,
     batch: ReferralBatch,
-    lines: list[tuple[int, str]],
+    lines: list[DataLine],
     cipher: DataCipher,
     index: BlindIndex,
     today: date,

@@ -71,6 +71,10 @@ def problem_json_errors(ctx: Any, response: schemathesis.Response, case: schemat
         )
 
 
+# Media types of request bodies that are text files, documented as strings: any bytes drawn for them are a string.
+TEXT_BODIES = {"text/csv", "application/x-ndjson"}
+
+
 def _free_strings(document: dict[str, Any]) -> set[tuple[str, str, str, str]]:
     """(path, method, location, name) of each parameter documented as a string, or a list of strings, and no more."""
     found = set()
@@ -94,10 +98,14 @@ def _checks(document: dict[str, Any]) -> list[Callable[..., Any]]:
         """schemathesis' `negative_data_rejection`, less its false positives on free-form string parameters.
 
         A path segment, header or query value is a string on the wire whatever was drawn for it: the number or
-        boolean drawn to be "not a string" arrives as a valid one (`?program_id=false`), and a 200 is right.
+        boolean drawn to be "not a string" arrives as a valid one (`?program_id=false`), and a 200 is right. So is
+        a body that is not JSON (a CSV or JSON Lines file): the `null` drawn for it arrives as the text "null".
         """
         data = case.meta.phase.data if case.meta is not None else None
         location = getattr(data, "parameter_location", None)
+        media_type = (case.media_type or "").split(";")[0].strip()
+        if location is not None and location.value == "body" and media_type in TEXT_BODIES:
+            return None
         if data is not None and location is not None and location.value in ("path", "query", "header"):
             names = {data.parameter} if data.parameter else {m.parameter for m in data.mutations if m.parameter}
             operation = (case.operation.path, case.operation.method.lower(), location.value)

@@ -28,7 +28,7 @@ from alliance_partner._models import from_json, to_json
 from alliance_partner._retry import parse_retry_after
 from joserfc.jwk import ECKey
 
-from app.referrals import batches
+from app.referrals import batch_files
 from tests.auth.helpers import partner_key
 
 REFERRAL = {
@@ -120,7 +120,7 @@ def test_rows_become_the_batch_csv_the_service_reads(tmp_path: Path) -> None:
 
     content = rows_to_csv([individual("prg_1", "A-1"), enterprise("prg_1", "E-1")])
     header = content.decode().splitlines()[0].split(",")
-    assert header == list(batches.CSV_COLUMNS), "the SDK writes the service's columns, in its order"
+    assert header == list(batch_files.CSV_COLUMNS), "the SDK writes the service's columns, in its order"
     record = content.decode().splitlines()[1]
     assert "name;mobile;national_id" in record and ",true," in record
     with pytest.raises(ValueError, match="no batch CSV column"):

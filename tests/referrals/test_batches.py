@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
-from app.referrals import batches
-from app.referrals.batches import BatchFormat, ReferralBatch, UploadReader
+from app.referrals import batch_files, batches
+from app.referrals.batches import ReferralBatch
 from app.referrals.models import Referral
 from tests.conftest import CallerFactory
 from tests.referrals.conftest import PartnerDesk, consent, enterprise, national_id
@@ -46,7 +46,7 @@ def _wrong_check(number: str) -> str:
 
 
 def csv_row(body: dict[str, Any]) -> dict[str, str]:
-    """A ``POST /v1/referrals`` body as a CSV row of ``batches.CSV_COLUMNS``."""
+    """A ``POST /v1/referrals`` body as a CSV row of ``batch_files.CSV_COLUMNS``."""
     subject, evidence = body.get("subject", {}), body.get("consent") or {}
     row = {key: body[key] for key in ("program_id", "external_ref", "kind") if key in body}
     row |= {key: str(value) for key, value in subject.items()}
@@ -61,7 +61,7 @@ def csv_row(body: dict[str, Any]) -> dict[str, str]:
     return row
 
 
-def csv_file(rows: list[dict[str, str]], columns: tuple[str, ...] = batches.CSV_COLUMNS) -> str:
+def csv_file(rows: list[dict[str, str]], columns: tuple[str, ...] = batch_files.CSV_COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="raise", lineterminator="\r\n")
     writer.writeheader()
@@ -333,7 +333,7 @@ async def test_scopes_and_authentication(client: httpx.AsyncClient, bank: Partne
 async def test_too_many_lines_is_413_and_leaves_nothing(
     client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batches, "MAX_LINES", 3)
+    monkeypatch.setattr(batch_files, "MAX_LINES", 3)
     monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
     rows = [csv_row(individual(bank.program.id)) for _ in range(4)]
     response = await _upload(client, bank, csv_file(rows))
@@ -346,9 +346,9 @@ async def test_too_many_lines_is_413_and_leaves_nothing(
 async def test_too_many_bytes_is_413(
     client: httpx.AsyncClient, bank: PartnerDesk, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    declared = await _upload(client, bank, "x", {**CSV, "Content-Length": str(batches.MAX_BYTES + 1)})
+    declared = await _upload(client, bank, "x", {**CSV, "Content-Length": str(batch_files.MAX_BYTES + 1)})
     assert declared.status_code == 413
-    monkeypatch.setattr(batches, "MAX_BYTES", 1000)
+    monkeypatch.setattr(batch_files, "MAX_BYTES", 1000)
 
     async def body() -> AsyncIterator[bytes]:  # streamed: no Content-Length to trust
         yield csv_file([]).encode()
@@ -408,21 +408,6 @@ async def test_columns_in_any_order_with_quotes_and_line_breaks(client: httpx.As
     assert response.json()["counts"]["eligible"] == 2, response.text
     lines = [result["line"] for result in await _results(client, bank, response.json()["id"])]
     assert lines == [2, 6]
-
-
-async def test_upload_reader_streams_across_chunk_boundaries() -> None:
-    text_ = 'program_id,external_ref,kind,name\n"p","r1","vip","张\n三"\r\n\n"p",r2,vip,李四'
-    raw = text_.encode()
-    reader = UploadReader(BatchFormat.csv)
-
-    async def one_byte_at_a_time() -> AsyncIterator[bytes]:
-        for index in range(len(raw)):
-            yield raw[index : index + 1]
-
-    lines = [line async for chunk in reader.batches(one_byte_at_a_time()) for line in chunk]
-    assert lines == [(2, '"p","r1","vip","张\n三"'), (5, '"p",r2,vip,李四')]
-    assert reader.header == ["program_id", "external_ref", "kind", "name"] and reader.lines == 2
-    assert reader.size == len(raw)
 
 
 # --- staged batches, processed chunk by chunk -----------------------------------------------------------------------
