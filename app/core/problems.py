@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from pydantic_core.core_schema import ErrorType
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -263,7 +264,8 @@ async def unexpected_error_response(request: Request, exc: Exception) -> JSONRes
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError):
+    # PoolTimeout: every connection of the pool stayed busy for longer than a request may wait for one.
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
