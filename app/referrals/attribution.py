@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core.bulk import JsonText, Then, equals_any, insert_rows
+from app.core.business_time import business_day
 from app.core.models import new_id, new_ids
 from app.referrals.models import (
     HOLDING_SQL,
@@ -327,7 +328,7 @@ async def _registered_identities(session: AsyncSession, hashes: list[bytes], now
         return set()
     rows = await session.scalars(
         select(col(ExistingClient.identity_hash)).where(
-            equals_any(col(ExistingClient.identity_hash), hashes), col(ExistingClient.opened_on) < now.date()
+            equals_any(col(ExistingClient.identity_hash), hashes), col(ExistingClient.opened_on) < business_day(now)
         )
     )
     return set(rows.all())

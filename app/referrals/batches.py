@@ -30,6 +30,7 @@ from sqlmodel import Field, SQLModel, col
 from app.catalog.models import PartnerStatus, Program
 from app.catalog.service import get_partner
 from app.core.bulk import copy_records
+from app.core.business_time import business_day
 from app.core.idempotency import IdempotencyKeyReused
 from app.core.models import created_at_field, enum_type, id_field, new_id, updated_at_field, utcnow
 from app.core.pagination import InvalidCursor, PageParams, paginate_query
@@ -342,7 +343,7 @@ async def receive_batch(
     )
     batch = await _get(session, batch_id)
     if not staged and file.lines <= INLINE_LIMIT:
-        prepared = await prepare_chunk(session, batch, last, cipher, index, utcnow().date())
+        prepared = await prepare_chunk(session, batch, last, cipher, index, business_day(utcnow()))
         await apply_chunk(session, batch, prepared, utcnow(), staged=False)
         batch = await _get(session, batch_id)
     elif last:

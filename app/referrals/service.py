@@ -16,6 +16,7 @@ from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.models import Partner, PartnerStatus, Program, ProgramStatus
 from app.core.bulk import JsonText
+from app.core.business_time import business_day
 from app.core.identifiers import national_id_birth_year
 from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
@@ -166,11 +167,11 @@ async def submit_referral(
 ) -> Submitted:
     """Validate, encrypt and attribute one referral; ``created`` is False when an existing one is returned."""
     now = utcnow()
-    program = await open_program(session, partner_id, data.program_id, now.date())
+    program = await open_program(session, partner_id, data.program_id, business_day(now))
     if program is None:
         # Another partner's program is indistinguishable from a missing one.
         raise ProgramNotAvailable("No active program with this id accepts your referrals.", field="program_id")
-    candidate = build_candidate(0, data, program, cipher, index, now.date())
+    candidate = build_candidate(0, data, program, cipher, index, business_day(now))
     [outcome] = await attribute(session, partner_id, [candidate], now)
     if outcome.referral_id is None:
         raise ExternalRefTaken(outcome.error or "external_ref already used", field=outcome.error_field)

@@ -74,11 +74,13 @@ def enterprise(program_id: str, external_ref: str | None = None, **subject: Any)
 
 async def make_program(session: AsyncSession, partner: Partner, **fields: Any) -> Program:
     data = ProgramCreate(
-        partner_id=partner.id,
-        name="VIP 银证合作",
-        channel=ProgramChannel.vip_referral,
-        effective_from=date.today() - timedelta(days=30),
-        **fields,
+        **{
+            "partner_id": partner.id,
+            "name": "VIP 银证合作",
+            "channel": ProgramChannel.vip_referral,
+            "effective_from": date.today() - timedelta(days=30),
+            **fields,
+        }
     )
     return await catalog.create_program(session, ACTOR, data)
 
