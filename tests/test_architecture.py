@@ -1,4 +1,5 @@
-"""The shape of ``app/``: its modules' imports form no cycle.
+"""The shape of ``app/``: its modules' imports form no cycle, settlement sits above fees and reconciliation, and
+the domains' rules know no HTTP.
 
 The graph is read from the source (``ast``), not from ``sys.modules``, so that it does not depend on what a test
 happened to import first. Every ``import`` and ``from … import`` counts wherever it stands: at module level, inside
@@ -130,6 +131,78 @@ def test_no_module_of_app_takes_part_in_an_import_cycle() -> None:
     assert "app.main" in graph and "app.fees.statements" in graph  # the walk saw the tree
     found = cycles(graph)
     assert not found, "import cycles in app/:\n" + "\n".join(" -> ".join(cycle) for cycle in found)
+
+
+# Who may not import whom: a domain named on the left never imports one on the right (nor its modules).
+# Settlement (approval, payment, the export with its reconciliation) is where fees and reconciliation meet; fees is
+# below reconciliation (a claim is matched against a statement's lines).
+FORBIDDEN_DEPENDENCIES = {
+    "app.fees": ("app.reconciliation", "app.settlement"),
+    "app.reconciliation": ("app.settlement",),
+}
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_settlement_depends_on_fees_and_reconciliation_never_the_reverse() -> None:
+    graph = import_graph(ROOT, PACKAGE)
+    assert any(_within(module, "app.settlement") for module in graph)
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for lower, uppers in FORBIDDEN_DEPENDENCIES.items()
+        if _within(module, lower)
+        for target in targets
+        if any(_within(target, upper) for upper in uppers)
+    )
+    assert not wrong, "imports against the direction of the domains:\n" + "\n".join(wrong)
+
+
+def _is_http_layer(module: str) -> bool:
+    """Routers, request dependencies, the application factory and the plumbing of ``app.core``."""
+    last = module.rsplit(".", 1)[-1]
+    return last in ("router", "deps") or last.endswith("_router") or module == "app.main" or _within(module, "app.core")
+
+
+def http_imports(tree: ast.AST) -> list[str]:
+    """What a module takes from FastAPI or Starlette, wherever the import stands; JSON encoding is not HTTP."""
+    found = []
+    for node in ast.walk(tree):
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        found += [
+            name for name in names if name.split(".")[0] in ("fastapi", "starlette") and name != "fastapi.encoders"
+        ]
+    return found
+
+
+def test_the_domains_rules_know_no_http() -> None:
+    """Services, models and the modules beside them are called by routers, jobs and the command line alike: a
+    request (or response) reaches them only as what it means (an ``Actor``, a ``Tenant``), built by the HTTP
+    layer."""
+    modules = {module_name(path, ROOT): path for path in sorted((ROOT / PACKAGE).rglob("*.py"))}
+    assert "app.audit.service" in modules and not _is_http_layer("app.audit.service")
+    offenders = {
+        module: imports
+        for module, path in modules.items()
+        if not _is_http_layer(module) and (imports := http_imports(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert not offenders, f"HTTP outside the HTTP layer: {offenders}"
+
+
+def test_http_imports_are_seen_however_they_are_written() -> None:
+    source = (
+        "import fastapi\nfrom fastapi import Request\nfrom fastapi.encoders import jsonable_encoder\n"
+        "def f():\n    from starlette.requests import Request\n"
+    )
+    assert http_imports(ast.parse(source)) == ["fastapi", "fastapi", "starlette.requests"]
 
 
 # --- the checker itself, on small trees written here -------------------------------------------------------------
