@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app import __version__, registry  # noqa: F401  (every table model, for relationships to resolve)
+from app import __version__, tables  # noqa: F401  (every table model, for relationships to resolve)
 from app.audit.router import router as audit_router
 from app.auth.keys import Keyring
 from app.auth.limits import FailureThrottle, TokenBuckets

@@ -205,6 +205,17 @@ def test_http_imports_are_seen_however_they_are_written() -> None:
     assert http_imports(ast.parse(source)) == ["fastapi", "fastapi", "starlette.requests"]
 
 
+def test_no_module_at_the_top_of_app_shares_its_name_with_a_domain_module() -> None:
+    """A module directly under ``app/`` speaks for the whole service (``app.tables``: every table model), so its
+    name must not also mean a domain's thing (as ``app.registry`` and ``app.referrals.registry``, the
+    existing-client registry, once did)."""
+    top = {path.stem for path in (ROOT / PACKAGE).glob("*.py") if path.stem != "__init__"}
+    inner = {path.stem: path for path in sorted((ROOT / PACKAGE).glob("*/**/*.py"))}
+    assert "main" in top and "service" in inner  # the walk saw both levels
+    shared = {name: str(inner[name].relative_to(ROOT)) for name in sorted(top & set(inner))}
+    assert not shared, f"top-level modules named like domain modules: {shared}"
+
+
 # --- the checker itself, on small trees written here -------------------------------------------------------------
 
 
