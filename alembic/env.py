@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import get_settings
 from app.core.database import resolve_database_url
-from app.registry import metadata
+from app.tables import metadata
 
 config = context.config
 

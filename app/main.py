@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app import __version__, registry  # noqa: F401  (every table model, for relationships to resolve)
+from app import __version__, tables  # noqa: F401  (every table model, for relationships to resolve)
 from app.audit.router import router as audit_router
 from app.auth.keys import Keyring
 from app.auth.limits import FailureThrottle, TokenBuckets
@@ -38,6 +38,7 @@ from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
 from app.reports.router import router as reports_router
+from app.settlement.router import finance_router as settlement_router
 from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         statements_router,
         reconciliation_router,
         statements_finance_router,
+        settlement_router,
         reconciliation_finance_router,
         audit_router,
     ):

@@ -1,11 +1,13 @@
-"""Recording and reading audit events. Callers never put personal data in ``details``."""
+"""Recording and reading audit events. Callers never put personal data in ``details``.
+
+Audit knows no HTTP: the HTTP layer builds the ``Actor`` of a call (``app.auth.deps.request_actor``), jobs and
+the command line use ``Actor.system``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,15 +29,6 @@ class Actor:
     @classmethod
     def system(cls, name: str = "cli") -> Actor:
         return cls(id=name, kind="system")
-
-    @classmethod
-    def from_request(cls, request: Request, actor_id: str, actor_kind: str) -> Actor:
-        return cls(
-            id=actor_id,
-            kind=actor_kind,
-            request_id=getattr(request.state, "request_id", None),
-            ip_address=request.client.host if request.client else None,
-        )
 
 
 async def record(

@@ -62,7 +62,17 @@ class Principal:
         return Tenant.of_partner(self.partner_id)
 
     def actor(self, request: Request) -> Actor:
-        return Actor.from_request(request, self.client_id, self.kind.value)
+        return request_actor(request, self.client_id, self.kind.value)
+
+
+def request_actor(request: Request, actor_id: str, actor_kind: str) -> Actor:
+    """The audit actor of an HTTP call: who, with the call's request id and the address it came from."""
+    return Actor(
+        id=actor_id,
+        kind=actor_kind,
+        request_id=getattr(request.state, "request_id", None),
+        ip_address=request.client.host if request.client else None,
+    )
 
 
 def _challenge(error: str, description: str, scope: str | None = None) -> dict[str, str]:

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.audit import service as audit
-from app.audit.service import Actor
 from app.auth import service
+from app.auth.deps import request_actor
 from app.auth.models import AuthMethod
 from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.server import (
@@ -256,7 +256,7 @@ async def _client_exchange(
             app_state.client_failures.record((client_id, address))
         await audit.record(
             session,
-            Actor.from_request(request, "anonymous", "client"),
+            request_actor(request, "anonymous", "client"),
             "auth.failed",
             object_type="oauth_client",
             object_id=client_id,
@@ -267,9 +267,9 @@ async def _client_exchange(
         return ClientExchange(status, body, headers, form)
     if status != 200:
         actor = (
-            Actor.from_request(request, client.row.id, client.row.kind.value)
+            request_actor(request, client.row.id, client.row.kind.value)
             if client
-            else Actor.from_request(request, "anonymous", "client")
+            else request_actor(request, "anonymous", "client")
         )
         await audit.record(
             session,
@@ -309,7 +309,7 @@ async def token(request: Request, session: SessionDep) -> JSONResponse:
     exchange = await _client_exchange(request, session, "token", run_token_request)
     if exchange.ok:
         assert exchange.client is not None
-        actor = Actor.from_request(request, exchange.client.row.id, exchange.client.row.kind.value)
+        actor = request_actor(request, exchange.client.row.id, exchange.client.row.kind.value)
         await audit.record(
             session,
             actor,
@@ -378,7 +378,7 @@ async def revoke(request: Request, session: SessionDep) -> Response:
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
         if revoked:
-            actor = Actor.from_request(request, caller.row.id, caller.row.kind.value)
+            actor = request_actor(request, caller.row.id, caller.row.kind.value)
             await audit.record(session, actor, "token.revoked", object_type="access_token", object_id=claims["jti"])
     return Response(status_code=200, headers=_NO_STORE)
 

@@ -1,5 +1,6 @@
 """Statement exports for people: CSV (UTF-8 with a byte-order mark, so that spreadsheets show Chinese names) and
-XLSX (a summary sheet, the lines, and the reconciliation items when the partner has claimed).
+XLSX (a summary sheet, the lines, and whatever further sheets the caller adds: settlement adds the
+reconciliation items, ``app.settlement.exports``).
 
 Every cell, headers included, is written through ``app.core.spreadsheets``: a partner's reference or a note never
 becomes a live formula on a finance desk. Amounts are written as numbers; times in the business timezone
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -22,7 +24,6 @@ from app.core import spreadsheets
 from app.core.business_time import local
 from app.core.spreadsheets import append_row, csv_document
 from app.fees.models import FeeAccrual, Statement
-from app.reconciliation.models import ReconciliationItem
 
 CSV_MEDIA_TYPE = spreadsheets.CSV_MEDIA_TYPE
 XLSX_MEDIA_TYPE = spreadsheets.XLSX_MEDIA_TYPE
@@ -42,24 +43,10 @@ LINE_COLUMNS = (
     "reverses_id",
     "note",
 )
-ITEM_COLUMNS = (
-    "item_id",
-    "external_ref",
-    "fee_type",
-    "match_class",
-    "ours_fen",
-    "theirs_fen",
-    "difference_fen",
-    "reason",
-    "disputed",
-    "dispute_reason",
-    "resolution",
-    "resolution_note",
-    "adjustment_id",
-)
 
 
-def _cell(value: Any) -> Any:
+def cell(value: Any) -> Any:
+    """A value as an export writes it: times on the business's clock, dates and enum members as text."""
     if isinstance(value, datetime):  # the business's wall clock: its date is the day the period counts it in
         return local(value).isoformat()
     if isinstance(value, date):
@@ -72,7 +59,7 @@ def _cell(value: Any) -> Any:
 def _line_row(statement: Statement, partner: Partner | None, line: FeeAccrual) -> tuple[Any, ...]:
     note = line.arithmetic.get("reason") if line.rule == "adjustment" else None
     return tuple(
-        _cell(value)
+        cell(value)
         for value in (
             statement.id,
             statement.period,
@@ -91,47 +78,35 @@ def _line_row(statement: Statement, partner: Partner | None, line: FeeAccrual) -
     )
 
 
-def _item_row(item: ReconciliationItem) -> tuple[Any, ...]:
-    return tuple(
-        _cell(value)
-        for value in (
-            item.id,
-            item.external_ref,
-            item.fee_type,
-            item.match_class,
-            item.ours_fen,
-            item.theirs_fen,
-            item.difference_fen,
-            item.reason,
-            item.disputed,
-            item.dispute_reason,
-            item.resolution,
-            item.resolution_note,
-            item.adjustment_id,
-        )
-    )
-
-
 def statement_csv(statement: Statement, partner: Partner, lines: Iterable[FeeAccrual]) -> bytes:
     """The statement's lines, one row each, with the partner's own reference on every row."""
     return csv_document(LINE_COLUMNS, (_line_row(statement, partner, line) for line in lines))
 
 
-def _sheet(workbook: Workbook, title: str, header: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> Worksheet:
-    sheet = workbook.create_sheet(title)
-    append_row(sheet, header, font=Font(bold=True))
-    for row in rows:
-        append_row(sheet, row)
-    return sheet
+@dataclass(frozen=True)
+class Sheet:
+    """One more sheet of a statement workbook: its title, its header and its rows (of ``cell`` values)."""
+
+    title: str
+    header: Sequence[str]
+    rows: Iterable[tuple[Any, ...]]
+
+
+def _sheet(workbook: Workbook, sheet: Sheet) -> Worksheet:
+    written = workbook.create_sheet(sheet.title)
+    append_row(written, sheet.header, font=Font(bold=True))
+    for row in sheet.rows:
+        append_row(written, row)
+    return written
 
 
 def statement_xlsx(
     statement: Statement,
     partner: Partner | None,
     lines: Iterable[FeeAccrual],
-    items: Sequence[ReconciliationItem] = (),
+    more_sheets: Iterable[Sheet] = (),
 ) -> bytes:
-    """A workbook: ``Statement`` (the figures), ``Lines``, and ``Reconciliation`` when there are items."""
+    """A workbook: ``Statement`` (the figures), ``Lines``, then ``more_sheets`` in their order."""
     workbook = Workbook(write_only=True)
     summary = (
         ("statement_id", statement.id),
@@ -153,10 +128,10 @@ def statement_xlsx(
         ("paid_at", statement.paid_at),
         ("payment_ref", statement.payment_ref),
     )
-    _sheet(workbook, "Statement", ("field", "value"), ((name, _cell(value)) for name, value in summary))
-    _sheet(workbook, "Lines", LINE_COLUMNS, (_line_row(statement, partner, line) for line in lines))
-    if items:
-        _sheet(workbook, "Reconciliation", ITEM_COLUMNS, (_item_row(item) for item in items))
+    _sheet(workbook, Sheet("Statement", ("field", "value"), ((name, cell(value)) for name, value in summary)))
+    _sheet(workbook, Sheet("Lines", LINE_COLUMNS, (_line_row(statement, partner, line) for line in lines)))
+    for sheet in more_sheets:
+        _sheet(workbook, sheet)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

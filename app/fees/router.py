@@ -1,34 +1,32 @@
-"""Statement endpoints: finance closes periods and runs the statement lifecycle; partners read their statements."""
+"""Statement endpoints: finance closes periods, issues statements and books adjustments; partners read their
+statements. Approval, payment and the export with its reconciliation are settlement's (``app.settlement.router``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from app.auth.deps import Principal, requires
-from app.catalog import service as catalog
 from app.core.database import SessionDep
 from app.core.idempotency import claim, fingerprint
 from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 from app.core.tenancy import Tenant
-from app.fees import exports, statements
+from app.fees import statements
 from app.fees.models import FeeRule, StatementStatus
 from app.fees.schemas import (
     PERIOD_PATTERN,
     AdjustmentIn,
     AdjustmentOut,
     ClosedPeriod,
-    PaymentIn,
     StatementLineOut,
     StatementOut,
     adjustment_out,
     line_out,
     statement_out,
 )
-from app.reconciliation import service as reconciliation
 
 finance_router = APIRouter(prefix="/v1/finance", tags=["finance"], responses=problem_responses(401, 403, 404, 429))
 partner_router = APIRouter(
@@ -108,67 +106,6 @@ async def issue_statement(
     statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
 ) -> StatementOut:
     return statement_out(await statements.issue(session, principal.actor(request), statement_id, utcnow()))
-
-
-@finance_router.post(
-    "/statements/{statement_id}/approve",
-    response_model=StatementOut,
-    responses=problem_responses(409),
-    summary="Approve an issued or disputed statement",
-    description="Refused (409, `open-reconciliation-items`) while a discrepancy of the partner's claim is open.",
-)
-async def approve_statement(
-    statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
-) -> StatementOut:
-    return statement_out(await statements.approve(session, principal.actor(request), statement_id, utcnow()))
-
-
-@finance_router.post(
-    "/statements/{statement_id}/mark-paid",
-    response_model=StatementOut,
-    responses=problem_responses(409, 422),
-    summary="Record the payment of an approved statement",
-)
-async def mark_statement_paid(
-    statement_id: str, body: PaymentIn, request: Request, session: SessionDep, principal: FinanceWriter
-) -> StatementOut:
-    paid = await statements.mark_paid(session, principal.actor(request), statement_id, body.payment_ref, utcnow())
-    return statement_out(paid)
-
-
-@finance_router.get(
-    "/statements/{statement_id}/export",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "The statement as CSV (its lines) or XLSX (figures, lines, reconciliation)",
-            "content": {exports.CSV_MEDIA_TYPE: {}, exports.XLSX_MEDIA_TYPE: {}},
-        }
-    },
-    summary="Export a statement as CSV or XLSX",
-    description=(
-        "Every line carries the partner's own reference. Text a spreadsheet would run as a formula "
-        "(`=`, `+`, `-`, `@`) is written with a leading apostrophe."
-    ),
-)
-async def export_statement(
-    statement_id: str,
-    session: SessionDep,
-    principal: FinanceReader,
-    format: Literal["csv", "xlsx"] = "csv",
-) -> Response:
-    statement = await statements.get_statement(session, Tenant.everyone(), statement_id)
-    partner = await catalog.get_partner(session, statement.partner_id)
-    lines = await statements.all_lines(session, statement.id)
-    filename = f"statement-{statement.period}-{statement.partner_id}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if format == "csv":
-        return Response(
-            exports.statement_csv(statement, partner, lines), media_type=exports.CSV_MEDIA_TYPE, headers=headers
-        )
-    items = await reconciliation.all_items(session, statement.id)
-    xlsx = exports.statement_xlsx(statement, partner, lines, items)
-    return Response(xlsx, media_type=exports.XLSX_MEDIA_TYPE, headers=headers)
 
 
 @finance_router.post(

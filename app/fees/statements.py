@@ -1,6 +1,10 @@
 """Monthly statements (DESIGN.md, "Fee rules" and "Reconciliation"): closing a period, the statement lifecycle
 ``draft → issued → (disputed) → approved → paid``, and finance's adjustments.
 
+Fees knows nothing of reconciliation: approving (once no reconciliation item is open) and recording the payment
+are settlement's use cases (``app.settlement``), which move the statement here with ``record_approval`` and
+``record_payment``; reconciliation marks a statement disputed with ``mark_disputed``.
+
 Closing a period is set-based: one statement per partner is inserted from the payable lines due by the period
 end, the lines are attached in one ``UPDATE … FROM``, and the totals are summed in SQL; only VAT is computed in
 Python, once per statement, so that money is rounded in one place (``app.core.money``). Periods are business
@@ -22,7 +26,6 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-import app.reconciliation.service as reconciliation
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog import service as catalog
@@ -57,10 +60,6 @@ class LaterPeriodClosed(Conflict):
 
 class StatementStateConflict(Conflict):
     slug, title = "statement-state-conflict", "Not allowed in the statement's state"
-
-
-class OpenReconciliationItems(Conflict):
-    slug, title = "open-reconciliation-items", "Reconciliation items are still open"
 
 
 # A period is a business month: ``start`` inclusive, ``end`` exclusive, ``last_day`` its last business day.
@@ -309,27 +308,22 @@ async def mark_disputed(session: AsyncSession, statement: Statement, now: dateti
     await session.flush()
 
 
-async def approve(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
-    """Approve an issued or disputed statement once no reconciliation item is open."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+def check_approvable(statement: Statement) -> None:
+    """Only an issued or disputed statement can be approved (settlement asks before its own checks)."""
     _require(statement, StatementStatus.issued, StatementStatus.disputed, action="approved")
-    still_open = await reconciliation.open_item_count(session, statement.id)
-    if still_open:
-        raise OpenReconciliationItems(
-            f"{still_open} reconciliation item(s) must be resolved first.", open_items=still_open
-        )
+
+
+async def record_approval(session: AsyncSession, statement: Statement, now: datetime) -> None:
+    """Finance approved the statement (called by settlement with the statement locked, nothing left open)."""
+    check_approvable(statement)
     statement.status, statement.approved_at, statement.updated_at = StatementStatus.approved, now, now
     session.add(statement)
     await session.flush()
-    await audit.record(session, actor, "statement.approved", object_type="statement", object_id=statement.id)
-    return statement
 
 
-async def mark_paid(
-    session: AsyncSession, actor: Actor, statement_id: str, payment_ref: str, now: datetime
-) -> Statement:
-    """Record the payment of an approved statement; its lines become ``paid``."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+async def record_payment(session: AsyncSession, statement: Statement, payment_ref: str, now: datetime) -> None:
+    """The approved statement was paid (called by settlement with the statement locked): its lines become
+    ``paid``."""
     _require(statement, StatementStatus.approved, action="marked paid")
     await session.execute(
         update(FeeAccrual)
@@ -340,10 +334,6 @@ async def mark_paid(
     statement.updated_at = now
     session.add(statement)
     await session.flush()
-    await audit.record(
-        session, actor, "statement.paid", object_type="statement", object_id=statement.id, payment_ref=payment_ref
-    )
-    return statement
 
 
 # --- adjustments --------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.core.migrations import downgrade_to_base, head_revisions, upgrade_to_head
-from app.registry import metadata
+from app.tables import metadata
 from tests.conftest import create_scratch_database, drop_scratch_database
 
 

@@ -101,6 +101,22 @@ async def test_xlsx_export_opens_with_no_formula_anywhere(exported: tuple[Financ
                 assert cell.data_type != "f", f"{sheet.title}!{cell.coordinate} is a formula: {cell.value}"
 
 
+async def test_xlsx_export_without_a_claim_has_no_reconciliation_sheet(
+    client: httpx.AsyncClient, session: AsyncSession, caller: CallerFactory, make_partner: Any
+) -> None:
+    partner = await make_partner(legal_name=NAME)
+    finance = Finance(client, await caller("staff", role="finance"))
+    await book(session, partner.id, 12_345, ref="REF-1")
+    statement = await finance.statement_of("2026-03", partner.id)
+    await finance.act(statement["id"], "issue")
+    response = await _export(finance, statement["id"], "xlsx")
+    assert response.status_code == 200
+    workbook = openpyxl.load_workbook(io.BytesIO(response.content))
+    assert workbook.sheetnames == ["Statement", "Lines"]
+    [line] = list(workbook["Lines"].iter_rows(min_row=2, values_only=True))
+    assert 12_345 in line and "REF-1" in line
+
+
 async def test_unknown_export_format_is_refused(exported: tuple[Finance, str, str]) -> None:
     finance, statement_id, _ = exported
     assert (await _export(finance, statement_id, "pdf")).status_code == 422

@@ -63,7 +63,13 @@ class Alliance:
         self.bank_a, self.bank_b = bank_a, bank_b
         self.back_office, self.manager, self.finance = back_office, manager, finance
         self.now = at(5, 1)
-        for module in ("conversions.service", "referrals.overrides", "referrals.oversight", "fees.router"):
+        for module in (
+            "conversions.service",
+            "referrals.overrides",
+            "referrals.oversight",
+            "fees.router",
+            "settlement.router",
+        ):
             monkeypatch.setattr(f"app.{module}.utcnow", lambda: self.now)
 
     async def refer(self, desk: PartnerDesk, person: str) -> dict[str, Any]:

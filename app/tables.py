@@ -1,4 +1,5 @@
-"""Every table model, imported in one place so that Alembic and the tests see the whole schema."""
+"""Every table model, for Alembic and the metadata: imported in one place so that migrations and the tests see the
+whole schema (not to be confused with the existing-client registry, ``app.referrals.registry``)."""
 
 from app.audit.models import AuditEvent
 from app.auth.models import ClientSecret, OAuthClient, RevokedToken, SigningKey, UsedClientAssertion
