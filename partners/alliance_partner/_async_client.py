@@ -28,13 +28,7 @@ class AsyncClient(Operations[httpx.AsyncBaseTransport], Awaited):
             ...
     ```
 
-    Authenticates with ``client_secret`` (``client_secret_basic``, or ``client_secret_post`` through
-    ``auth_method``) or ``private_key`` (``private_key_jwt``: PEM text, bytes or ``Path``, a private JWK, or a
-    joserfc key; ``private_key_id`` its registered ``kid``, by default its RFC 7638 thumbprint). The token is
-    fetched on first use, cached, and renewed ``token_renewal_margin`` seconds before it expires. ``scope``
-    narrows the token (by default every scope the client is allowed). ``token_audience`` is the ``aud`` of
-    client assertions: by default the issuer from the server's metadata. Failed calls are retried as
-    ``retry`` says (see ``RetryPolicy``). ``transport`` replaces httpx's (tests, proxies, mTLS).
+    Its options are documented on ``__init__``.
 
     One client is safe to share between tasks; reuse it rather than creating one per call.
     """

@@ -11,6 +11,7 @@ import httpx
 from alliance_partner._base import BaseClient, RequestSpec, TransportT, env_options, request_of
 from alliance_partner._exceptions import TransportError, error_for_response
 from alliance_partner._models import Page
+from alliance_partner._pagination import following
 from alliance_partner._plans import FetchToken, Listing, Locked, Plan, RevokeToken, Sleep, operation
 
 T = TypeVar("T")
@@ -129,6 +130,6 @@ class CallingClient(BaseClient[TransportT]):
         while True:
             page = yield from self._fetch_page(listing, cursor)
             items.extend(page.data)
-            if not page.next_cursor or not page.data:
+            cursor = following(page)
+            if cursor is None:
                 return items
-            cursor = page.next_cursor

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, get_args, get_type_hints, overload
 
 from alliance_partner._base import RequestSpec
 from alliance_partner._models import Batch
@@ -118,28 +117,38 @@ class _ClientMethod:
 
     def __init__(self, plan: Callable[..., Any]) -> None:
         self._plan = plan
-        self._made: dict[bool, Callable[..., Any]] = {}
+        self._made: dict[type[Any], Callable[..., Any]] = {}
 
     def __get__(self, client: Any, owner: type[Any]) -> Any:
-        awaited = issubclass(owner, Awaited)
-        if awaited not in self._made:
-            method = self._make(self._plan, awaited)
-            functools.update_wrapper(method, self._plan)
-            returns = self._returns(str(inspect.signature(self._plan).return_annotation), awaited)
-            method.__annotations__ = {**self._plan.__annotations__, "return": returns}
-            method.__signature__ = inspect.signature(self._plan).replace(  # type: ignore[attr-defined]
-                return_annotation=returns
-            )
-            self._made[awaited] = method
-        made = self._made[awaited]
+        if owner not in self._made:
+            self._made[owner] = self._method(owner)
+        made = self._made[owner]
         return made if client is None else types.MethodType(made, client)
+
+    def _method(self, owner: type[Any]) -> Callable[..., Any]:
+        awaited = issubclass(owner, Awaited)
+        method = self._make(self._plan, awaited)
+        functools.update_wrapper(method, self._plan)
+        method.__qualname__ = f"{owner.__qualname__}.{self._plan.__name__}"
+        hints = get_type_hints(self._plan)
+        returns = self._returns(hints.pop("return"), awaited)
+        method.__annotations__ = {**hints, "return": returns}
+        signature = inspect.signature(self._plan)
+        parameters = [
+            item.replace(annotation=hints.get(item.name, item.annotation)) for item in signature.parameters.values()
+        ]
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=parameters, return_annotation=returns
+        )
+        return method
 
     @staticmethod
     def _make(plan: Callable[..., Any], awaited: bool) -> Callable[..., Any]:
         raise NotImplementedError
 
     @staticmethod
-    def _returns(annotation: str, awaited: bool) -> str:
+    def _returns(hint: Any, awaited: bool) -> Any:
+        """What the client's method returns, from the hint of what the plan returns."""
         raise NotImplementedError
 
 
@@ -173,8 +182,9 @@ class operation(_ClientMethod, Generic[P, T]):
         return call
 
     @staticmethod
-    def _returns(annotation: str, awaited: bool) -> str:
-        return re.sub(r"^Plan\[(.*)\]$", r"\1", annotation)
+    def _returns(hint: Any, awaited: bool) -> Any:
+        result = get_args(hint)[2]  # Plan[T] is Generator[Any, Any, T]
+        return None if result is type(None) else result
 
 
 class listing(_ClientMethod, Generic[P, T]):
@@ -201,5 +211,6 @@ class listing(_ClientMethod, Generic[P, T]):
         return pager
 
     @staticmethod
-    def _returns(annotation: str, awaited: bool) -> str:
-        return re.sub(r"^Listing\[(.*)\]$", r"AsyncPager[\1]" if awaited else r"SyncPager[\1]", annotation)
+    def _returns(hint: Any, awaited: bool) -> Any:
+        (item,) = get_args(hint)
+        return AsyncPager[item] if awaited else SyncPager[item]  # type: ignore[valid-type]
