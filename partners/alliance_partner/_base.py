@@ -1,9 +1,8 @@
-"""What ``Client`` and ``AsyncClient`` share: configuration, the operations and how to build each request,
-how to read each answer, and when to retry. Everything here is free of I/O; the two clients only send."""
+"""What ``Client`` and ``AsyncClient`` share: configuration, the API's operations and how to build each
+request, and how to read each answer. Everything here is free of I/O; ``_calls`` sends, ``_operations`` calls."""
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping
@@ -16,15 +15,13 @@ from urllib.parse import quote
 import httpx
 
 from alliance_partner._auth import (
-    METADATA_PATH,
-    REVOKE_PATH,
     TOKEN_PATH,
     AuthMethod,
     FreshPrivateKeyJWT,
     PrivateKeyInput,
     load_private_key,
 )
-from alliance_partner._exceptions import AuthenticationError, TransportError, error_for_response
+from alliance_partner._exceptions import AuthenticationError
 from alliance_partner._models import (
     BatchFormat,
     Page,
@@ -32,7 +29,7 @@ from alliance_partner._models import (
     from_json,
     to_json,
 )
-from alliance_partner._retry import RetryPolicy, retryable_error, retryable_status
+from alliance_partner._retry import RetryPolicy
 from alliance_partner._uploads import (
     BatchSource,
     ClaimSource,
@@ -45,8 +42,6 @@ from alliance_partner._version import __version__
 T = TypeVar("T")
 TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
-
-log = logging.getLogger("alliance_partner")
 
 DEFAULT_BASE_URL = "http://localhost:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -263,28 +258,6 @@ class BaseClient(Generic[TransportT]):
             "transport": transport,
         }
 
-    def _token_needed(self, token: Mapping[str, Any] | None) -> bool:
-        if token is None or self._token_stale:
-            return True
-        if not isinstance(token.get("expires_at"), int):
-            return False  # a token without a lifetime is used until the API refuses it
-        return bool(token.is_expired(leeway=self.token_renewal_margin))  # type: ignore[attr-defined]
-
-    @property
-    def _audience_missing(self) -> bool:
-        return self._assertion is not None and self._assertion.audience is None
-
-    @staticmethod
-    def _metadata_spec() -> RequestSpec:
-        return RequestSpec("GET", METADATA_PATH, authenticated=False)
-
-    def _set_audience(self, response: httpx.Response) -> None:
-        issuer = response.json().get("issuer")
-        if not isinstance(issuer, str) or not issuer:
-            raise AuthenticationError("invalid_metadata", "the server metadata names no issuer")
-        assert self._assertion is not None
-        self._assertion.audience = issuer
-
     @staticmethod
     def _check_token_response(response: httpx.Response) -> httpx.Response:
         """Authlib's ``access_token_response`` hook: busy answers are retried, refusals raised with their code."""
@@ -306,67 +279,6 @@ class BaseClient(Generic[TransportT]):
             body.get("error_description"),
             status=response.status_code,
         )
-
-    def _token_retry_delay(self, error: Exception, retry: int) -> float | None:
-        if isinstance(error, TokenEndpointBusy):
-            return self.retry.delay(retry, error.response)
-        if isinstance(error, httpx.TransportError):
-            return self.retry.delay(retry, None)  # a token request is safe to repeat
-        return None
-
-    @staticmethod
-    def _token_failure(error: Exception) -> Exception:
-        """What to raise once a token request has failed for good."""
-        if isinstance(error, httpx.TransportError):
-            return TransportError(f"token request failed: {error}", request=request_of(error))
-        if isinstance(error, TokenEndpointBusy):
-            if error.response.status_code >= 500:
-                return error_for_response(error.response)
-            return BaseClient._check_refusal(error.response)
-        return error
-
-    @staticmethod
-    def _revoke_options(token: Mapping[str, Any]) -> dict[str, Any]:
-        return {"url": REVOKE_PATH, "token": token.get("access_token"), "token_type_hint": "access_token"}
-
-    # --- retries ----------------------------------------------------------------------------------------------
-
-    def _error_delay(self, spec: RequestSpec, error: httpx.TransportError, retry: int) -> float | None:
-        if not retryable_error(error, spec.replayable):
-            return None
-        delay = self.retry.delay(retry, None)
-        if delay is not None:
-            log.info(
-                "retrying %s %s after %s (retry %d in %.2fs)",
-                spec.method,
-                spec.path,
-                type(error).__name__,
-                retry,
-                delay,
-            )
-        return delay
-
-    def _response_delay(self, spec: RequestSpec, response: httpx.Response, retry: int) -> float | None:
-        if not retryable_status(response, spec.replayable):
-            return None
-        delay = self.retry.delay(retry, response)
-        if delay is not None:
-            log.info(
-                "retrying %s %s after %d (retry %d in %.2fs)",
-                spec.method,
-                spec.path,
-                response.status_code,
-                retry,
-                delay,
-            )
-        return delay
-
-    @staticmethod
-    def _token_rejected(response: httpx.Response) -> bool:
-        """The API refused the token itself (revoked, signed with a retired key...): a new one may do."""
-        if response.status_code != 401:
-            return False
-        return error_for_response(response).code == "invalid-token"
 
     # --- building requests ----------------------------------------------------------------------------------------
 

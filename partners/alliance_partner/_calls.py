@@ -3,18 +3,23 @@ request, the retries the policy allows, and the answer read into a model."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, Self, TypeVar
 
 import httpx
 
-from alliance_partner._base import BaseClient, RequestSpec, TransportT, env_options, request_of
-from alliance_partner._exceptions import TransportError, error_for_response
+from alliance_partner._auth import METADATA_PATH, REVOKE_PATH
+from alliance_partner._base import BaseClient, RequestSpec, TokenEndpointBusy, TransportT, env_options, request_of
+from alliance_partner._exceptions import AuthenticationError, TransportError, error_for_response
 from alliance_partner._models import Page
 from alliance_partner._pagination import following
 from alliance_partner._plans import FetchToken, Listing, Locked, Plan, RevokeToken, Sleep, operation
+from alliance_partner._retry import retryable_error, retryable_status
 
 T = TypeVar("T")
+
+log = logging.getLogger("alliance_partner")
 
 
 class CallingClient(BaseClient[TransportT]):
@@ -77,7 +82,88 @@ class CallingClient(BaseClient[TransportT]):
         self._token_stale = True
         return response
 
-    # --- sending ----------------------------------------------------------------------------------------------
+    def _token_needed(self, token: Mapping[str, Any] | None) -> bool:
+        if token is None or self._token_stale:
+            return True
+        if not isinstance(token.get("expires_at"), int):
+            return False  # a token without a lifetime is used until the API refuses it
+        return bool(token.is_expired(leeway=self.token_renewal_margin))  # type: ignore[attr-defined]
+
+    @property
+    def _audience_missing(self) -> bool:
+        return self._assertion is not None and self._assertion.audience is None
+
+    @staticmethod
+    def _metadata_spec() -> RequestSpec:
+        return RequestSpec("GET", METADATA_PATH, authenticated=False)
+
+    def _set_audience(self, response: httpx.Response) -> None:
+        issuer = response.json().get("issuer")
+        if not isinstance(issuer, str) or not issuer:
+            raise AuthenticationError("invalid_metadata", "the server metadata names no issuer")
+        assert self._assertion is not None
+        self._assertion.audience = issuer
+
+    def _token_retry_delay(self, error: Exception, retry: int) -> float | None:
+        if isinstance(error, TokenEndpointBusy):
+            return self.retry.delay(retry, error.response)
+        if isinstance(error, httpx.TransportError):
+            return self.retry.delay(retry, None)  # a token request is safe to repeat
+        return None
+
+    @staticmethod
+    def _token_failure(error: Exception) -> Exception:
+        """What to raise once a token request has failed for good."""
+        if isinstance(error, httpx.TransportError):
+            return TransportError(f"token request failed: {error}", request=request_of(error))
+        if isinstance(error, TokenEndpointBusy):
+            if error.response.status_code >= 500:
+                return error_for_response(error.response)
+            return BaseClient._check_refusal(error.response)
+        return error
+
+    @staticmethod
+    def _revoke_options(token: Mapping[str, Any]) -> dict[str, Any]:
+        return {"url": REVOKE_PATH, "token": token.get("access_token"), "token_type_hint": "access_token"}
+
+    # --- retries and sending ----------------------------------------------------------------------------------
+
+    def _error_delay(self, spec: RequestSpec, error: httpx.TransportError, retry: int) -> float | None:
+        if not retryable_error(error, spec.replayable):
+            return None
+        delay = self.retry.delay(retry, None)
+        if delay is not None:
+            log.info(
+                "retrying %s %s after %s (retry %d in %.2fs)",
+                spec.method,
+                spec.path,
+                type(error).__name__,
+                retry,
+                delay,
+            )
+        return delay
+
+    def _response_delay(self, spec: RequestSpec, response: httpx.Response, retry: int) -> float | None:
+        if not retryable_status(response, spec.replayable):
+            return None
+        delay = self.retry.delay(retry, response)
+        if delay is not None:
+            log.info(
+                "retrying %s %s after %d (retry %d in %.2fs)",
+                spec.method,
+                spec.path,
+                response.status_code,
+                retry,
+                delay,
+            )
+        return delay
+
+    @staticmethod
+    def _token_rejected(response: httpx.Response) -> bool:
+        """The API refused the token itself (revoked, signed with a retired key...): a new one may do."""
+        if response.status_code != 401:
+            return False
+        return error_for_response(response).code == "invalid-token"
 
     def _exchange(self, spec: RequestSpec) -> Plan[httpx.Response]:
         """Send ``spec`` until it succeeds or the retry policy gives up, renewing a refused token once."""
