@@ -15,7 +15,7 @@ from contextlib import suppress as __suppress
 
 from alliance_partner._async_client import AsyncClient
 from alliance_partner._auth import AuthMethod, load_private_key, public_jwks
-from alliance_partner._base import OPERATIONS, rows_to_csv
+from alliance_partner._base import OPERATIONS
 from alliance_partner._client import Client
 from alliance_partner._exceptions import (
     AllianceError,
@@ -87,6 +87,7 @@ from alliance_partner._models import (
 )
 from alliance_partner._pagination import AsyncPager, SyncPager
 from alliance_partner._retry import RetryPolicy
+from alliance_partner._uploads import rows_to_csv
 from alliance_partner._version import __version__
 from alliance_partner._webhooks import sign_webhook, verify_webhook
 

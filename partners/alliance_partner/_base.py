@@ -1,48 +1,47 @@
-"""What ``Client`` and ``AsyncClient`` share: configuration, the operations and how to build each request,
-how to read each answer, and when to retry. Everything here is free of I/O; the two clients only send."""
+"""What ``Client`` and ``AsyncClient`` share: configuration, the API's operations and how to build each
+request, and how to read each answer. Everything here is free of I/O; ``_calls`` sends, ``_operations`` calls."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from alliance_partner._auth import (
-    METADATA_PATH,
-    REVOKE_PATH,
     TOKEN_PATH,
     AuthMethod,
     FreshPrivateKeyJWT,
     PrivateKeyInput,
     load_private_key,
 )
-from alliance_partner._exceptions import AuthenticationError, TransportError, error_for_response
+from alliance_partner._exceptions import AuthenticationError
 from alliance_partner._models import (
     BatchFormat,
-    ClaimLine,
     Page,
     Referral,
-    ReferralCreate,
     from_json,
     to_json,
 )
-from alliance_partner._retry import RetryPolicy, retryable_error, retryable_status
+from alliance_partner._retry import RetryPolicy
+from alliance_partner._uploads import (
+    BatchSource,
+    ClaimSource,
+    batch_payload,
+    claim_payload,
+    json_body,
+)
 from alliance_partner._version import __version__
 
 T = TypeVar("T")
+TransportT = TypeVar("TransportT", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
-log = logging.getLogger("alliance_partner")
 
 DEFAULT_BASE_URL = "http://localhost:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -106,6 +105,16 @@ class RequestSpec:
         """Safe to send again after it may have reached the service."""
         return self.method in ("GET", "HEAD", "PUT", "PATCH", "DELETE") or "Idempotency-Key" in self.headers
 
+    def sending_options(self) -> dict[str, Any]:
+        """Keyword arguments of Authlib's ``request`` that send this call (the token only if it needs one)."""
+        params = self.params or None
+        return {
+            "params": params,
+            "content": self.content,
+            "headers": self.headers,
+            "withhold_token": not self.authenticated,
+        }
+
 
 class TokenEndpointBusy(Exception):
     """The token endpoint answered 429 or 5xx: worth another try after ``response``'s ``Retry-After``."""
@@ -157,12 +166,9 @@ def _query(**params: Any) -> dict[str, Any]:
     return {key: to_json(value) for key, value in params.items() if value is not None}
 
 
-def _json_body(value: Any) -> bytes:
-    return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class BaseClient:
-    """Configuration and request building shared by ``Client`` and ``AsyncClient``."""
+class BaseClient(Generic[TransportT]):
+    """Configuration and request building shared by ``Client`` and ``AsyncClient`` (``TransportT``: the kind of
+    httpx transport each takes)."""
 
     def __init__(
         self,
@@ -179,7 +185,16 @@ class BaseClient:
         timeout: float | httpx.Timeout | None = None,
         token_renewal_margin: int = DEFAULT_RENEWAL_MARGIN_S,
         headers: Mapping[str, str] | None = None,
+        transport: TransportT | None = None,
     ) -> None:
+        """Authenticates with ``client_secret`` (``client_secret_basic``, or ``client_secret_post`` through
+        ``auth_method``) or ``private_key`` (``private_key_jwt``: PEM text, bytes or ``Path``, a private JWK, or
+        a joserfc key; ``private_key_id`` its registered ``kid``, by default its RFC 7638 thumbprint). The token
+        is fetched on first use, cached, and renewed ``token_renewal_margin`` seconds before it expires.
+        ``scope`` narrows the token (by default every scope the client is allowed). ``token_audience`` is the
+        ``aud`` of client assertions: by default the issuer from the server's metadata. Failed calls are retried
+        as ``retry`` says (see ``RetryPolicy``). ``transport`` replaces httpx's (tests, proxies, mTLS).
+        """
         if not client_id:
             raise ValueError("client_id is required")
         if (client_secret is None) == (private_key is None):
@@ -202,6 +217,19 @@ class BaseClient:
         self._timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         self._token_stale = False
+        self._http: Any = self._connect(transport)  # Authlib's OAuth2Client or AsyncOAuth2Client
+        if self._assertion is not None:
+            self._http.register_client_auth_method(self._assertion)
+        self._http.register_compliance_hook("access_token_response", self._check_token_response)
+        self._token_lock = self._new_lock()
+
+    def _connect(self, transport: TransportT | None) -> Any:
+        """The Authlib client that carries this client's calls."""
+        raise NotImplementedError
+
+    def _new_lock(self) -> Any:
+        """A lock that one token request at a time holds."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.base_url} client_id={self.client_id!r} auth={self.auth_method}>"
@@ -230,28 +258,6 @@ class BaseClient:
             "transport": transport,
         }
 
-    def _token_needed(self, token: Mapping[str, Any] | None) -> bool:
-        if token is None or self._token_stale:
-            return True
-        if not isinstance(token.get("expires_at"), int):
-            return False  # a token without a lifetime is used until the API refuses it
-        return bool(token.is_expired(leeway=self.token_renewal_margin))  # type: ignore[attr-defined]
-
-    @property
-    def _audience_missing(self) -> bool:
-        return self._assertion is not None and self._assertion.audience is None
-
-    @staticmethod
-    def _metadata_spec() -> RequestSpec:
-        return RequestSpec("GET", METADATA_PATH, authenticated=False)
-
-    def _set_audience(self, response: httpx.Response) -> None:
-        issuer = response.json().get("issuer")
-        if not isinstance(issuer, str) or not issuer:
-            raise AuthenticationError("invalid_metadata", "the server metadata names no issuer")
-        assert self._assertion is not None
-        self._assertion.audience = issuer
-
     @staticmethod
     def _check_token_response(response: httpx.Response) -> httpx.Response:
         """Authlib's ``access_token_response`` hook: busy answers are retried, refusals raised with their code."""
@@ -274,67 +280,6 @@ class BaseClient:
             status=response.status_code,
         )
 
-    def _token_retry_delay(self, error: Exception, retry: int) -> float | None:
-        if isinstance(error, TokenEndpointBusy):
-            return self.retry.delay(retry, error.response)
-        if isinstance(error, httpx.TransportError):
-            return self.retry.delay(retry, None)  # a token request is safe to repeat
-        return None
-
-    @staticmethod
-    def _token_failure(error: Exception) -> Exception:
-        """What to raise once a token request has failed for good."""
-        if isinstance(error, httpx.TransportError):
-            return TransportError(f"token request failed: {error}", request=request_of(error))
-        if isinstance(error, TokenEndpointBusy):
-            if error.response.status_code >= 500:
-                return error_for_response(error.response)
-            return BaseClient._check_refusal(error.response)
-        return error
-
-    @staticmethod
-    def _revoke_options(token: Mapping[str, Any]) -> dict[str, Any]:
-        return {"url": REVOKE_PATH, "token": token.get("access_token"), "token_type_hint": "access_token"}
-
-    # --- retries ----------------------------------------------------------------------------------------------
-
-    def _error_delay(self, spec: RequestSpec, error: httpx.TransportError, retry: int) -> float | None:
-        if not retryable_error(error, spec.replayable):
-            return None
-        delay = self.retry.delay(retry, None)
-        if delay is not None:
-            log.info(
-                "retrying %s %s after %s (retry %d in %.2fs)",
-                spec.method,
-                spec.path,
-                type(error).__name__,
-                retry,
-                delay,
-            )
-        return delay
-
-    def _response_delay(self, spec: RequestSpec, response: httpx.Response, retry: int) -> float | None:
-        if not retryable_status(response, spec.replayable):
-            return None
-        delay = self.retry.delay(retry, response)
-        if delay is not None:
-            log.info(
-                "retrying %s %s after %d (retry %d in %.2fs)",
-                spec.method,
-                spec.path,
-                response.status_code,
-                retry,
-                delay,
-            )
-        return delay
-
-    @staticmethod
-    def _token_rejected(response: httpx.Response) -> bool:
-        """The API refused the token itself (revoked, signed with a retired key...): a new one may do."""
-        if response.status_code != 401:
-            return False
-        return error_for_response(response).code == "invalid-token"
-
     # --- building requests ----------------------------------------------------------------------------------------
 
     @staticmethod
@@ -352,14 +297,14 @@ class BaseClient:
         """A creation: one ``Idempotency-Key`` per call, sent again unchanged on every retry."""
         method, path = _path(name, **ids)
         headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key or new_idempotency_key()}
-        return RequestSpec(method, path, content=_json_body(body), headers=headers)
+        return RequestSpec(method, path, content=json_body(body), headers=headers)
 
     @staticmethod
     def _action(name: str, body: Any = None, /, **ids: str) -> RequestSpec:
         method, path = _path(name, **ids)
         if body is None:
             return RequestSpec(method, path)
-        return RequestSpec(method, path, content=_json_body(body), headers={"Content-Type": "application/json"})
+        return RequestSpec(method, path, content=json_body(body), headers={"Content-Type": "application/json"})
 
     @staticmethod
     def _withdrawal(reason: str, note: str | None) -> dict[str, Any]:
@@ -387,10 +332,11 @@ class BaseClient:
         return changes
 
     @staticmethod
-    def _batch_spec(content: bytes, format: BatchFormat, idempotency_key: str | None) -> RequestSpec:
+    def _batch_spec(source: BatchSource, format: BatchFormat | None, idempotency_key: str | None) -> RequestSpec:
         method, path = OPERATIONS["submit_batch"]
+        content, batch_format = batch_payload(source, format)
         headers = {
-            "Content-Type": BATCH_MEDIA_TYPES[format],
+            "Content-Type": BATCH_MEDIA_TYPES[batch_format],
             "Idempotency-Key": idempotency_key or new_idempotency_key(),
         }
         return RequestSpec(method, path, content=content, headers=headers)
@@ -446,91 +392,3 @@ class BaseClient:
     def _submitted(response: httpx.Response) -> Referral:
         referral = from_json(Referral, response.json())
         return Referral(**{**referral.__dict__, "is_new": response.status_code == 201})
-
-
-# --- batch files ------------------------------------------------------------------------------------------------
-
-BatchSource = str | bytes | Path | Iterable[ReferralCreate | Mapping[str, Any]]
-
-
-def batch_payload(source: BatchSource, format: BatchFormat | None) -> tuple[bytes, BatchFormat]:
-    """The bytes to upload and their format.
-
-    ``source`` is a file (``Path``: ``.csv``, or ``.jsonl``/``.ndjson``), the file's content (``str`` or
-    ``bytes``: CSV unless it starts with ``{`` or ``format`` says otherwise), or rows (``ReferralCreate`` or
-    dicts shaped like the body of ``POST /v1/referrals``), sent as JSON Lines, one row per line.
-    """
-    if isinstance(source, Path):
-        suffix = source.suffix.lower()
-        guessed: BatchFormat = "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
-        return source.read_bytes(), format or guessed
-    if isinstance(source, str | bytes):
-        content = source.encode() if isinstance(source, str) else source
-        head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        return content, format or ("jsonl" if head == b"{" else "csv")
-    if format == "csv":
-        return rows_to_csv(source), "csv"
-    lines = [json.dumps(to_json(row), ensure_ascii=False, separators=(",", ":")) for row in source]
-    return ("\n".join(lines) + "\n").encode(), "jsonl"
-
-
-ClaimSource = str | bytes | Path | Iterable[ClaimLine | Mapping[str, Any]]
-
-
-def claim_payload(source: ClaimSource) -> tuple[bytes, str]:
-    """A claim's bytes and media type: a CSV or JSON file (``Path``) or content, or claim lines (sent as JSON)."""
-    if isinstance(source, Path):
-        content = source.read_bytes()
-        return content, "application/json" if source.suffix.lower() == ".json" else "text/csv"
-    if isinstance(source, str | bytes):
-        content = source.encode() if isinstance(source, str) else source
-        head = content.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-        return content, "application/json" if head == b"{" else "text/csv"
-    return _json_body({"lines": list(source)}), "application/json"
-
-
-CSV_COLUMNS = (
-    "program_id",
-    "external_ref",
-    "kind",
-    "name",
-    "mobile",
-    "national_id",
-    "credit_code",
-    "contact_mobile",
-    "declared_assets_band",
-    "employer",
-    "consent_captured_at",
-    "consent_channel",
-    "consent_notice_version",
-    "consent_notice_sha256",
-    "consent_recipient_name",
-    "consent_purpose",
-    "consent_data_categories",
-    "consent_retention_days",
-    "consent_separate",
-    "consent_evidence_ref",
-)
-
-
-def rows_to_csv(rows: Iterable[ReferralCreate | Mapping[str, Any]]) -> bytes:
-    """Rows as the batch CSV format (the columns of ``POST /v1/referral-batches``), header first."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in rows:
-        body = to_json(row)
-        cells: dict[str, Any] = {key: body.get(key) for key in ("program_id", "external_ref", "kind")}
-        cells.update(body.get("subject") or {})
-        for name, value in (body.get("consent") or {}).items():
-            column = "consent_separate" if name == "separate_consent" else f"consent_{name}"
-            if name == "data_categories":
-                value = ";".join(value)
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            cells[column] = value
-        unknown = set(cells) - set(CSV_COLUMNS)
-        if unknown:
-            raise ValueError(f"fields with no batch CSV column: {', '.join(sorted(unknown))}")
-        writer.writerow({key: "" if value is None else value for key, value in cells.items()})
-    return buffer.getvalue().encode()

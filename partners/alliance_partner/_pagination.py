@@ -15,6 +15,11 @@ from alliance_partner._models import Page
 T = TypeVar("T")
 
 
+def following(page: Page[T]) -> str | None:
+    """The cursor of the page after ``page``; None when it was the last (no cursor, or no items)."""
+    return page.next_cursor if page.next_cursor and page.data else None
+
+
 class SyncPager(Generic[T]):
     """Iterate items: ``for referral in client.list_referrals(): ...``."""
 
@@ -27,9 +32,9 @@ class SyncPager(Generic[T]):
         while True:
             page = self._fetch(cursor)
             yield page
-            if not page.next_cursor or not page.data:
+            cursor = following(page)
+            if cursor is None:
                 return
-            cursor = page.next_cursor
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -51,9 +56,9 @@ class AsyncPager(Generic[T]):
         while True:
             page = await self._fetch(cursor)
             yield page
-            if not page.next_cursor or not page.data:
+            cursor = following(page)
+            if cursor is None:
                 return
-            cursor = page.next_cursor
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
