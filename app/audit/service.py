@@ -28,6 +28,11 @@ class Actor:
     def system(cls, name: str = "cli") -> Actor:
         return cls(id=name, kind="system")
 
+    @property
+    def sees_every_partner(self) -> bool:
+        """Staff and the platform's own jobs act on every partner's rows (see ``Tenant.everyone``)."""
+        return self.kind in ("staff", "system")
+
     @classmethod
     def from_request(cls, request: Request, actor_id: str, actor_kind: str) -> Actor:
         return cls(

@@ -291,7 +291,7 @@ def _summary(statement: Statement) -> dict[str, Any]:
 
 async def issue(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
     """Issue a draft: it is frozen from now on, and the partner is told (``statement.issued``)."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     _require(statement, StatementStatus.draft, action="issued")
     statement.status, statement.issued_at, statement.updated_at = StatementStatus.issued, now, now
     session.add(statement)
@@ -311,7 +311,7 @@ async def mark_disputed(session: AsyncSession, statement: Statement, now: dateti
 
 async def approve(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
     """Approve an issued or disputed statement once no reconciliation item is open."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     _require(statement, StatementStatus.issued, StatementStatus.disputed, action="approved")
     still_open = await reconciliation.open_item_count(session, statement.id)
     if still_open:
@@ -329,7 +329,7 @@ async def mark_paid(
     session: AsyncSession, actor: Actor, statement_id: str, payment_ref: str, now: datetime
 ) -> Statement:
     """Record the payment of an approved statement; its lines become ``paid``."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     _require(statement, StatementStatus.approved, action="marked paid")
     await session.execute(
         update(FeeAccrual)

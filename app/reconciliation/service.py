@@ -369,7 +369,7 @@ async def resolve(
     found = await session.get(ReconciliationItem, item_id)
     if found is None:
         raise NotFound("No such reconciliation item.")
-    statement = await statements.get_statement(session, Tenant.everyone(), found.statement_id, lock=True)
+    statement = await statements.get_statement(session, Tenant.everyone(actor), found.statement_id, lock=True)
     item = (
         await session.scalars(
             select(ReconciliationItem)

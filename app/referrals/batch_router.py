@@ -160,7 +160,7 @@ async def submit_batch(
     keyring = request.app.state.data_keyring
     received = await batches.receive_batch(
         session,
-        partner_id=principal.partner_id or "",
+        partner_id=principal.tenant.own_partner_id,
         client_id=principal.client_id,
         idempotency_key=idempotency_key,
         reader=batches.UploadReader(batch_format, codec),
