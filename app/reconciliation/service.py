@@ -333,12 +333,14 @@ async def dispute(
     items = list(
         (
             await session.scalars(
-                select(ReconciliationItem)
-                .where(
-                    col(ReconciliationItem.statement_id) == statement.id,
-                    col(ReconciliationItem.id).in_(list(reasons)),
-                )
-                .with_for_update()
+                scoped(
+                    select(ReconciliationItem).where(
+                        col(ReconciliationItem.statement_id) == statement.id,
+                        col(ReconciliationItem.id).in_(list(reasons)),
+                    ),
+                    tenant,
+                    col(ReconciliationItem.partner_id),
+                ).with_for_update()
             )
         ).all()
     )
