@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import typing
 from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +15,8 @@ from app.core.idempotency import (
     Answer,
     IdempotencyKeyReused,
     IdempotencyRecord,
+    IdempotentCreate,
+    IdempotentCreateKeyRequired,
     OnceOnly,
     claim,
 )
@@ -94,3 +98,24 @@ async def test_once_only_keeps_named_secrets_sealed_in_the_stored_replay(app: Fa
     assert "s3cr3t-shown-once" not in json.dumps(stored) and stored["id"] == "cred-1"
     replay = await once.create("cli_a", None, make, sealed=("secret",))
     assert json.loads(replay.body)["secret"] == "s3cr3t-shown-once"
+
+
+ONCE_ONLY = {
+    typing.get_args(dependency)[1].dependency for dependency in (IdempotentCreate, IdempotentCreateKeyRequired)
+}
+
+
+def test_every_create_route_takes_its_key_through_the_one_mechanism(app: FastAPI) -> None:
+    """No route claims, replays and remembers by itself: a route reading Idempotency-Key itself is a copy."""
+    by_itself, through_once_only = [], []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        if any(param.alias == "Idempotency-Key" for param in route.dependant.header_params):
+            by_itself.append(str(context.path))
+        if any(dependency.call in ONCE_ONLY for dependency in route.dependant.dependencies):
+            through_once_only.append(str(context.path))
+    # Batches keep their key on the batch row itself: the upload streams, and a replay is the batch's progress.
+    assert by_itself == ["/v1/referral-batches"]
+    assert len(through_once_only) >= 9 and "/v1/referrals" in through_once_only, through_once_only
