@@ -14,6 +14,7 @@ from app.conversions.schemas import EventIn
 from app.referrals.registry import RegisteredClient
 from app.referrals.schemas import EnterpriseSubject, IndividualSubject
 
+
 def _full_width(value: str) -> str:
     """As a Chinese input method types it: each ASCII digit and letter as its full-width form (U+FF10...)."""
     return "".join(chr(ord(char) + 0xFEE0) for char in value)
