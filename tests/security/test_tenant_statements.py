@@ -3,9 +3,11 @@
 The routes are every route the policy admits partners to (lists, creations and reports included, not only the
 by-id ones of ``test_tenant_locks``); the tenant-owned tables are those of the metadata with a ``partner_id``
 column. The owner calls each route on its own objects (so each call reaches its queries and succeeds) while every
-statement the app sends is recorded; each ``SELECT``, ``UPDATE`` or ``DELETE`` that reads or writes a tenant-owned
-table must filter by ``partner_id`` in a ``WHERE`` and be given the caller's partner id. A query written without
-``scoped`` / ``owned_row`` (or the partner predicate of hand-written SQL) fails here, naming its route and table.
+statement the app sends is recorded. Each ``SELECT``, ``UPDATE`` or ``DELETE`` over a tenant-owned table must
+filter by ``partner_id`` in a ``WHERE`` and be given the caller's partner id, or be keyed only by ids of rows the
+request already reached that way (or created for the caller): an object's lines under its scoped lookup, the flush
+of a row loaded scoped. A query written without ``scoped`` / ``owned_row`` (or the partner predicate of
+hand-written SQL) fails here, naming its route and table. Statements creating rows (``INSERT``) are not reads.
 
 The few statements that read across partners on purpose are listed in ``ACROSS_PARTNERS`` with the rule that needs
 them; the list is checked too (an entry no statement needs any more fails).
