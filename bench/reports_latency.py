@@ -27,6 +27,7 @@ from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Actor
 from app.core.config import Settings
 from app.core.database import Database, create_engine, normalise_url
 from app.core.housekeeping import freeze_startup_objects
@@ -56,23 +57,33 @@ SUMMARY_TABLES = (
 
 Report = Callable[[AsyncSession], Awaitable[service.Payload]]
 REPORTS: dict[str, Report] = {
-    "funnel": lambda session: service.funnel_payload(session, Tenant.everyone(), YEAR),
-    "time_to_convert": lambda session: service.time_to_convert_payload(session, Tenant.everyone(), YEAR),
-    "fees": lambda session: service.fees_payload(session, Tenant.everyone(), YEAR),
-    "client_structure": lambda session: service.client_structure_payload(session, Tenant.everyone(), YEAR),
-    "scorecard": lambda session: service.scorecard_payload(session, SCORED_PARTNER, YEAR),
+    "funnel": lambda session: service.funnel_payload(session, Tenant.everyone(Actor.system("bench")), YEAR),
+    "time_to_convert": lambda session: service.time_to_convert_payload(
+        session, Tenant.everyone(Actor.system("bench")), YEAR
+    ),
+    "fees": lambda session: service.fees_payload(session, Tenant.everyone(Actor.system("bench")), YEAR),
+    "client_structure": lambda session: service.client_structure_payload(
+        session, Tenant.everyone(Actor.system("bench")), YEAR
+    ),
+    "scorecard": lambda session: service.scorecard_payload(session, Actor.system("bench"), SCORED_PARTNER, YEAR),
     "partner_funnel": lambda session: service.funnel_payload(session, Tenant.of_partner(SCORED_PARTNER), YEAR),
 }
 BRUTE_FORCE: dict[str, Report] = {
-    "funnel": lambda session: service.funnel_payload(session, Tenant.everyone(), YEAR, brute_force=True),
+    "funnel": lambda session: service.funnel_payload(
+        session, Tenant.everyone(Actor.system("bench")), YEAR, brute_force=True
+    ),
     "time_to_convert": lambda session: service.time_to_convert_payload(
-        session, Tenant.everyone(), YEAR, brute_force=True
+        session, Tenant.everyone(Actor.system("bench")), YEAR, brute_force=True
     ),
-    "fees": lambda session: service.fees_payload(session, Tenant.everyone(), YEAR, brute_force=True),
+    "fees": lambda session: service.fees_payload(
+        session, Tenant.everyone(Actor.system("bench")), YEAR, brute_force=True
+    ),
     "client_structure": lambda session: service.client_structure_payload(
-        session, Tenant.everyone(), YEAR, brute_force=True
+        session, Tenant.everyone(Actor.system("bench")), YEAR, brute_force=True
     ),
-    "scorecard": lambda session: service.scorecard_payload(session, SCORED_PARTNER, YEAR, brute_force=True),
+    "scorecard": lambda session: service.scorecard_payload(
+        session, Actor.system("bench"), SCORED_PARTNER, YEAR, brute_force=True
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from app.catalog import service as catalog
 from app.catalog.models import PartnerKind
 from app.catalog.schemas import PartnerCreate
 from app.core.config import Settings
+from app.core.tenancy import Tenant
 from app.webhooks import delivery, service
 from bench.common import BenchContext, BenchResult, Stopwatch, stage
 from bench.fees_data import fee_database
@@ -75,7 +76,7 @@ async def run(ctx: BenchContext) -> BenchResult:
                 session,
                 settings,
                 Actor.system("bench"),
-                partner.id,
+                Tenant.of_partner(partner.id),
                 url=f"http://127.0.0.1:{port}/hooks",
                 event_types=["referral.status_changed"],
                 description=None,

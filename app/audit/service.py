@@ -30,6 +30,11 @@ class Actor:
     def system(cls, name: str = "cli") -> Actor:
         return cls(id=name, kind="system")
 
+    @property
+    def sees_every_partner(self) -> bool:
+        """Staff and the platform's own jobs act on every partner's rows (see ``Tenant.everyone``)."""
+        return self.kind in ("staff", "system")
+
 
 async def record(
     session: AsyncSession,

@@ -55,10 +55,14 @@ class Principal:
         return self.kind is PrincipalKind.partner
 
     @property
+    def sees_every_partner(self) -> bool:
+        return self.kind is PrincipalKind.staff
+
+    @property
     def tenant(self) -> Tenant:
         """Staff see every partner; a partner (or anyone else) only its own rows."""
-        if self.kind is PrincipalKind.staff:
-            return Tenant.everyone()
+        if self.sees_every_partner:
+            return Tenant.everyone(self)
         return Tenant.of_partner(self.partner_id)
 
     def actor(self, request: Request) -> Actor:

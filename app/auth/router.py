@@ -13,7 +13,7 @@ from app.auth.keys import rotate_signing_key
 from app.auth.schemas import ClientCreate, ClientCreated, ClientOut, KeyRotated, SecretRotate, SecretRotated
 from app.auth.scopes import PrincipalKind
 from app.core.database import SessionDep
-from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint, sealed_fields
+from app.core.idempotency import IdempotentCreate
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 
@@ -31,34 +31,26 @@ async def create_client(
     request: Request,
     session: SessionDep,
     principal: ClientsAdmin,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(
-        session,
-        principal.client_id,
-        idempotency_key,
-        fingerprint("POST", request.url.path, body),
-        sealed=sealed_fields(request.app.state.settings, "client_secret"),
-    )
-    if call.replay:
-        return call.replay
-    created = await service.create_client(
-        session,
-        principal.actor(request),
-        name=body.name,
-        kind=body.kind,
-        role=body.role,
-        partner_id=body.partner_id,
-        scopes=body.scopes,
-        auth_method=body.auth_method,
-        jwks=body.jwks,
-        jwks_uri=body.jwks_uri,
-        rate_limit_per_second=body.rate_limit_per_second,
-        private_targets_allowed=request.app.state.settings.private_targets_allowed,
-    )
-    return await call.remember(
-        201, ClientCreated(**ClientOut.of(created.client).model_dump(), client_secret=created.secret)
-    )
+    async def create() -> ClientCreated:
+        created = await service.create_client(
+            session,
+            principal.actor(request),
+            name=body.name,
+            kind=body.kind,
+            role=body.role,
+            partner_id=body.partner_id,
+            scopes=body.scopes,
+            auth_method=body.auth_method,
+            jwks=body.jwks,
+            jwks_uri=body.jwks_uri,
+            rate_limit_per_second=body.rate_limit_per_second,
+            private_targets_allowed=request.app.state.settings.private_targets_allowed,
+        )
+        return ClientCreated(**ClientOut.of(created.client).model_dump(), client_secret=created.secret)
+
+    return await once.create(principal.client_id, body, create, sealed=("client_secret",))
 
 
 @router.get("/clients", response_model=Page[ClientOut], summary="List OAuth clients")

@@ -26,7 +26,7 @@ from app.catalog.schemas import (
     StatusChange,
 )
 from app.core.database import SessionDep
-from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint
+from app.core.idempotency import IdempotentCreate
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 
@@ -65,13 +65,12 @@ async def create_partner(
     request: Request,
     session: SessionDep,
     principal: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    partner = await service.create_partner(session, principal.actor(request), body)
-    return await call.remember(201, PartnerOut.of(partner))
+    async def create() -> PartnerOut:
+        return PartnerOut.of(await service.create_partner(session, principal.actor(request), body))
+
+    return await once.create(principal.client_id, body, create)
 
 
 @admin.get("/partners", response_model=Page[PartnerOut], summary="List partners")
@@ -134,13 +133,12 @@ async def create_product(
     request: Request,
     session: SessionDep,
     principal: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    product = await service.create_product(session, principal.actor(request), body)
-    return await call.remember(201, ProductOut.of(product))
+    async def create() -> ProductOut:
+        return ProductOut.of(await service.create_product(session, principal.actor(request), body))
+
+    return await once.create(principal.client_id, body, create)
 
 
 @admin.get("/products", response_model=Page[ProductOut], summary="List bundled products")
@@ -173,13 +171,13 @@ async def create_program(
     request: Request,
     session: SessionDep,
     principal: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    program = await service.create_program(session, principal.actor(request), body)
-    return await call.remember(201, (await program_views(session, [program]))[0])
+    async def create() -> ProgramOut:
+        program = await service.create_program(session, principal.actor(request), body)
+        return (await program_views(session, [program]))[0]
+
+    return await once.create(principal.client_id, body, create)
 
 
 @admin.get("/programs", response_model=Page[ProgramOut], summary="List programs")
@@ -221,13 +219,12 @@ async def create_fee_schedule(
     request: Request,
     session: SessionDep,
     principal: Writer,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    schedule = await service.create_fee_schedule(session, principal.actor(request), body)
-    return await call.remember(201, FeeScheduleOut.of(schedule))
+    async def create() -> FeeScheduleOut:
+        return FeeScheduleOut.of(await service.create_fee_schedule(session, principal.actor(request), body))
+
+    return await once.create(principal.client_id, body, create)
 
 
 @admin.get("/fee-schedules", response_model=Page[FeeScheduleOut], summary="List fee-schedule versions")

@@ -259,7 +259,7 @@ async def list_programs(
 
 
 async def update_program(session: AsyncSession, actor: Actor, program_id: str, data: ProgramUpdate) -> Program:
-    program = await get_program(session, program_id, Tenant.everyone())
+    program = await get_program(session, program_id, Tenant.everyone(actor))
     values = data.model_dump(exclude_unset=True, exclude={"product_codes"})
     effective_from = values.get("effective_from", program.effective_from)
     effective_to = values.get("effective_to", program.effective_to)
@@ -387,7 +387,7 @@ async def update_fee_schedule(
     _ensure_draft(schedule)
     values = data.model_dump(mode="json", exclude_unset=True)
     if data.rules is not None:
-        program = await get_program(session, schedule.program_id, Tenant.everyone())
+        program = await get_program(session, schedule.program_id, Tenant.everyone(actor))
         await _check_rules_against_program(session, program, data.rules)
     if data.effective_from is not None:
         values["effective_from"] = data.effective_from

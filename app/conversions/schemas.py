@@ -8,12 +8,7 @@ from typing import Any, Literal, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from app.conversions.models import BUNDLE_EVENTS, MONEY_EVENTS, EventType
-from app.core.identifiers import (
-    is_valid_credit_code,
-    national_id_birth_date,
-    normalise_credit_code,
-    normalise_national_id,
-)
+from app.privacy.identity import one_identity
 
 MAX_EVENTS = 10_000
 
@@ -34,16 +29,11 @@ class EventIn(BaseModel):
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> Self:
         if self.type is EventType.account_opened:
-            if (self.national_id is None) == (self.credit_code is None):
-                raise ValueError("account_opened needs exactly one of national_id or credit_code")
-            if self.national_id is not None:
-                self.national_id = normalise_national_id(self.national_id)
-                if national_id_birth_date(self.national_id) is None:
-                    raise ValueError("national_id is not a valid resident ID number")
-            if self.credit_code is not None:
-                self.credit_code = normalise_credit_code(self.credit_code)
-                if not is_valid_credit_code(self.credit_code):
-                    raise ValueError("credit_code is not a valid unified social credit code")
+            self.national_id, self.credit_code = one_identity(
+                self.national_id,
+                self.credit_code,
+                missing="account_opened needs exactly one of national_id or credit_code",
+            )
         elif self.national_id is not None or self.credit_code is not None:
             raise ValueError("identity is only sent on account_opened")
         if self.type in MONEY_EVENTS:

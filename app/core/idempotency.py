@@ -6,6 +6,9 @@ failed request stores nothing, so it may be retried with the same key.
 
 A response that shows a secret once (a signing secret, a client secret) names it in ``claim``: the stored replay
 holds it sealed with the master key, like the service's own copies of key material, and opens it only to replay.
+
+Routes that create something use the ``IdempotentCreate`` (or ``IdempotentCreateKeyRequired``) dependency and
+answer with ``once.create(owner, body, make)``: the whole sequence (claim, replay, run, remember) lives here.
 """
 
 from __future__ import annotations
@@ -13,21 +16,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Header
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
+from app.core.database import SessionDep
 from app.core.models import created_at_field, utcnow
 from app.core.problems import Unprocessable
 
@@ -51,15 +56,14 @@ class IdempotencyKeyReused(Unprocessable):
     slug, title = "idempotency-key-reused", "Idempotency key reused"
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Makes the call safe to retry: the same key and body return the first response.",
-    ),
-]
+_KEY_HEADER = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=200,
+    description="Makes the call safe to retry: the same key and body return the first response.",
+)
+IdempotencyKeyHeader = Annotated[str | None, _KEY_HEADER]
+RequiredIdempotencyKeyHeader = Annotated[str, _KEY_HEADER]
 
 
 def fingerprint(method: str, path: str, body: BaseModel | dict[str, Any] | None) -> str:
@@ -161,3 +165,54 @@ async def claim(
     content = sealed.open(record.response_body) if sealed else record.response_body
     replay = JSONResponse(content, status_code=record.status_code or 200, headers={REPLAY_HEADER: "true"})
     return IdempotentCall(session, owner, key, replay=replay, sealed=sealed)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a create call answers when its status depends on the outcome (e.g. 200 for "you already sent it")."""
+
+    status_code: int
+    body: Any
+
+
+@dataclass(frozen=True)
+class OnceOnly:
+    """One create request and its Idempotency-Key (None: the caller sent none, nothing is remembered)."""
+
+    request: Request
+    session: AsyncSession
+    key: str | None
+
+    async def create(
+        self,
+        owner: str,
+        body: BaseModel | dict[str, Any] | None,
+        make: Callable[[], Awaitable[Any]],
+        *,
+        status_code: int = 201,
+        sealed: tuple[str, ...] = (),
+    ) -> Response:
+        """Replay what this key already answered for ``owner`` (refusing another ``body`` with it), or run ``make``
+        and remember its answer (the response body, or an ``Answer``) under the key. ``sealed`` names the secret
+        fields of the answer (see ``sealed_fields``)."""
+        request_hash = fingerprint(self.request.method, self.request.url.path, body)
+        box = sealed_fields(self.request.app.state.settings, *sealed) if sealed else None
+        call = await claim(self.session, owner, self.key, request_hash, sealed=box)
+        if call.replay:
+            return call.replay
+        made = await make()
+        if isinstance(made, Answer):
+            return await call.remember(made.status_code, made.body)
+        return await call.remember(status_code, made)
+
+
+async def _once_only(request: Request, session: SessionDep, key: IdempotencyKeyHeader = None) -> OnceOnly:
+    return OnceOnly(request, session, key)
+
+
+async def _once_only_key_required(request: Request, session: SessionDep, key: RequiredIdempotencyKeyHeader) -> OnceOnly:
+    return OnceOnly(request, session, key)
+
+
+IdempotentCreate = Annotated[OnceOnly, Depends(_once_only)]
+IdempotentCreateKeyRequired = Annotated[OnceOnly, Depends(_once_only_key_required)]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
-from app.core.idempotency import claim, fingerprint
+from app.core.idempotency import IdempotentCreateKeyRequired
 from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.core.tenancy import Tenant
 from app.fees import statements
 from app.fees.models import FeeRule, StatementStatus
 from app.fees.schemas import (
@@ -77,13 +76,13 @@ async def finance_list_statements(
     status: StatementStatus | None = None,
 ) -> Page[StatementOut]:
     filters = statements.StatementFilters(period=period, partner_id=partner_id, status=status)
-    rows = await statements.list_statements(session, Tenant.everyone(), params, filters)
+    rows = await statements.list_statements(session, principal.tenant, params, filters)
     return page_of(rows, params, statement_out)
 
 
 @finance_router.get("/statements/{statement_id}", response_model=StatementOut, summary="One statement")
 async def finance_get_statement(statement_id: str, session: SessionDep, principal: FinanceReader) -> StatementOut:
-    return statement_out(await statements.get_statement(session, Tenant.everyone(), statement_id))
+    return statement_out(await statements.get_statement(session, principal.tenant, statement_id))
 
 
 @finance_router.get(
@@ -92,7 +91,7 @@ async def finance_get_statement(statement_id: str, session: SessionDep, principa
 async def finance_statement_lines(
     statement_id: str, session: SessionDep, principal: FinanceReader, params: Paging, rule: FeeRule | None = None
 ) -> Page[StatementLineOut]:
-    rows = await statements.list_lines(session, Tenant.everyone(), statement_id, params, rule)
+    rows = await statements.list_lines(session, principal.tenant, statement_id, params, rule)
     return page_of(rows, params, line_out)
 
 
@@ -124,21 +123,21 @@ async def create_adjustment(
     request: Request,
     session: SessionDep,
     principal: FinanceWriter,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
+    once: IdempotentCreateKeyRequired,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    line = await statements.create_adjustment(
-        session,
-        principal.actor(request),
-        partner_id=body.partner_id,
-        amount_fen=body.amount_fen,
-        external_ref=body.external_ref,
-        reason=body.reason,
-        now=utcnow(),
-    )
-    return await call.remember(201, adjustment_out(line))
+    async def book() -> AdjustmentOut:
+        line = await statements.create_adjustment(
+            session,
+            principal.actor(request),
+            partner_id=body.partner_id,
+            amount_fen=body.amount_fen,
+            external_ref=body.external_ref,
+            reason=body.reason,
+            now=utcnow(),
+        )
+        return adjustment_out(line)
+
+    return await once.create(principal.client_id, body, book)
 
 
 # --- partner ------------------------------------------------------------------------------------------------------

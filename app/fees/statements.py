@@ -290,7 +290,7 @@ def _summary(statement: Statement) -> dict[str, Any]:
 
 async def issue(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
     """Issue a draft: it is frozen from now on, and the partner is told (``statement.issued``)."""
-    statement = await get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     _require(statement, StatementStatus.draft, action="issued")
     statement.status, statement.issued_at, statement.updated_at = StatementStatus.issued, now, now
     session.add(statement)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
-from app.core.idempotency import claim, fingerprint
+from app.core.idempotency import IdempotentCreate
 from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import Problem, problem_responses
@@ -80,9 +80,13 @@ async def _read_body(request: Request) -> bytes:
 
 
 async def _result(
-    session: SessionDep, reconciled: service.Reconciliation, params: PageParams, filters: service.ItemFilters
+    session: SessionDep,
+    tenant: Tenant,
+    reconciled: service.Reconciliation,
+    params: PageParams,
+    filters: service.ItemFilters,
 ) -> ReconciliationOut:
-    items = await service.list_items(session, Tenant.everyone(), params, filters)
+    items = await service.list_items(session, tenant, params, filters)
     page = page_of(items, params, item_out)
     return ReconciliationOut(
         statement_id=reconciled.statement.id,
@@ -129,32 +133,29 @@ async def upload_claim(
     session: SessionDep,
     principal: Annotated[Principal, requires("claims:write")],
     params: Paging,
+    once: IdempotentCreate,
     amounts_include_vat: Annotated[bool | None, Query(description="Default: your VAT setting.")] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
 ) -> Response:
     media_type, codec = _claim_format(request.headers.get("content-type") or "")
     body = await _read_body(request)
-    request_hash = fingerprint(
-        "POST",
-        request.url.path,
-        {"sha256": hashlib.sha256(body).hexdigest(), "type": media_type, "vat": amounts_include_vat},
-    )
-    call = await claim(session, principal.client_id, idempotency_key, request_hash)
-    if call.replay:
-        return call.replay
-    lines = service.parse_csv(body, codec) if media_type == "text/csv" else service.parse_json(body)
-    reconciled = await service.upload_claim(
-        session,
-        principal.tenant,
-        principal.actor(request),
-        statement_id,
-        lines,
-        claim_format="csv" if media_type == "text/csv" else "json",
-        amounts_include_vat=amounts_include_vat,
-        now=utcnow(),
-    )
-    result = await _result(session, reconciled, params, service.ItemFilters(statement_id=reconciled.statement.id))
-    return await call.remember(201, result)
+
+    async def upload() -> ReconciliationOut:
+        lines = service.parse_csv(body, codec) if media_type == "text/csv" else service.parse_json(body)
+        reconciled = await service.upload_claim(
+            session,
+            principal.tenant,
+            principal.actor(request),
+            statement_id,
+            lines,
+            claim_format="csv" if media_type == "text/csv" else "json",
+            amounts_include_vat=amounts_include_vat,
+            now=utcnow(),
+        )
+        filters = service.ItemFilters(statement_id=reconciled.statement.id)
+        return await _result(session, principal.tenant, reconciled, params, filters)
+
+    upload_digest = {"sha256": hashlib.sha256(body).hexdigest(), "type": media_type, "vat": amounts_include_vat}
+    return await once.create(principal.client_id, upload_digest, upload)
 
 
 @partner_router.get(
@@ -174,7 +175,7 @@ async def get_reconciliation(
 ) -> ReconciliationOut:
     reconciled = await service.reconciliation(session, principal.tenant, statement_id)
     filters = service.ItemFilters(statement_id=reconciled.statement.id, match_class=match_class, open=open)
-    return await _result(session, reconciled, params, filters)
+    return await _result(session, principal.tenant, reconciled, params, filters)
 
 
 @partner_router.post(
@@ -219,7 +220,7 @@ async def list_items(
     filters = service.ItemFilters(
         statement_id=statement_id, partner_id=partner_id, match_class=match_class, open=open, disputed=disputed
     )
-    return page_of(await service.list_items(session, Tenant.everyone(), params, filters), params, item_out)
+    return page_of(await service.list_items(session, principal.tenant, params, filters), params, item_out)
 
 
 @finance_router.post(

@@ -333,12 +333,14 @@ async def dispute(
     items = list(
         (
             await session.scalars(
-                select(ReconciliationItem)
-                .where(
-                    col(ReconciliationItem.statement_id) == statement.id,
-                    col(ReconciliationItem.id).in_(list(reasons)),
-                )
-                .with_for_update()
+                scoped(
+                    select(ReconciliationItem).where(
+                        col(ReconciliationItem.statement_id) == statement.id,
+                        col(ReconciliationItem.id).in_(list(reasons)),
+                    ),
+                    tenant,
+                    col(ReconciliationItem.partner_id),
+                ).with_for_update()
             )
         ).all()
     )
@@ -369,7 +371,7 @@ async def resolve(
     found = await session.get(ReconciliationItem, item_id)
     if found is None:
         raise NotFound("No such reconciliation item.")
-    statement = await statements.get_statement(session, Tenant.everyone(), found.statement_id, lock=True)
+    statement = await statements.get_statement(session, Tenant.everyone(actor), found.statement_id, lock=True)
     item = (
         await session.scalars(
             select(ReconciliationItem)

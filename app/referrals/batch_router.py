@@ -171,7 +171,7 @@ async def submit_batch(
     async with batch_files.spooled(request.stream()) as spool, database.sessionmaker() as staging, staging.begin():
         received = await batches.receive_batch(
             staging,
-            partner_id=principal.partner_id or "",
+            partner_id=principal.tenant.own_partner_id,
             client_id=principal.client_id,
             idempotency_key=idempotency_key,
             file=batch_files.BatchFile(batch_format, codec),

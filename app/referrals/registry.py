@@ -9,14 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.identifiers import (
-    is_valid_credit_code,
-    national_id_birth_date,
-    normalise_credit_code,
-    normalise_national_id,
-)
+from app.core.identifiers import normalise_credit_code, normalise_national_id
 from app.core.problems import Unprocessable
 from app.privacy.crypto import BlindIndex
+from app.privacy.identity import one_identity
 from app.referrals.models import ReferralKind
 from app.referrals.schemas import normalise_mobile
 from app.referrals.service import identity_index, mobile_index
@@ -33,16 +29,9 @@ class RegisteredClient(BaseModel):
 
     @model_validator(mode="after")
     def _one_identifier(self) -> Self:
-        if (self.national_id is None) == (self.credit_code is None):
-            raise ValueError("give exactly one of national_id or credit_code")
-        if self.national_id is not None:
-            self.national_id = normalise_national_id(self.national_id)
-            if national_id_birth_date(self.national_id) is None:
-                raise ValueError("national_id is not a valid resident ID number")
-        if self.credit_code is not None:
-            self.credit_code = normalise_credit_code(self.credit_code)
-            if not is_valid_credit_code(self.credit_code):
-                raise ValueError("credit_code is not a valid unified social credit code")
+        self.national_id, self.credit_code = one_identity(
+            self.national_id, self.credit_code, missing="give exactly one of national_id or credit_code"
+        )
         return self
 
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
-from app.core.idempotency import claim, fingerprint
+from app.core.idempotency import Answer, IdempotentCreateKeyRequired
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.core.tenancy import Tenant
 from app.referrals import overrides, oversight, registry, service
 from app.referrals.models import (
     ConflictStatus,
@@ -104,16 +103,15 @@ async def submit_referral(
     request: Request,
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:write")],
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200)],
+    once: IdempotentCreateKeyRequired,
 ) -> Response:
-    call = await claim(session, principal.client_id, idempotency_key, fingerprint("POST", request.url.path, body))
-    if call.replay:
-        return call.replay
-    keyring = request.app.state.data_keyring
-    submitted = await service.submit_referral(
-        session, principal.partner_id or "", body, await keyring.cipher(session), keyring.index
-    )
-    return await call.remember(201 if submitted.created else 200, referral_out(submitted.referral))
+    async def submit() -> Answer:
+        keyring = request.app.state.data_keyring
+        cipher = await keyring.cipher(session)
+        submitted = await service.submit_referral(session, principal.tenant, body, cipher, keyring.index)
+        return Answer(201 if submitted.created else 200, referral_out(submitted.referral))
+
+    return await once.create(principal.client_id, body, submit)
 
 
 @partner_router.get("", response_model=Page[ReferralOut], summary="Your referrals, newest first")
@@ -200,7 +198,7 @@ async def staff_list_referrals(
     program_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Page[ReferralOut]:
     filters = service.ReferralFilters(partner_id=partner_id, status=status, program_id=program_id)
-    return page_of(await service.list_referrals(session, Tenant.everyone(), params, filters), params, referral_out)
+    return page_of(await service.list_referrals(session, principal.tenant, params, filters), params, referral_out)
 
 
 @staff_router.post(
@@ -219,7 +217,7 @@ async def staff_search_referrals(
         identity_hash=registry.search_identity_hash(index, body.national_id, body.credit_code),
         mobile_hash=registry.search_mobile_hash(index, body.mobile),
     )
-    return page_of(await service.list_referrals(session, Tenant.everyone(), params, filters), params, referral_out)
+    return page_of(await service.list_referrals(session, principal.tenant, params, filters), params, referral_out)
 
 
 class UnmaskRequest(BaseModel):

@@ -18,14 +18,9 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.identifiers import (
-    is_valid_credit_code,
-    national_id_birth_date,
-    normalise_credit_code,
-    normalise_national_id,
-    to_ascii_width,
-)
+from app.core.identifiers import to_ascii_width
 from app.core.models import utcnow
+from app.privacy.identity import checked_credit_code, checked_national_id
 from app.referrals.models import ConflictStatus, ReferralKind, ReferralStatus
 
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
@@ -129,10 +124,7 @@ class IndividualSubject(BaseModel):
     @field_validator("national_id")
     @classmethod
     def _national_id(cls, value: str) -> str:
-        number = normalise_national_id(value)
-        if national_id_birth_date(number) is None:
-            raise ValueError("not a valid resident ID number (check digit or birth date)")
-        return number
+        return checked_national_id(value, "not a valid resident ID number (check digit or birth date)")
 
 
 class EnterpriseSubject(BaseModel):
@@ -155,10 +147,7 @@ class EnterpriseSubject(BaseModel):
     @field_validator("credit_code")
     @classmethod
     def _credit_code(cls, value: str) -> str:
-        code = normalise_credit_code(value)
-        if not is_valid_credit_code(code):
-            raise ValueError("not a valid unified social credit code (check character)")
-        return code
+        return checked_credit_code(value, "not a valid unified social credit code (check character)")
 
 
 class ReferralCreate(BaseModel):

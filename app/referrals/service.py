@@ -163,9 +163,10 @@ class Submitted:
 
 
 async def submit_referral(
-    session: AsyncSession, partner_id: str, data: ReferralCreate, cipher: DataCipher, index: BlindIndex
+    session: AsyncSession, tenant: Tenant, data: ReferralCreate, cipher: DataCipher, index: BlindIndex
 ) -> Submitted:
     """Validate, encrypt and attribute one referral; ``created`` is False when an existing one is returned."""
+    partner_id = tenant.own_partner_id
     now = utcnow()
     program = await open_program(session, partner_id, data.program_id, business_day(now))
     if program is None:
@@ -301,7 +302,7 @@ async def unmask_referral(
     session: AsyncSession, actor: Actor, referral_id: str, cipher: DataCipher, purpose: str
 ) -> dict[str, str | None]:
     """The personal data in clear, for staff with ``pii:unmask``; every read is audited."""
-    referral = await get_referral(session, Tenant.everyone(), referral_id)
+    referral = await get_referral(session, Tenant.everyone(actor), referral_id)
     await audit.record(
         session, actor, "referral.unmasked", object_type="referral", object_id=referral.id, purpose=purpose
     )

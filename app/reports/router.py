@@ -302,7 +302,7 @@ async def client_structure_report(
     request: Request,
     format: Annotated[ReportFormat, FORMAT_QUERY] = ReportFormat.json,
 ) -> Any:
-    payload = await service.client_structure_payload(session, Tenant.everyone(), query)
+    payload = await service.client_structure_payload(session, principal.tenant, query)
     _fold_queue_later(background, request)
     if format is ReportFormat.json:
         return _json(payload)
@@ -339,7 +339,7 @@ async def fees_report(
     request: Request,
     format: Annotated[ReportFormat, FORMAT_QUERY] = ReportFormat.json,
 ) -> Any:
-    payload = await service.fees_payload(session, Tenant.everyone(), query)
+    payload = await service.fees_payload(session, principal.tenant, query)
     _fold_queue_later(background, request)
     if format is ReportFormat.json:
         return _json(payload)
@@ -370,7 +370,7 @@ async def scorecard_report(
     request: Request,
     format: Annotated[ReportFormat, FORMAT_QUERY] = ReportFormat.json,
 ) -> Any:
-    payload = await service.scorecard_payload(session, scored, query)
+    payload = await service.scorecard_payload(session, principal, scored, query)
     _fold_queue_later(background, request)
     if format is ReportFormat.json:
         return _json(payload)
@@ -406,8 +406,8 @@ async def report_pack(
     request: Request,
     format: Annotated[Literal["json", "xlsx", "html"], FORMAT_QUERY] = "json",
 ) -> Any:
-    everyone = Tenant.everyone()
-    reports = await service.pack(session, query)
+    everyone = principal.tenant
+    reports = await service.pack(session, principal, query)
     sheets, sections = await _funnel_views(session, everyone, query, reports.funnel)
     tables = [
         render.timing_table(reports.time_to_convert),

@@ -23,7 +23,7 @@ from app.catalog.models import Partner
 from app.core.models import utcnow
 from app.core.money import to_fen
 from app.core.problems import NotFound
-from app.core.tenancy import Tenant
+from app.core.tenancy import StaffProof, Tenant
 from app.reports import summary
 from app.reports.queries import (
     ORGANIC,
@@ -575,7 +575,7 @@ def _scores(totals: Mapping[str, int], timing: Mapping[str, Any]) -> dict[str, f
 
 
 async def _scorecard_timings(
-    session: AsyncSession, query: ReportQuery, partner: Partner, brute_force: bool, queued: bool
+    session: AsyncSession, everyone: Tenant, query: ReportQuery, partner: Partner, brute_force: bool, queued: bool
 ) -> dict[str, dict[str, Any]]:
     """Days to each stage for the partner, its peers and the alliance."""
     narrowed = {
@@ -585,13 +585,13 @@ async def _scorecard_timings(
     }
     timings = {}
     for who, narrowed_query in narrowed.items():
-        [rows] = await _timings(session, Tenant.everyone(), narrowed_query, [()], brute_force, queued)
+        [rows] = await _timings(session, everyone, narrowed_query, [()], brute_force, queued)
         timings[who] = rows[0] if rows else _no_timing()
     return timings
 
 
 async def scorecard_payload(
-    session: AsyncSession, partner_id: str, query: ReportQuery, *, brute_force: bool = False
+    session: AsyncSession, staff: StaffProof, partner_id: str, query: ReportQuery, *, brute_force: bool = False
 ) -> Payload:
     """One partner against the alliance and against its peers (partners of its kind) over the same period and
     filters: volumes against the average partner with referrals in the period; rates, days and ratios pooled."""
@@ -604,7 +604,7 @@ async def scorecard_payload(
     dimensions = [GroupBy.partner, GroupBy.partner_kind]
     queued = await _queued(session, brute_force)
     statement = aggregate(
-        cohorts_for(alliance, dimensions), alliance, Tenant.everyone(), dimensions, _SCORE_MEASURES,
+        cohorts_for(alliance, dimensions), alliance, Tenant.everyone(staff), dimensions, _SCORE_MEASURES,
         brute_force=brute_force, queued=queued,
     )  # fmt: skip
     per_partner = {row["partner_id"]: row for row in await rows_of(session, statement, "received")}
@@ -615,7 +615,7 @@ async def scorecard_payload(
         "peers": _summed((per_partner[pid] for pid in peers), names),
         "alliance": _summed(per_partner.values(), names),
     }
-    timings = await _scorecard_timings(session, alliance, partner, brute_force, queued)
+    timings = await _scorecard_timings(session, Tenant.everyone(staff), alliance, partner, brute_force, queued)
     scores = {who: _scores(totals[who], timings[who]) for who in totals}
     counts = {"partner": 1, "peers": len(peers), "alliance": len(per_partner)}
 
@@ -676,15 +676,15 @@ async def client_structure(
 
 
 async def scorecard(
-    session: AsyncSession, partner_id: str, query: ReportQuery, *, brute_force: bool = False
+    session: AsyncSession, staff: StaffProof, partner_id: str, query: ReportQuery, *, brute_force: bool = False
 ) -> Scorecard:
     """One partner against the alliance and against its peers over the same period and filters."""
-    return Scorecard.model_validate(await scorecard_payload(session, partner_id, query, brute_force=brute_force))
+    return Scorecard.model_validate(await scorecard_payload(session, staff, partner_id, query, brute_force=brute_force))
 
 
-async def pack(session: AsyncSession, query: ReportQuery) -> ReportPack:
+async def pack(session: AsyncSession, staff: StaffProof, query: ReportQuery) -> ReportPack:
     """Every staff report over the same period, filters and grouping."""
-    everyone = Tenant.everyone()
+    everyone = Tenant.everyone(staff)
     return ReportPack(
         funnel=await funnel(session, everyone, query),
         time_to_convert=await time_to_convert(session, everyone, query),

@@ -12,7 +12,6 @@ from app.catalog import service as catalog
 from app.core.database import SessionDep
 from app.core.models import utcnow
 from app.core.problems import problem_responses
-from app.core.tenancy import Tenant
 from app.fees import statements
 from app.fees.schemas import PaymentIn, StatementOut, statement_out
 from app.reconciliation import service as reconciliation
@@ -71,7 +70,7 @@ async def export_statement(
     principal: FinanceReader,
     format: Literal["csv", "xlsx"] = "csv",
 ) -> Response:
-    statement = await statements.get_statement(session, Tenant.everyone(), statement_id)
+    statement = await statements.get_statement(session, principal.tenant, statement_id)
     partner = await catalog.get_partner(session, statement.partner_id)
     lines = await statements.all_lines(session, statement.id)
     filename = f"statement-{statement.period}-{statement.partner_id}.{format}"

@@ -28,7 +28,7 @@ class OpenReconciliationItems(Conflict):
 
 async def approve(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
     """Approve an issued or disputed statement once no reconciliation item is open."""
-    statement = await statements.get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await statements.get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     statements.check_approvable(statement)
     still_open = await reconciliation.open_item_count(session, statement.id)
     if still_open:
@@ -44,7 +44,7 @@ async def mark_paid(
     session: AsyncSession, actor: Actor, statement_id: str, payment_ref: str, now: datetime
 ) -> Statement:
     """Record the payment of an approved statement; its lines become ``paid``."""
-    statement = await statements.get_statement(session, Tenant.everyone(), statement_id, lock=True)
+    statement = await statements.get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     await statements.record_payment(session, statement, payment_ref, now)
     await audit.record(
         session, actor, "statement.paid", object_type="statement", object_id=statement.id, payment_ref=payment_ref

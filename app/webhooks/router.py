@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
 from app.core.database import SessionDep
-from app.core.idempotency import IdempotencyKeyHeader, claim, fingerprint, sealed_fields
+from app.core.idempotency import IdempotentCreate
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 from app.webhooks import service
@@ -41,30 +41,22 @@ async def create_endpoint(
     request: Request,
     session: SessionDep,
     principal: Manager,
-    idempotency_key: IdempotencyKeyHeader = None,
+    once: IdempotentCreate,
 ) -> Response:
-    call = await claim(
-        session,
-        principal.client_id,
-        idempotency_key,
-        fingerprint("POST", request.url.path, body),
-        sealed=sealed_fields(request.app.state.settings, "secret"),
-    )
-    if call.replay:
-        return call.replay
-    created = await service.create_endpoint(
-        session,
-        request.app.state.settings,
-        principal.actor(request),
-        principal.partner_id or "",
-        url=body.url,
-        event_types=list(body.event_types),
-        description=body.description,
-        enabled=body.enabled,
-    )
-    return await call.remember(
-        201, EndpointCreated(**EndpointOut.of(created.endpoint).model_dump(), secret=created.secret)
-    )
+    async def create() -> EndpointCreated:
+        created = await service.create_endpoint(
+            session,
+            request.app.state.settings,
+            principal.actor(request),
+            principal.tenant,
+            url=body.url,
+            event_types=list(body.event_types),
+            description=body.description,
+            enabled=body.enabled,
+        )
+        return EndpointCreated(**EndpointOut.of(created.endpoint).model_dump(), secret=created.secret)
+
+    return await once.create(principal.client_id, body, create, sealed=("secret",))
 
 
 @router.get("/webhook-endpoints", response_model=Page[EndpointOut], summary="Your webhook endpoints")

@@ -67,7 +67,7 @@ async def create_endpoint(
     session: AsyncSession,
     settings: Settings,
     actor: Actor,
-    partner_id: str,
+    tenant: Tenant,
     *,
     url: str,
     event_types: list[str],
@@ -77,7 +77,7 @@ async def create_endpoint(
     url = check_url(url, settings)
     secret = new_secret()
     endpoint = WebhookEndpoint(
-        partner_id=partner_id,
+        partner_id=tenant.own_partner_id,
         url=url,
         event_types=sorted(set(event_types)),
         description=description,

@@ -14,6 +14,7 @@ from app.catalog import service as catalog
 from app.catalog.models import BundledProduct, PartnerKind
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerCreate, ProductCreate, ProgramCreate
 from app.conversions.service import ingest_events
+from app.core.tenancy import Tenant
 from app.fees.engine import release_held
 from app.fees.models import FeeAccrual
 from app.privacy.service import DataKeyring
@@ -55,7 +56,11 @@ class Ledger:
         person = national_id()
         data = ReferralCreate.model_validate(individual(self.program_id, national_id=person))
         submitted = await submit_referral(
-            self.session, self.partner_id, data, await self.keyring.cipher(self.session), self.keyring.index
+            self.session,
+            Tenant.of_partner(self.partner_id),
+            data,
+            await self.keyring.cipher(self.session),
+            self.keyring.index,
         )
         submitted.referral.created_at = when - timedelta(days=1)
         submitted.referral.window_ends_at = when + timedelta(days=90)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.tenancy import Tenant
 from app.fees.models import FeeRule
 from app.referrals.models import Referral
 from app.referrals.overrides import move_attribution
@@ -24,7 +25,9 @@ CAPPED = {**RULES, "caps": {"per_referral_fen": 30_000, "per_partner_month_fen":
 async def _claim(ledger: Ledger, person: str) -> str:
     data = ReferralCreate.model_validate(individual(ledger.program_id, national_id=person))
     cipher = await ledger.keyring.cipher(ledger.session)
-    submitted = await submit_referral(ledger.session, ledger.partner_id, data, cipher, ledger.keyring.index)
+    submitted = await submit_referral(
+        ledger.session, Tenant.of_partner(ledger.partner_id), data, cipher, ledger.keyring.index
+    )
     return submitted.referral.id
 
 

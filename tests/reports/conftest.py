@@ -149,7 +149,7 @@ class BookWriter:
         data = ReferralCreate.model_validate(body)
         submitted = await submit_referral(
             self.session,
-            self.book.partners[partner].id,
+            Tenant.of_partner(self.book.partners[partner].id),
             data,
             await self.keyring.cipher(self.session),
             self.keyring.index,
@@ -236,7 +236,9 @@ async def write_book(session: AsyncSession, keyring: DataKeyring) -> Book:
         event("account_funded", "C-O5", at("2025-12-29"), **cny(9_000_000)),
     )
     referrals = writer.book.referrals
-    await withdraw_referral(session, Tenant.everyone(), ACTOR, referrals["R4"], "consent_revoked", None)
+    await withdraw_referral(
+        session, Tenant.everyone(Actor.system("test")), ACTOR, referrals["R4"], "consent_revoked", None
+    )
     await expire_stale_holders(session, utcnow())
     await release_held(session, utcnow())  # the daily job has run since: the bank's 30-day holds are over
     # Finance's side: R1's bounty is paid, its bundle fee is on a statement.

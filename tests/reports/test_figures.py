@@ -13,12 +13,13 @@ import pytest
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Actor
 from app.core.tenancy import Tenant
 from app.reports import queries, service, summary
 from app.reports.schemas import GroupBy, ReportFilters
 from tests.reports.conftest import Book
 
-EVERYONE = Tenant.everyone()
+EVERYONE = Tenant.everyone(Actor.system("test"))
 JAN_FEB = (date(2026, 1, 1), date(2026, 2, 28))
 BANDS = ("under_25", "25_35", "36_45", "46_55", "over_55", "none")
 COUNTS = (
@@ -359,7 +360,7 @@ async def test_client_structure_by_month_compares_each_month(alliance: Book, ses
 
 
 async def test_scorecard_of_the_bank(alliance: Book, session: AsyncSession) -> None:
-    card = await service.scorecard(session, alliance.partners["bank"].id, query())
+    card = await service.scorecard(session, Actor.system("test"), alliance.partners["bank"].id, query())
     assert (card.partner.name, card.partner.kind) == ("哈尔滨银行股份有限公司", "bank")
     assert (card.partners_in_alliance, card.partners_in_peers) == (3, 1)
     metrics = {metric.name: (metric.partner, metric.alliance, metric.peers, metric.basis) for metric in card.metrics}
@@ -384,7 +385,9 @@ async def test_scorecard_of_the_bank(alliance: Book, session: AsyncSession) -> N
         "revenue_to_fee_ratio": (0.0657, 0.0811, 0.0657, "pooled"),
         "share_hnw_institutional": (1.0, 0.6667, 1.0, "pooled"),
     }
-    brute = await service.scorecard(session, alliance.partners["bank"].id, query(), brute_force=True)
+    brute = await service.scorecard(
+        session, Actor.system("test"), alliance.partners["bank"].id, query(), brute_force=True
+    )
     assert figures(card) == figures(brute)
 
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.service import Actor
 from app.catalog.models import PartnerKind
 from app.core.business_time import month_of
 from app.core.models import utcnow
@@ -121,7 +122,9 @@ async def generate(session: AsyncSession, keyring: DataKeyring, seed: int) -> St
 
     await send_events(session, story)
     for referral_id, _, _, _ in rng.sample(story.referrals, 5):
-        await withdraw_referral(session, Tenant.everyone(), ACTOR, referral_id, "consent_revoked", None)
+        await withdraw_referral(
+            session, Tenant.everyone(Actor.system("test")), ACTOR, referral_id, "consent_revoked", None
+        )
     await story.fold_sometimes(session)
     await expire_stale_holders(session, utcnow())
     await release_held(session, utcnow())
@@ -253,7 +256,7 @@ def figures(report: Any) -> dict[str, Any]:
 
 
 async def assert_reports_equal_recount(session: AsyncSession, story: Story) -> None:
-    everyone = Tenant.everyone()
+    everyone = Tenant.everyone(Actor.system("test"))
     for query in queries_for(story):
         for report in (service.funnel, service.time_to_convert, service.fees, service.client_structure):
             summarised = await report(session, everyone, query)
@@ -266,8 +269,10 @@ async def assert_reports_equal_recount(session: AsyncSession, story: Story) -> N
             assert figures(await own_report(session, own, query)) == figures(
                 await own_report(session, own, query, brute_force=True)
             )
-        card = await service.scorecard(session, partner.id, query)
-        assert figures(card) == figures(await service.scorecard(session, partner.id, query, brute_force=True))
+        card = await service.scorecard(session, Actor.system("test"), partner.id, query)
+        assert figures(card) == figures(
+            await service.scorecard(session, Actor.system("test"), partner.id, query, brute_force=True)
+        )
 
 
 async def summary_tables(session: AsyncSession) -> dict[str, list[tuple[Any, ...]]]:
@@ -282,12 +287,16 @@ async def test_the_summary_equals_a_brute_force_recount(app, session: AsyncSessi
     story = await generate(session, app.state.data_keyring, seed)
     # The story covers what the reports count: every outcome, every fee status, tiers, organic clients.
     everything = queries_for(story)[0]
-    funnel = (await service.funnel(session, Tenant.everyone(), everything, brute_force=True)).total.counts
+    funnel = (
+        await service.funnel(session, Tenant.everyone(Actor.system("test")), everything, brute_force=True)
+    ).total.counts
     assert funnel.received > 50 and funnel.converted > 0 and funnel.funded > funnel.converted
     assert min(funnel.duplicate, funnel.existing_client, funnel.expired, funnel.withdrawn) > 0
-    fees = (await service.fees(session, Tenant.everyone(), everything, brute_force=True)).total
+    fees = (await service.fees(session, Tenant.everyone(Actor.system("test")), everything, brute_force=True)).total
     assert min(fees.fees_pending_fen, fees.fees_payable_fen, fees.fees_statemented_fen, fees.fees_paid_fen) > 0
-    structure = (await service.client_structure(session, Tenant.everyone(), everything, brute_force=True)).total
+    structure = (
+        await service.client_structure(session, Tenant.everyone(Actor.system("test")), everything, brute_force=True)
+    ).total
     assert structure.funded.retail and structure.funded.institutional and structure.organic.retail
 
     # Some of the queue still pending: the reports correct for it.

@@ -25,7 +25,7 @@ async def _endpoint(session: AsyncSession, settings: Settings, desk: PartnerDesk
         session,
         settings,
         Actor.system("test"),
-        desk.partner.id,
+        Tenant.of_partner(desk.partner.id),
         url="https://hooks.partner.example/in",
         event_types=["referral.status_changed"],
         description=None,
@@ -37,7 +37,7 @@ async def _endpoint(session: AsyncSession, settings: Settings, desk: PartnerDesk
 
 
 async def _due(session: AsyncSession, endpoint_id: str, *, attempts: int, age: timedelta) -> str:
-    delivery = await service.enqueue_test(session, Tenant.everyone(), endpoint_id)
+    delivery = await service.enqueue_test(session, Tenant.everyone(Actor.system("test")), endpoint_id)
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery.id)

@@ -45,14 +45,14 @@ async def test_two_workers_never_send_the_same_delivery(database: Database, sett
             session,
             settings,
             Actor.system("test"),
-            partner.id,
+            Tenant.of_partner(partner.id),
             url="https://bank.example/hooks",
             event_types=["referral.status_changed"],
             description=None,
             enabled=True,
         )
         for _ in range(40):
-            await service.enqueue_test(session, Tenant.everyone(), created.endpoint.id)
+            await service.enqueue_test(session, Tenant.everyone(Actor.system("test")), created.endpoint.id)
     seen: Counter[str] = Counter()
 
     async def partner_server(request: httpx.Request) -> httpx.Response:

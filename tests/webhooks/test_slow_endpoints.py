@@ -100,7 +100,7 @@ async def _endpoint(database: Database, settings: Settings, url: str, *, queued:
             session,
             settings,
             Actor.system("test"),
-            partner.id,
+            Tenant.of_partner(partner.id),
             url=url,
             event_types=["referral.status_changed"],
             description=None,
@@ -108,13 +108,13 @@ async def _endpoint(database: Database, settings: Settings, url: str, *, queued:
         )
         created.endpoint.consecutive_failures = failures
         for _ in range(queued):
-            await service.enqueue_test(session, Tenant.everyone(), created.endpoint.id)
+            await service.enqueue_test(session, Tenant.everyone(Actor.system("test")), created.endpoint.id)
         return created.endpoint.id
 
 
 async def _queue_one(database: Database, endpoint_id: str) -> str:
     async with database.sessionmaker() as session, session.begin():
-        return (await service.enqueue_test(session, Tenant.everyone(), endpoint_id)).id
+        return (await service.enqueue_test(session, Tenant.everyone(Actor.system("test")), endpoint_id)).id
 
 
 @contextlib.asynccontextmanager

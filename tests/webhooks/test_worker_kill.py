@@ -95,13 +95,13 @@ async def test_a_killed_worker_loses_nothing(scratch_url: str, database: Databas
             session,
             settings,
             Actor.system("test"),
-            partner.id,
+            Tenant.of_partner(partner.id),
             url=f"http://127.0.0.1:{port}/hooks",
             event_types=["referral.status_changed"],
             description=None,
             enabled=True,
         )
-        delivery = await service.enqueue_test(session, Tenant.everyone(), endpoint.endpoint.id)
+        delivery = await service.enqueue_test(session, Tenant.everyone(Actor.system("test")), endpoint.endpoint.id)
 
     first = await _worker(scratch_url)
     try:
