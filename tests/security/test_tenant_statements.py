@@ -28,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import SQLModel
 
-import app.registry  # noqa: F401  (every table model, for the metadata)
+import app.tables  # noqa: F401  (every table model, for the metadata)
 from app.reports import router as reports_router
 from tests.factories.referrals import PartnerDesk, individual
 from tests.security.policy import PARTNER, POLICY, app_routes
