@@ -131,12 +131,6 @@ async def open_programs(session: AsyncSession, partner_id: str, today: date) -> 
     return {program.id: program for program in rows if program.effective_to is None or program.effective_to > today}
 
 
-async def ensure_partner_active(session: AsyncSession, partner_id: str) -> None:
-    partner = await session.get(Partner, partner_id)
-    if partner is None or partner.status is not PartnerStatus.active:
-        raise ProgramNotAvailable("The partner is not active.")
-
-
 async def open_program(session: AsyncSession, partner_id: str, program_id: str, today: date) -> Program | None:
     """One program of an active partner that accepts referrals today (one query)."""
     program = await session.scalar(
