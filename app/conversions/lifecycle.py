@@ -1,5 +1,6 @@
 """The referral lifecycle driven by back-office events (DESIGN.md, "Referral funnel"), as pure state changes on
-loaded rows: the service loads in bulk, this decides, the service writes in bulk.
+loaded rows: the service loads in bulk, this decides, the service writes the accounts in bulk and hands the
+referrals' status changes to ``app.referrals.transitions.transition``, which checks and writes them.
 
 ``account_opened`` links the account to the identity's eligible referral inside its window (→ account_opened);
 the first funding fixes the tier (→ funded); a tier rise inside the qualification period is recorded; buying a
