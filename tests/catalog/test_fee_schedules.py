@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -8,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import app
 from app.catalog.models import Partner
 from app.catalog.service import mark_fee_schedules_used
 from app.core.models import utcnow
@@ -194,3 +197,12 @@ async def test_marking_versions_used_fixes_many_at_once_and_keeps_the_first_time
     }
     # The first accrual freezes a version: a later one never moves that time; a version without lines stays free.
     assert stamped == {used_before: first, fresh: later, untouched: None}
+
+
+def test_only_catalog_writes_when_a_version_was_first_used() -> None:
+    package = Path(app.__file__).parent
+    writes = re.compile(r"first_accrual_at\s*=(?!=)")
+    writers = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py") if writes.search(path.read_text())
+    )
+    assert writers == ["catalog/service.py"]

@@ -5,8 +5,10 @@ The expectations below are written from DESIGN.md, not read from ``app.referrals
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import app
 from app.core.models import utcnow
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
@@ -195,3 +198,26 @@ async def test_an_outcome_is_dated_when_it_happened_and_expiry_is_announced_twic
     assert state["row"] == (S.expired, far, None)
     assert state["timeline"][-1] == (S.eligible, S.expired, "window_passed")
     assert state["notices"] == 1 + 2  # intake, then referral.status_changed and referral.expired
+
+
+# Writes of a referral's status columns: SQL updates of the table, and assignments to a loaded row's columns.
+_STATUS_WRITES = (
+    re.compile(r"UPDATE\s+referrals\b", re.I),
+    re.compile(r"Referral\.__table__[^\n]*\.update\(\)"),
+    re.compile(r"update\(Referral\)(?:(?!\n\n).)*?\.values\([^)]*\b(?:status|outcome_at|client_ref)=", re.S),
+    re.compile(
+        r"^\s*(?:[\w.]+\s*,\s*)*\w*(?:referral|holder|target)\w*\.(?:status|outcome_at|client_ref)\b"
+        r"(?:\s*,\s*[\w.]+)*\s*=(?!=)",
+        re.M,
+    ),
+)
+
+
+def test_only_the_transition_function_writes_a_referral_status() -> None:
+    package = Path(app.__file__).parent
+    writers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if any(pattern.search(path.read_text()) for pattern in _STATUS_WRITES)
+    )
+    assert writers == ["referrals/transitions.py"]
