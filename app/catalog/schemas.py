@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
 
@@ -336,8 +336,3 @@ _PROGRAM_COLUMNS = (
     "created_at",
     "updated_at",
 )
-
-
-def changed_fields(update: BaseModel) -> dict[str, Any]:
-    """The fields a PATCH body actually sets."""
-    return update.model_dump(exclude_unset=True)

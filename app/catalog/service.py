@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Collection, Sequence
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
@@ -471,10 +471,13 @@ async def schedules_in_force(
     return {schedule.program_id: schedule for schedule in rows}
 
 
-async def mark_fee_schedule_used(session: AsyncSession, schedule_id: str) -> None:
-    """Called by the fee engine when a version produces its first accrual; from then on it never changes."""
-    schedule = await get_fee_schedule(session, schedule_id)
-    if schedule.first_accrual_at is None:
-        schedule.first_accrual_at = utcnow()
-        session.add(schedule)
-        await session.flush()
+async def mark_fee_schedules_used(session: AsyncSession, schedule_ids: Collection[str], now: datetime) -> None:
+    """Called by the fee engine for the versions its lines were computed under: a version's first accrual fixes
+    it, and from then on it never changes (one statement, however many versions)."""
+    if not schedule_ids:
+        return
+    await session.execute(
+        update(FeeSchedule)
+        .where(col(FeeSchedule.id).in_(sorted(schedule_ids)), col(FeeSchedule.first_accrual_at).is_(None))
+        .values(first_accrual_at=now)
+    )

@@ -1,5 +1,6 @@
 """The referral lifecycle driven by back-office events (DESIGN.md, "Referral funnel"), as pure state changes on
-loaded rows: the service loads in bulk, this decides, the service writes in bulk.
+loaded rows: the service loads in bulk, this decides, the service writes the accounts in bulk and hands the
+referrals' status changes to ``app.referrals.transitions.transition``, which checks and writes them.
 
 ``account_opened`` links the account to the identity's eligible referral inside its window (→ account_opened);
 the first funding fixes the tier (→ funded); a tier rise inside the qualification period is recorded; buying a
@@ -14,6 +15,7 @@ from typing import Any
 
 from app.conversions.models import AccountStatus, ClientAccount, ConversionEvent, EventStatus, EventType, Tier
 from app.referrals.models import Referral, ReferralStatus
+from app.referrals.transitions import StatusChange
 
 HNW_FROM_FEN = 1_000_000 * 100
 INSTITUTIONAL_FROM_FEN = 5_000_000 * 100
@@ -36,24 +38,21 @@ class ProgramTerms:
 
 
 @dataclass
-class Transition:
-    referral: Referral
-    from_status: ReferralStatus
-    to_status: ReferralStatus
-    cause: str
-    details: dict[str, Any]
-
-
-@dataclass
 class Lifecycle:
-    """Applies events to accounts and referrals already loaded (and locked) by the caller."""
+    """Applies events to accounts already loaded (and locked) by the caller, and decides the status changes of
+    the referrals it was given (loaded and locked by ``app.referrals.service.lock_for_accounts``): those are
+    ``changes``, for ``app.referrals.transitions.transition`` to write; the referral rows are not touched."""
 
     accounts: dict[str, ClientAccount]
     referrals_by_identity: dict[bytes, Referral]
     referrals_by_id: dict[str, Referral]
     terms: dict[str, ProgramTerms]
-    transitions: list[Transition] = field(default_factory=list)
-    changed_referrals: set[str] = field(default_factory=set)
+    changes: list[StatusChange] = field(default_factory=list)
+    _statuses: dict[str, ReferralStatus] = field(default_factory=dict)
+
+    def status_of(self, referral: Referral) -> ReferralStatus:
+        """The referral's status after the changes decided so far."""
+        return self._statuses.get(referral.id, referral.status)
 
     def apply(self, event: ConversionEvent, now: datetime) -> None:
         account = self.accounts[event.client_ref]
@@ -70,20 +69,40 @@ class Lifecycle:
         event.effects = effects
         account.updated_at = now
 
-    def _move(self, referral: Referral, to_status: ReferralStatus, event: ConversionEvent, **details: Any) -> None:
-        self.transitions.append(
-            Transition(
-                referral,
-                referral.status,
+    def _move(
+        self,
+        referral: Referral,
+        to_status: ReferralStatus,
+        event: ConversionEvent,
+        *,
+        client_ref: str | None = None,
+        **details: Any,
+    ) -> None:
+        self._note(referral, to_status, event.type.value, event, client_ref=client_ref, **details)
+        self._statuses[referral.id] = to_status
+
+    def _note(
+        self,
+        referral: Referral,
+        to_status: ReferralStatus,
+        cause: str,
+        event: ConversionEvent,
+        *,
+        client_ref: str | None = None,
+        **details: Any,
+    ) -> None:
+        self.changes.append(
+            StatusChange(
+                referral.id,
+                referral.partner_id,
+                self.status_of(referral),
                 to_status,
-                event.type.value,
+                cause,
                 {"source_event_id": event.source_event_id, **details},
+                at=event.occurred_at,
+                client_ref=client_ref,
             )
         )
-        referral.status = to_status
-        if to_status in (ReferralStatus.expired, ReferralStatus.existing_client):
-            referral.outcome_at = event.occurred_at
-        self.changed_referrals.add(referral.id)
 
     def _account_opened(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
         if account.status is not AccountStatus.unopened:
@@ -93,7 +112,7 @@ class Lifecycle:
         account.identity_hash = event.identity_hash
         account.enterprise = event.enterprise
         referral = self.referrals_by_identity.get(event.identity_hash or b"")
-        if referral is None or referral.status is not ReferralStatus.eligible:
+        if referral is None or self.status_of(referral) is not ReferralStatus.eligible:
             return {"attributed": False}
         if event.occurred_at < referral.created_at:
             self._move(referral, ReferralStatus.existing_client, event, reason="account opened before the referral")
@@ -103,8 +122,7 @@ class Lifecycle:
             return {"attributed": False, "reason": "outside the attribution window"}
         account.referral_id = referral.id
         account.partner_id = referral.partner_id
-        referral.client_ref = account.client_ref
-        self._move(referral, ReferralStatus.account_opened, event)
+        self._move(referral, ReferralStatus.account_opened, event, client_ref=account.client_ref)
         return {"attributed": True}
 
     def _account_funded(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
@@ -115,7 +133,7 @@ class Lifecycle:
             account.tier = tier_of(account.assets_fen, account.enterprise)
             effects["tier"] = account.tier.value
             referral = self._referral_of(account)
-            if referral is not None and referral.status is ReferralStatus.account_opened:
+            if referral is not None and self.status_of(referral) is ReferralStatus.account_opened:
                 self._move(referral, ReferralStatus.funded, event, tier=account.tier.value)
         else:
             effects.update(self._maybe_raise_tier(event, account))
@@ -143,15 +161,8 @@ class Lifecycle:
         old = account.tier
         account.tier = new_tier
         if referral is not None:
-            self.transitions.append(
-                Transition(
-                    referral,
-                    referral.status,
-                    referral.status,
-                    "tier_raised",
-                    {"source_event_id": event.source_event_id, "from_tier": old.value, "to_tier": new_tier.value},
-                )
-            )
+            status = self.status_of(referral)
+            self._note(referral, status, "tier_raised", event, from_tier=old.value, to_tier=new_tier.value)
         return {"tier_raised": [old.value, new_tier.value]}
 
     def _bundle_purchased(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
@@ -160,7 +171,7 @@ class Lifecycle:
             return {}
         terms = self.terms.get(referral.program_id)
         in_program = terms is not None and event.product_code in terms.product_codes
-        if in_program and referral.status in (ReferralStatus.account_opened, ReferralStatus.funded):
+        if in_program and self.status_of(referral) in (ReferralStatus.account_opened, ReferralStatus.funded):
             self._move(referral, ReferralStatus.converted, event, product_code=event.product_code)
             return {"converted": True}
         return {"product_in_program": in_program}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
@@ -72,21 +71,3 @@ class EventResult(BaseModel):
 class EventBatchResult(BaseModel):
     results: list[EventResult]
     summary: dict[str, int]
-
-
-class ConversionEventOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    source_event_id: str
-    type: EventType
-    occurred_at: datetime
-    client_ref: str
-    amount_fen: int | None
-    currency: str | None
-    product_code: str | None
-    status: str
-    referral_id: str | None
-    organic: bool | None
-    effects: dict[str, Any]
-    created_at: datetime

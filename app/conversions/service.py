@@ -30,9 +30,9 @@ from app.core.models import new_id, utcnow
 from app.core.problems import field_errors
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
-from app.referrals.attribution import TimelineEntry, record_timeline
-from app.referrals.models import Referral, ReferralKind, ReferralStatus
-from app.referrals.service import identity_index
+from app.referrals.models import ReferralKind, ReferralStatus
+from app.referrals.service import identity_index, lock_for_accounts
+from app.referrals.transitions import transition
 
 # Bulk inserts go through the tables: the ORM's bulk path splits rows whose empty columns differ into separate
 # statements.
@@ -210,25 +210,7 @@ async def _load_lifecycle(
 ) -> Lifecycle:
     identities = [event.identity_hash for event in events if event.identity_hash is not None]
     linked = [account.referral_id for account in accounts.values() if account.referral_id]
-    referrals: list[Referral] = []
-    if identities:
-        referrals += (
-            await session.scalars(
-                select(Referral)
-                .where(col(Referral.identity_hash).in_(identities), col(Referral.status) == ReferralStatus.eligible)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    if linked:
-        referrals += (
-            await session.scalars(
-                select(Referral)
-                .where(col(Referral.id).in_(linked))
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).all()
+    referrals = await lock_for_accounts(session, identities, linked)
     program_ids = sorted({referral.program_id for referral in referrals})
     terms: dict[str, ProgramTerms] = {}
     if program_ids:
@@ -248,22 +230,6 @@ async def _load_lifecycle(
 
 
 async def _write_back(session: AsyncSession, lifecycle: Lifecycle, now: datetime) -> None:
-    # Accounts, events and referrals are rows loaded (and locked) in this session: the flush writes their
-    # changes, grouped by SQLAlchemy into executemany batches. Every transition goes on a referral's timeline.
-    for referral_id in lifecycle.changed_referrals:
-        lifecycle.referrals_by_id[referral_id].updated_at = now
-    await record_timeline(
-        session,
-        [
-            TimelineEntry(
-                transition.referral.id,
-                transition.referral.partner_id,
-                transition.from_status,
-                transition.to_status,
-                transition.cause,
-                transition.details,
-            )
-            for transition in lifecycle.transitions
-        ],
-        now,
-    )
+    # Accounts and events are rows loaded (and locked) in this session: the flush writes their changes, grouped
+    # by SQLAlchemy into executemany batches. The referrals' changes are referrals' to check and write.
+    await transition(session, lifecycle.changes, now)

@@ -22,6 +22,7 @@ from sqlmodel import col
 
 from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
 from app.catalog.schemas import FeeRules
+from app.catalog.service import mark_fee_schedules_used
 from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
 from app.core.business_time import business_day, business_month, month_named
 from app.core.models import new_id
@@ -447,13 +448,9 @@ async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
             .where(col(FeeAccrual.id).in_(accrual.cancelled_ids), col(FeeAccrual.status) == AccrualStatus.pending)
             .values(status=AccrualStatus.reversed, updated_at=now)
         )
-    used = {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}
-    if used:
-        await session.execute(
-            update(FeeSchedule)
-            .where(col(FeeSchedule.id).in_(used), col(FeeSchedule.first_accrual_at).is_(None))
-            .values(first_accrual_at=now)
-        )
+    await mark_fee_schedules_used(
+        session, {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}, now
+    )
     return written
 
 

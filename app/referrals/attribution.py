@@ -23,22 +23,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.bulk import JsonText, Then, equals_any, insert_rows
+from app.core.bulk import JsonText, equals_any, insert_rows
 from app.core.business_time import business_day
-from app.core.models import new_id, new_ids
+from app.core.models import new_id
 from app.referrals.models import (
     HOLDING_SQL,
     HOLDING_STATUSES,
     AttributionConflict,
     ExistingClient,
     Referral,
-    ReferralEvent,
     ReferralStatus,
 )
-from app.webhooks.service import referral_transitions_queue
+from app.referrals.transitions import StatusChange, record_intake, transition
 
 _REFERRALS = Referral.__table__  # type: ignore[attr-defined]
-_TIMELINE = ReferralEvent.__table__  # type: ignore[attr-defined]
 _REFERRAL_COLUMNS = (
     "id",
     "partner_id",
@@ -65,8 +63,6 @@ _REFERRAL_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_TIMELINE_COLUMNS = ("id", "referral_id", "partner_id", "from_status", "to_status", "cause", "details", "created_at")
-_TRANSITION_COLUMNS = ("referral_id", "partner_id", "from_status", "to_status", "cause")
 
 
 @dataclass
@@ -148,75 +144,23 @@ async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Seq
     condition = and_(col(Referral.status) == ReferralStatus.eligible, col(Referral.window_ends_at) <= now)
     if hashes is not None:
         condition = and_(condition, equals_any(col(Referral.identity_hash), hashes))
-    expired: list[tuple[str, str]] = [
-        (str(referral_id), str(partner_id))
-        for referral_id, partner_id in (
-            await session.execute(
-                Referral.__table__.update()  # type: ignore[attr-defined]
-                .where(condition)
-                .values(status=ReferralStatus.expired, outcome_at=now, updated_at=now)
-                .returning(Referral.__table__.c.id, Referral.__table__.c.partner_id)  # type: ignore[attr-defined]
-            )
-        ).all()
-    ]
-    await record_events(
+    stale = (
+        await session.execute(
+            select(col(Referral.id), col(Referral.partner_id))
+            .where(condition)
+            .order_by(col(Referral.id))
+            .with_for_update()
+        )
+    ).all()
+    await transition(
         session,
         [
-            (referral_id, partner_id, ReferralStatus.eligible, ReferralStatus.expired)
-            for referral_id, partner_id in expired
+            StatusChange(referral_id, partner_id, ReferralStatus.eligible, ReferralStatus.expired, "window_passed")
+            for referral_id, partner_id in stale
         ],
-        cause="window_passed",
-        now=now,
+        now,
     )
-    return len(expired)
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    referral_id: str
-    partner_id: str
-    from_status: ReferralStatus | None
-    to_status: ReferralStatus
-    cause: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-async def record_timeline(session: AsyncSession, entries: Sequence[TimelineEntry], now: datetime) -> None:
-    """Append entries to referrals' timelines and announce the status changes to the partners' webhooks, in one
-    statement of the caller's transaction: every status change passes through here."""
-    if not entries:
-        return
-    rows = [
-        (
-            event_id,
-            entry.referral_id,
-            entry.partner_id,
-            entry.from_status,
-            entry.to_status,
-            entry.cause,
-            entry.details,
-            now,
-        )
-        for event_id, entry in zip(new_ids("rev", len(entries)), entries, strict=True)
-    ]
-    announce = Then(referral_transitions_queue("inserted"), {"now": now})
-    await insert_rows(session, _TIMELINE, _TIMELINE_COLUMNS, rows, returning=_TRANSITION_COLUMNS, then=announce)
-
-
-async def record_events(
-    session: AsyncSession,
-    transitions: Sequence[tuple[str, str, ReferralStatus | None, ReferralStatus]],
-    *,
-    cause: str,
-    now: datetime,
-    details: dict[str, Any] | None = None,
-) -> None:
-    """Timeline entries sharing one cause, for (referral, partner, from, to) tuples."""
-    entries = [
-        TimelineEntry(referral_id, partner_id, from_status, to_status, cause, details or {})
-        for referral_id, partner_id, from_status, to_status in transitions
-    ]
-    await record_timeline(session, entries, now)
+    return len(stale)
 
 
 async def attribute(
@@ -353,18 +297,7 @@ async def _insert(
             session, _REFERRALS, _REFERRAL_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id", "external_ref")
         )
     }
-    await record_timeline(
-        session,
-        [
-            entry
-            for referral_id in inserted.values()
-            for entry in (
-                TimelineEntry(referral_id, partner_id, None, ReferralStatus.received, "submitted"),
-                TimelineEntry(referral_id, partner_id, ReferralStatus.received, status, "attribution"),
-            )
-        ],
-        now,
-    )
+    await record_intake(session, partner_id, list(inserted.values()), status, now)
     lost = []
     for candidate in candidates:
         referral_id = inserted.get(candidate.external_ref)

@@ -110,9 +110,9 @@ class ReferralEvent(SQLModel, table=True):
     id: str = id_field("rev")
     # Insertion order: events written in one instant (received, then eligible) keep their order.
     seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False))
-    # No foreign key: events are written only by ``record_timeline``, in the transaction that creates or changes
-    # the referral, and referrals are never deleted (erasure keeps the row). The check locked the referral row for
-    # every event, a sizeable share of batch intake.
+    # No foreign key: events are written only by ``app.referrals.transitions``, in the transaction that creates or
+    # changes the referral, and referrals are never deleted (erasure keeps the row). The check locked the referral
+    # row for every event, a sizeable share of batch intake.
     referral_id: str = Field(max_length=40)
     partner_id: str = Field(max_length=40)
     from_status: ReferralStatus | None = Field(default=None, sa_type=enum_type(ReferralStatus, "referral_event_from"))

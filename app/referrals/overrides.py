@@ -30,7 +30,6 @@ from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEve
 from app.core.models import new_id, utcnow
 from app.core.problems import Conflict, NotFound
 from app.fees.moves import NO_CHANGE, LedgerChange, move_fees
-from app.referrals.attribution import TimelineEntry, record_timeline
 from app.referrals.models import (
     HOLDING_STATUSES,
     AttributionConflict,
@@ -38,6 +37,7 @@ from app.referrals.models import (
     Referral,
     ReferralStatus,
 )
+from app.referrals.transitions import StatusChange, transition
 
 CAUSE = "attribution_moved"
 
@@ -104,21 +104,15 @@ async def move_attribution(
     )
     stages = stages_reached(events, codes)
     held_as = holder.status
-    holder.status, holder.outcome_at, holder.client_ref, holder.updated_at = ReferralStatus.duplicate, now, None, now
-    await session.flush()  # first: at most one referral holds an identity at any moment
-    target.status = stages[-1][0] if stages else ReferralStatus.eligible
-    target.outcome_at, target.updated_at = None, now
-    target.client_ref = account.client_ref if account else None
+    details: dict[str, Any] = {"move_id": move_id, **({"conflict_id": conflict_id} if conflict_id else {})}
+    changes = [StatusChange(holder.id, holder.partner_id, held_as, ReferralStatus.duplicate, CAUSE, details)]
+    changes += _taking_over(target, account, stages, details)
+    await transition(session, changes, now)
     if account is not None:
         account.referral_id, account.partner_id, account.updated_at = target.id, target.partner_id, now
     await session.flush()
 
     reversed_, accrued = await move_fees(session, holder, target, account, events, move_id, now)
-
-    details: dict[str, Any] = {"move_id": move_id, **({"conflict_id": conflict_id} if conflict_id else {})}
-    entries = [TimelineEntry(holder.id, holder.partner_id, held_as, ReferralStatus.duplicate, CAUSE, details)]
-    entries += _taking_over(target, stages, details)
-    await record_timeline(session, entries, now)
     if conflict_id is None:
         await _resolve_open_conflicts(session, actor, target.id, reason, now)
     await audit.record(
@@ -145,18 +139,33 @@ async def move_attribution(
 
 
 def _taking_over(
-    target: Referral, stages: list[tuple[ReferralStatus, ConversionEvent]], details: dict[str, Any]
-) -> list[TimelineEntry]:
-    """The new holder's timeline: eligible again, then each stage the account's events reached, with its event."""
-    entries = [
-        TimelineEntry(target.id, target.partner_id, ReferralStatus.duplicate, ReferralStatus.eligible, CAUSE, details)
+    target: Referral,
+    account: ClientAccount | None,
+    stages: list[tuple[ReferralStatus, ConversionEvent]],
+    details: dict[str, Any],
+) -> list[StatusChange]:
+    """The new holder's changes: eligible again, taking the client account over, then each stage the account's
+    events reached, with its event."""
+    client_ref = account.client_ref if account else None
+    changes = [
+        StatusChange(
+            target.id,
+            target.partner_id,
+            ReferralStatus.duplicate,
+            ReferralStatus.eligible,
+            CAUSE,
+            details,
+            client_ref=client_ref,
+        )
     ]
     previous = ReferralStatus.eligible
     for stage, event in stages:
         reached = {**details, "source_event_id": event.source_event_id}
-        entries.append(TimelineEntry(target.id, target.partner_id, previous, stage, CAUSE, reached))
+        changes.append(
+            StatusChange(target.id, target.partner_id, previous, stage, CAUSE, reached, client_ref=client_ref)
+        )
         previous = stage
-    return entries
+    return changes
 
 
 async def _current_holder(session: AsyncSession, target: Referral) -> Referral:

@@ -21,7 +21,7 @@ from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound
 from app.referrals.models import AttributionConflict, ConflictStatus, Referral, ReferralEvent, ReferralStatus
 from app.referrals.overrides import move_attribution
-from app.referrals.service import InvalidReferralTransition
+from app.referrals.transitions import InvalidReferralTransition
 
 
 @dataclass(frozen=True)

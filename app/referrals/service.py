@@ -4,6 +4,7 @@ search and unmasking, the registry of existing clients, expiry and retention. Co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher, mask_identifier, mask_mobile, mask_name
 from app.privacy.service import EncryptedColumn
-from app.referrals.attribution import Candidate, attribute, record_events
+from app.referrals.attribution import Candidate, attribute
 from app.referrals.models import (
     UNCONVERTED_OUTCOMES,
     Referral,
@@ -33,6 +34,7 @@ from app.referrals.models import (
     ReferralStatus,
 )
 from app.referrals.schemas import EnterpriseSubject, IndividualSubject, ReferralCreate
+from app.referrals.transitions import StatusChange, transition
 
 NAME_COLUMN = "referrals.name"
 MOBILE_COLUMN = "referrals.mobile"
@@ -50,10 +52,6 @@ class ProgramNotAvailable(Unprocessable):
 
 class ExternalRefTaken(Conflict):
     slug, title = "external-ref-taken", "External reference already used"
-
-
-class InvalidReferralTransition(Conflict):
-    slug, title = "invalid-transition", "Invalid status transition"
 
 
 # --- intake -----------------------------------------------------------------------------------------------------
@@ -130,12 +128,6 @@ async def open_programs(session: AsyncSession, partner_id: str, today: date) -> 
         )
     )
     return {program.id: program for program in rows if program.effective_to is None or program.effective_to > today}
-
-
-async def ensure_partner_active(session: AsyncSession, partner_id: str) -> None:
-    partner = await session.get(Partner, partner_id)
-    if partner is None or partner.status is not PartnerStatus.active:
-        raise ProgramNotAvailable("The partner is not active.")
 
 
 async def open_program(session: AsyncSession, partner_id: str, program_id: str, today: date) -> Program | None:
@@ -240,6 +232,34 @@ async def referral_events(session: AsyncSession, tenant: Tenant, referral_id: st
     return list(rows.all())
 
 
+async def lock_for_accounts(
+    session: AsyncSession, identities: Sequence[bytes], referral_ids: Sequence[str]
+) -> list[Referral]:
+    """For the conversion feed, the referrals its accounts may touch, locked until the transaction ends: the
+    eligible referrals of the ``identities`` accounts open for, and the referrals ``referral_ids`` accounts are
+    linked to. Their status changes only through ``app.referrals.transitions.transition``."""
+    referrals: list[Referral] = []
+    if identities:
+        referrals += (
+            await session.scalars(
+                select(Referral)
+                .where(col(Referral.identity_hash).in_(identities), col(Referral.status) == ReferralStatus.eligible)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    if referral_ids:
+        referrals += (
+            await session.scalars(
+                select(Referral)
+                .where(col(Referral.id).in_(referral_ids))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    return referrals
+
+
 # --- withdrawal and erasure -----------------------------------------------------------------------------------------
 
 _PERSONAL_COLUMNS: dict[str, Any] = {
@@ -264,14 +284,15 @@ async def withdraw_referral(
     if referral.status is ReferralStatus.withdrawn:
         return referral
     now = utcnow()
-    previous = referral.status
+    await transition(
+        session,
+        [StatusChange(referral.id, referral.partner_id, referral.status, ReferralStatus.withdrawn, reason)],
+        now,
+    )
     await session.execute(
         update(Referral)
         .where(col(Referral.id) == referral.id)
-        .values(status=ReferralStatus.withdrawn, outcome_at=now, erased_at=now, updated_at=now, **_PERSONAL_COLUMNS)
-    )
-    await record_events(
-        session, [(referral.id, referral.partner_id, previous, ReferralStatus.withdrawn)], cause=reason, now=now
+        .values(erased_at=now, updated_at=now, **_PERSONAL_COLUMNS)
     )
     await audit.record(
         session, actor, "referral.withdrawn", object_type="referral", object_id=referral.id, reason=reason, note=note

@@ -1,12 +1,14 @@
-"""Webhook rules: endpoints and their secrets, the outbox (``announce``), the delivery log and manual retries.
+"""Webhook rules: endpoints and their secrets, the outbox (``queue_notices``, ``announce``), the delivery log and
+manual retries.
 
-``announce`` writes delivery rows in the caller's transaction, so a change and its announcement commit together;
+The outbox writes delivery rows in the caller's transaction, so a change and its announcement commit together;
 ``app.webhooks.delivery`` sends them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -185,48 +187,47 @@ def envelope(event_type: str, data: dict[str, Any], now: datetime) -> dict[str, 
     return {"type": event_type, "timestamp": now.isoformat(), "data": data}
 
 
-_QUEUE = """
+@dataclass(frozen=True)
+class Notice:
+    """One announcement to a partner: delivered to each of its enabled endpoints subscribed to ``event_type``."""
+
+    partner_id: str
+    event_type: str
+    data: dict[str, Any]
+
+
+def queue_notices_sql(notices: str) -> str:
+    """The statement queueing, at ``:now``, one delivery per notice and subscribed endpoint, for the notices that
+    the SELECT ``notices`` produces as rows of (partner id, event type, data as jsonb), in this order. Domains
+    build their notices in SQL with it, to queue many in the statement that records their change."""
+    return f"""
     INSERT INTO webhook_deliveries
         (id, endpoint_id, partner_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
     SELECT 'msg_' || replace(CAST(gen_random_uuid() AS text), '-', ''), e.id, e.partner_id, n.event_type,
-           jsonb_build_object('type', n.event_type, 'timestamp', CAST(:now AS timestamptz), 'data', {data}),
+           jsonb_build_object('type', n.event_type, 'timestamp', CAST(:now AS timestamptz), 'data', n.data),
            'pending', 0, :now, :now, :now
-    FROM {notices}
+    FROM ({notices}) AS n(partner_id, event_type, data)
     JOIN webhook_endpoints e ON e.partner_id = n.partner_id AND e.enabled AND n.event_type = ANY(e.event_types)
 """
-_ANNOUNCE = _QUEUE.format(
-    data="n.data",
-    notices="jsonb_to_recordset(CAST(:notices AS jsonb)) AS n(partner_id text, event_type text, data jsonb)",
+
+
+_QUEUE_GIVEN = queue_notices_sql(
+    "SELECT partner_id, event_type, data "
+    "FROM jsonb_to_recordset(CAST(:notices AS jsonb)) AS given(partner_id text, event_type text, data jsonb)"
 )
+
+
+async def queue_notices(session: AsyncSession, notices: Sequence[Notice], now: datetime | None = None) -> None:
+    """Queue ``notices`` for the partners' subscribed endpoints, in the caller's transaction (one statement)."""
+    if not notices:
+        return
+    given = [{"partner_id": n.partner_id, "event_type": n.event_type, "data": n.data} for n in notices]
+    await session.execute(text(_QUEUE_GIVEN), {"notices": json.dumps(given, default=str), "now": now or utcnow()})
 
 
 async def announce(session: AsyncSession, partner_id: str, event_type: str, data: dict[str, Any]) -> None:
     """Queue ``event_type`` for every enabled endpoint of the partner subscribed to it (same transaction)."""
-    notices = [{"partner_id": partner_id, "event_type": event_type, "data": data}]
-    await session.execute(text(_ANNOUNCE), {"notices": json.dumps(notices, default=str), "now": utcnow()})
-
-
-def referral_transitions_queue(transitions: str) -> str:
-    """The statement queueing the notices of referrals' status changes, read from the relation ``transitions``
-    (``referral_id``, ``partner_id``, ``from_status``, ``to_status``, ``cause``: timeline rows) at ``:now``.
-
-    A change is ``referral.status_changed``, and also ``referral.expired`` when it expires the referral; each notice
-    carries the referral's own reference and program."""
-    notices = f"""(
-        SELECT t.referral_id, t.partner_id, t.from_status, t.to_status, t.cause, types.event_type
-        FROM {transitions} AS t
-        CROSS JOIN LATERAL unnest(
-            CASE WHEN CAST(t.to_status AS text) = 'expired' THEN ARRAY['referral.status_changed', 'referral.expired']
-                 ELSE ARRAY['referral.status_changed'] END
-        ) AS types(event_type)
-        WHERE CAST(t.from_status AS text) <> CAST(t.to_status AS text)
-    ) AS n JOIN referrals r ON r.id = n.referral_id"""
-    data = (
-        "jsonb_build_object('referral_id', n.referral_id, 'from_status', n.from_status, 'to_status', n.to_status, "
-        "'cause', n.cause, 'occurred_at', CAST(:now AS timestamptz), 'external_ref', r.external_ref, "
-        "'program_id', r.program_id)"
-    )
-    return _QUEUE.format(data=data, notices=notices)
+    await queue_notices(session, [Notice(partner_id, event_type, data)])
 
 
 async def enqueue_test(session: AsyncSession, tenant: Tenant, endpoint_id: str) -> WebhookDelivery:

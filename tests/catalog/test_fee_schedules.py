@@ -1,14 +1,19 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import app
 from app.catalog.models import Partner
-from app.catalog.service import mark_fee_schedule_used
+from app.catalog.service import mark_fee_schedules_used
+from app.core.models import utcnow
 from tests.catalog.conftest import RULES, Catalog
 from tests.conftest import CallerFactory
 
@@ -132,7 +137,7 @@ async def test_a_version_with_accruals_never_changes_and_is_succeeded_only_from_
 ) -> None:
     v1 = await catalog.schedule(program["id"], "2026-01-01")
     await _activate(client, catalog, v1["id"])
-    await mark_fee_schedule_used(session, v1["id"])  # stands in for the fee engine's first accrual
+    await mark_fee_schedules_used(session, [v1["id"]], utcnow())  # stands in for the fee engine's first accrual
     assert (await client.get(f"{SCHEDULES}/{v1['id']}", headers=catalog.headers)).json()["in_use"] is True
 
     edit = await client.patch(f"{SCHEDULES}/{v1['id']}", json={"rules": RULES}, headers=catalog.headers)
@@ -169,3 +174,35 @@ async def test_finance_cannot_write_schedules(
         headers=finance.headers,
     )
     assert response.status_code == 403
+
+
+async def test_marking_versions_used_fixes_many_at_once_and_keeps_the_first_time(
+    catalog: Catalog, program: dict[str, Any], session: AsyncSession
+) -> None:
+    from app.catalog.models import FeeSchedule
+
+    used_before, fresh, untouched = [
+        (await catalog.schedule(program["id"], f"2026-0{month}-01"))["id"] for month in (1, 4, 7)
+    ]
+    first, later = datetime(2026, 2, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
+    await mark_fee_schedules_used(session, [used_before], first)
+    await mark_fee_schedules_used(session, [used_before, fresh], later)
+    stamped = {
+        schedule.id: schedule.first_accrual_at
+        for schedule in await session.scalars(
+            select(FeeSchedule)
+            .where(FeeSchedule.id.in_([used_before, fresh, untouched]))  # type: ignore[attr-defined]
+            .execution_options(populate_existing=True)
+        )
+    }
+    # The first accrual freezes a version: a later one never moves that time; a version without lines stays free.
+    assert stamped == {used_before: first, fresh: later, untouched: None}
+
+
+def test_only_catalog_writes_when_a_version_was_first_used() -> None:
+    package = Path(app.__file__).parent
+    writes = re.compile(r"first_accrual_at\s*=(?!=)")
+    writers = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py") if writes.search(path.read_text())
+    )
+    assert writers == ["catalog/service.py"]

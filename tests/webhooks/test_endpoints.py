@@ -194,3 +194,54 @@ async def test_announce_reaches_only_subscribed_enabled_endpoints(
     ).all()
     assert [delivery.endpoint_id for delivery in queued] == [subscribed["id"]]
     assert queued[0].payload["data"] == {"statement_id": "stm_1", "net_fen": 12_345}
+
+
+async def test_notices_of_several_partners_are_queued_in_one_call(
+    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession
+) -> None:
+    from app.webhooks.service import Notice, queue_notices
+
+    mine = await _endpoint(client, bank, "statement.issued", "reconciliation.completed")
+    theirs = await _endpoint(client, other_bank, "statement.issued")
+    await queue_notices(
+        session,
+        [
+            Notice(bank.partner.id, "statement.issued", {"statement_id": "stm_1"}),
+            Notice(bank.partner.id, "reconciliation.completed", {"statement_id": "stm_1"}),
+            Notice(other_bank.partner.id, "statement.issued", {"statement_id": "stm_2"}),
+            Notice(other_bank.partner.id, "reconciliation.completed", {"statement_id": "stm_2"}),  # not subscribed
+        ],
+    )
+    queued = (
+        await session.scalars(
+            select(WebhookDelivery).where(WebhookDelivery.partner_id.in_([bank.partner.id, other_bank.partner.id]))  # type: ignore[attr-defined]
+        )
+    ).all()
+    assert sorted((d.endpoint_id, d.event_type, d.payload["data"]["statement_id"]) for d in queued) == sorted(
+        [
+            (mine["id"], "statement.issued", "stm_1"),
+            (mine["id"], "reconciliation.completed", "stm_1"),
+            (theirs["id"], "statement.issued", "stm_2"),
+        ]
+    )
+    assert all(d.payload["type"] == d.event_type for d in queued)
+
+
+def test_webhooks_know_no_other_domains_tables() -> None:
+    import re
+    from pathlib import Path
+
+    from sqlmodel import SQLModel
+
+    import app.webhooks
+
+    others = sorted(name for name in SQLModel.metadata.tables if not name.startswith("webhook_"))
+    assert "referrals" in others
+    package = Path(app.webhooks.__file__).parent
+    reaching = re.compile(rf"\b(?:FROM|JOIN|INTO|UPDATE)\s+(?:{'|'.join(others)})\b", re.I)
+    # auth and audit are plumbing every domain uses: who calls, and the record of what they did.
+    domains = re.compile(r"^from app\.(?!core|auth|audit|webhooks)\w+", re.M)
+    offenders = sorted(
+        path.name for path in package.glob("*.py") if reaching.search(text := path.read_text()) or domains.search(text)
+    )
+    assert offenders == []
