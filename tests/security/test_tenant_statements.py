@@ -101,7 +101,9 @@ class TenantRule:
         return bool(PARTNER_IN_WHERE.search(sent.statement)) and self.partner_id in sent.parameters
 
     def _ids(self, sent: Sent) -> set[str]:
-        return {value for value in sent.parameters if isinstance(value, str) and OBJECT_ID.match(value)}
+        """Object ids among the parameters, arrays included (set-based statements key rows by ``unnest``)."""
+        values = [item for value in sent.parameters for item in (value if isinstance(value, list | tuple) else [value])]
+        return {value for value in values if isinstance(value, str) and OBJECT_ID.match(value)}
 
     def unscoped(self, sent: Sent) -> list[str]:
         """The tenant-owned tables ``sent`` reads or changes without the tenant rule (none for a new row)."""
