@@ -8,8 +8,7 @@ A report sums contributions from up to four parts, in one statement (one snapsho
   the period: so the sum is exact at the statement's snapshot whether or not the queue has been folded.
 
 When the queue is empty as a report begins, the last two parts are left out: the report reads the summary as
-last folded, which then holds every change committed before it began. With ``brute_force=True`` every part is
-replaced by the facts recomputed from the base tables for every referral: the recount the tests compare with.
+last folded, which then holds every change committed before it began.
 
 What is kept by partner and month (``report_partner_months``, ``report_duration_series``) answers the reports
 grouped and filtered by partner, partner kind and month alone; the finer rollups answer the rest.
@@ -116,7 +115,6 @@ class Source:
     rollup: str
     facts: str  # the stored facts the rollup sums
     fresh: str  # SQL of the facts of what is queued, recomputed now
-    everything: str  # SQL of every fact, recomputed now (the brute-force recount)
     pending: str  # a condition on ``f``: queued
     month: str
     day: str
@@ -134,7 +132,6 @@ class Source:
 _REFERRAL_PARTS: dict[str, Any] = {
     "facts": "report_referral_facts",
     "fresh": summary.referral_facts_sql(summary.ONLY_PENDING_REFERRALS),
-    "everything": summary.referral_facts_sql(),
     "pending": summary.ONLY_PENDING_REFERRALS.format(col="f.referral_id"),
     "month": "cohort_month",
     "day": "received_on",
@@ -159,7 +156,6 @@ ORGANIC = Source(
     rollup="report_organic",
     facts="report_organic_accounts",
     fresh=summary.organic_facts_sql(summary.ONLY_PENDING_ACCOUNTS),
-    everything=summary.organic_facts_sql(),
     pending=summary.ONLY_PENDING_ACCOUNTS.format(col="f.client_ref"),
     month="opened_month",
     day="opened_on",
@@ -211,7 +207,6 @@ def contributions(
     query: ReportQuery,
     tenant: Tenant,
     *,
-    brute_force: bool = False,
     rollup: bool = True,
     queued: bool = True,
 ) -> sa.Subquery:
@@ -222,22 +217,19 @@ def contributions(
     params |= {"period_start": query.start, "period_end": query.end}
     in_period = f"f.{source.day} BETWEEN :period_start AND :period_end"
     parts = []
-    if brute_force:
-        parts.append(_fact_part(source, f"({source.everything})", 1, [in_period, *conditions]))
-    else:
-        split = Split.of(query.start, query.end)
-        in_whole = "false"
-        if split.whole is not None and (rollup or split.partial):
-            params |= {"whole_first": split.whole[0], "whole_last": split.whole[1]}
-            in_whole = f"f.{source.month} BETWEEN :whole_first AND :whole_last"
-            if rollup:
-                where = " AND ".join([in_whole, *conditions])
-                parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
-        if split.partial:
-            parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
-        if queued:
-            parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
-            parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
+    split = Split.of(query.start, query.end)
+    in_whole = "false"
+    if split.whole is not None and (rollup or split.partial):
+        params |= {"whole_first": split.whole[0], "whole_last": split.whole[1]}
+        in_whole = f"f.{source.month} BETWEEN :whole_first AND :whole_last"
+        if rollup:
+            where = " AND ".join([in_whole, *conditions])
+            parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
+    if split.partial:
+        parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
+    if queued:
+        parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
+        parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
     types: dict[str, sa.types.TypeEngine[Any]] = {source.month: sa.Date(), "days": sa.Integer()}
     columns = [
         sa.column(name, types.get(name, sa.BigInteger() if name in source.measures else sa.String()))
@@ -281,13 +273,12 @@ def aggregate(
     dimensions: Sequence[GroupBy | str],
     measures: Mapping[str, Measure],
     *,
-    brute_force: bool = False,
     queued: bool = True,
 ) -> Select[Any]:
     """``measures`` (aggregates over the source's columns) per group of ``dimensions``: ``GroupBy`` members, or
     key columns of the source such as ``stage``. Summed by the key columns first, then joined to the names: the
     joins and the roll-up of partners into kinds see the groups, not the rollup's rows."""
-    relation = contributions(source, query, tenant, brute_force=brute_force, queued=queued)
+    relation = contributions(source, query, tenant, queued=queued)
     c = relation.c
     base = list(dict.fromkeys(_base_column(source, dimension) for dimension in dimensions))
     inner = select(*(c[name] for name in base), *(measure(c).label(name) for name, measure in measures.items()))
@@ -338,7 +329,7 @@ SERIES_DIMENSIONS = frozenset({GroupBy.partner, GroupBy.partner_kind, GroupBy.mo
 
 
 def percentile_ranks(
-    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], brute_force: bool, queued: bool = True
+    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], queued: bool = True
 ) -> Select[Any]:
     """Per group and stage: how many referrals, and the values at the ranks ``percentile_cont`` interpolates
     between, read off the histogram of whole days (ranks computed in double precision, as PostgreSQL does)."""
@@ -348,7 +339,6 @@ def percentile_ranks(
         tenant,
         [*dimensions, "stage", "days"],
         sums(["referrals"]),
-        brute_force=brute_force,
         queued=queued,
     ).subquery("h")
     keys = [
