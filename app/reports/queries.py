@@ -110,8 +110,16 @@ class Split:
 # --- sources: the rollups, the facts, and the queue ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+class UnscopedSource(RuntimeError):
+    """A partner's report reached a source whose rows belong to no partner: a report wired wrongly, refused."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Source:
+    """What a report sums, in its parts, and whose rows they are: every source names the column that holds the
+    partner a row belongs to (``tenant_column``, one of its key columns; the query builder filters every part on
+    it for a partner), or says why its rows belong to no partner (``unscoped_reason``; a partner never reads it)."""
+
     rollup: str
     facts: str  # the stored facts the rollup sums
     fresh: str  # SQL of the facts of what is queued, recomputed now
@@ -123,6 +131,22 @@ class Source:
     expand: str = ""  # joined to each fact row (one row per stage for durations)
     expanded: Mapping[str, str] = field(default_factory=dict)  # key columns taken from the join
     keep: str = "true"  # which joined rows count
+    tenant_column: str | None = None
+    unscoped_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tenant_column is None) == (self.unscoped_reason is None):
+            raise TypeError(f"{self.rollup}: a report source takes a tenant_column or an unscoped_reason")
+        if self.tenant_column is not None and self.tenant_column not in self.key:
+            raise TypeError(f"{self.rollup}: the tenant column {self.tenant_column} is not a key column")
+
+    def tenant_condition(self, tenant: Tenant) -> str | None:
+        """The condition on ``f`` that keeps the tenant's rows (``:tenant_partner_id``), ``None`` for staff."""
+        if tenant.partner_id is None:
+            return None
+        if self.tenant_column is None:
+            raise UnscopedSource(f"{self.rollup} is not scoped to a partner: {self.unscoped_reason}")
+        return f"f.{self.tenant_column} = :tenant_partner_id"
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -135,6 +159,7 @@ _REFERRAL_PARTS: dict[str, Any] = {
     "pending": summary.ONLY_PENDING_REFERRALS.format(col="f.referral_id"),
     "month": "cohort_month",
     "day": "received_on",
+    "tenant_column": "partner_id",
 }
 COHORTS = Source(rollup="report_cohorts", key=summary.KEY, measures=summary.COHORT_MEASURES, **_REFERRAL_PARTS)
 PARTNER_MONTHS = Source(
@@ -161,7 +186,9 @@ ORGANIC = Source(
     day="opened_on",
     key=summary.ORGANIC_KEY,
     measures=summary.ORGANIC_MEASURES,
+    unscoped_reason="organic clients came through no partner: only the staff's client structure reads them",
 )
+SOURCES = (COHORTS, PARTNER_MONTHS, DURATIONS, ORGANIC)  # every source a report reads
 
 
 def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple[list[str], dict[str, Any]]:
@@ -182,8 +209,9 @@ def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple
     if filters.partner_kinds and "partner_id" in source.key:
         conditions.append("f.partner_id IN (SELECT id FROM partners WHERE kind = ANY(:filter_partner_kind))")
         params["filter_partner_kind"] = [kind.value for kind in filters.partner_kinds]
-    if tenant.partner_id is not None and "partner_id" in source.key:
-        conditions.append("f.partner_id = :tenant_partner_id")
+    tenant_condition = source.tenant_condition(tenant)
+    if tenant_condition is not None:
+        conditions.append(tenant_condition)
         params["tenant_partner_id"] = tenant.partner_id
     return conditions, params
 
@@ -283,8 +311,8 @@ def aggregate(
     base = list(dict.fromkeys(_base_column(source, dimension) for dimension in dimensions))
     inner = select(*(c[name] for name in base), *(measure(c).label(name) for name, measure in measures.items()))
     inner = inner.group_by(*(c[name] for name in base))
-    if "partner_id" in source.key:
-        inner = scoped(inner, tenant, c.partner_id)
+    if source.tenant_column is not None:
+        inner = scoped(inner, tenant, c[source.tenant_column])
     g = inner.subquery("g")
     columns: list[sa.ColumnElement[Any]] = []
     joined: sa.FromClause = g
