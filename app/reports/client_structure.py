@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.tenancy import Tenant
 from app.reports import summary
-from app.reports.queries import ORGANIC, Measure, ReportQuery, aggregate, anything_queued, cohorts_for, rows_of, sums
+from app.reports.queries import Measure, ReportQuery, aggregate, anything_queued, cohorts_for, rows_of, sums
 from app.reports.schemas import AGE_BANDS, TARGET_AGE_BAND, ClientStructureReport, GroupBy
 from app.reports.shaping import NO_GROUP, TIERS, Payload, group_key, group_of, header, in_order, payload, rate, summed
+from app.reports.sources import ORGANIC
 
 STRUCTURE_SUMS = (
     "received",

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.money import to_fen
 from app.core.tenancy import Tenant
-from app.reports.queries import ReportQuery, aggregate, anything_queued, cohorts_for, rows_of, sums
+from app.reports.queries import ReportQuery, cohort_sums
 from app.reports.schemas import FeesReport
-from app.reports.shaping import NO_GROUP, Payload, group_of, header, in_order, payload, rate, summed
+from app.reports.shaping import Payload, grouped_payload, rate
 
 MONEY = ("assets_fen", "revenue_fen", "fees_pending_fen", "fees_payable_fen", "fees_statemented_fen", "fees_paid_fen")
 FEES_SUMS = (*MONEY, "funded", "converted")
@@ -36,22 +36,12 @@ def fees_row(group: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]
 
 def fees_of(query: ReportQuery, rows: Sequence[Mapping[str, Any]]) -> Payload:
     """The fees report from its sums per group (the ``FEES_SUMS`` of each group of ``query.group_by``)."""
-    return payload(
-        "fees",
-        {
-            **header(query),
-            "rows": in_order((fees_row(group_of(row, query.group_by), row) for row in rows), query.group_by),
-            "total": fees_row(dict(NO_GROUP), summed(rows, FEES_SUMS)),
-        },
-    )
+    return grouped_payload("fees", query, rows, fees_row, FEES_SUMS)
 
 
 async def fees_payload(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> Payload:
     """Assets, revenue and fees of the referrals received in the period; cost per funded account."""
-    source = cohorts_for(query, query.group_by)
-    queued = await anything_queued(session)
-    statement = aggregate(source, query, tenant, query.group_by, sums(FEES_SUMS), queued=queued)
-    return fees_of(query, await rows_of(session, statement, "funded"))
+    return fees_of(query, await cohort_sums(session, tenant, query, FEES_SUMS, "funded"))
 
 
 async def fees(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> FeesReport:

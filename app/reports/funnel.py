@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.tenancy import Tenant
-from app.reports.queries import ReportQuery, aggregate, anything_queued, cohorts_for, rows_of, sums
+from app.reports.queries import ReportQuery, cohort_sums
 from app.reports.schemas import FunnelCounts, FunnelReport, GroupBy
-from app.reports.shaping import NO_GROUP, Payload, group_of, header, in_order, payload, rate, summed
+from app.reports.shaping import Payload, grouped_payload, rate
 
 FUNNEL_STAGES = ("eligible", "account_opened", "funded", "converted")
 FUNNEL_COUNTS = tuple(FunnelCounts.model_fields)
@@ -30,22 +30,12 @@ def funnel_row(group: dict[str, Any], values: Mapping[str, Any]) -> dict[str, An
 
 def funnel_of(query: ReportQuery, rows: Sequence[Mapping[str, Any]]) -> Payload:
     """The funnel from its sums per group (the ``FUNNEL_COUNTS`` of each group of ``query.group_by``)."""
-    return payload(
-        "funnel",
-        {
-            **header(query),
-            "rows": in_order((funnel_row(group_of(row, query.group_by), row) for row in rows), query.group_by),
-            "total": funnel_row(dict(NO_GROUP), summed(rows, FUNNEL_COUNTS)),
-        },
-    )
+    return grouped_payload("funnel", query, rows, funnel_row, FUNNEL_COUNTS)
 
 
 async def funnel_payload(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> Payload:
     """Referrals received in the period, the stages they reached and the outcomes they are in, per group."""
-    source = cohorts_for(query, query.group_by)
-    queued = await anything_queued(session)
-    statement = aggregate(source, query, tenant, query.group_by, sums(FUNNEL_COUNTS), queued=queued)
-    return funnel_of(query, await rows_of(session, statement, "received"))
+    return funnel_of(query, await cohort_sums(session, tenant, query, FUNNEL_COUNTS, "received"))
 
 
 async def funnel(session: AsyncSession, tenant: Tenant, query: ReportQuery) -> FunnelReport:

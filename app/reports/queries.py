@@ -39,6 +39,7 @@ from app.core.tenancy import Tenant, scoped
 from app.reports import summary
 from app.reports.models import DurationSeries
 from app.reports.schemas import GroupBy, ReportFilters, ReportPeriod
+from app.reports.sources import COHORTS, DURATIONS, PARTNER_MONTHS, Source
 
 MAX_PERIOD_DAYS = 3 * 366 + 1
 # Days outside these are no referral's: refused rather than carried to the calendar's ends, where month arithmetic
@@ -105,90 +106,6 @@ class Split:
         if first > last:
             return cls(None, True)
         return cls((first, last), start != first or _month_end(last) != end)
-
-
-# --- sources: the rollups, the facts, and the queue ---------------------------------------------------------------
-
-
-class UnscopedSource(RuntimeError):
-    """A partner's report reached a source whose rows belong to no partner: a report wired wrongly, refused."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Source:
-    """What a report sums, in its parts, and whose rows they are: every source names the column that holds the
-    partner a row belongs to (``tenant_column``, one of its key columns; the query builder filters every part on
-    it for a partner), or says why its rows belong to no partner (``unscoped_reason``; a partner never reads it)."""
-
-    rollup: str
-    facts: str  # the stored facts the rollup sums
-    fresh: str  # SQL of the facts of what is queued, recomputed now
-    pending: str  # a condition on ``f``: queued
-    month: str
-    day: str
-    key: tuple[str, ...]
-    measures: dict[str, str]  # column -> what one fact row ``f`` contributes
-    expand: str = ""  # joined to each fact row (one row per stage for durations)
-    expanded: Mapping[str, str] = field(default_factory=dict)  # key columns taken from the join
-    keep: str = "true"  # which joined rows count
-    tenant_column: str | None = None
-    unscoped_reason: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.tenant_column is None) == (self.unscoped_reason is None):
-            raise TypeError(f"{self.rollup}: a report source takes a tenant_column or an unscoped_reason")
-        if self.tenant_column is not None and self.tenant_column not in self.key:
-            raise TypeError(f"{self.rollup}: the tenant column {self.tenant_column} is not a key column")
-
-    def tenant_condition(self, tenant: Tenant) -> str | None:
-        """The condition on ``f`` that keeps the tenant's rows (``:tenant_partner_id``), ``None`` for staff."""
-        if tenant.partner_id is None:
-            return None
-        if self.tenant_column is None:
-            raise UnscopedSource(f"{self.rollup} is not scoped to a partner: {self.unscoped_reason}")
-        return f"f.{self.tenant_column} = :tenant_partner_id"
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (*self.key, *self.measures)
-
-
-_REFERRAL_PARTS: dict[str, Any] = {
-    "facts": "report_referral_facts",
-    "fresh": summary.referral_facts_sql(summary.ONLY_PENDING_REFERRALS),
-    "pending": summary.ONLY_PENDING_REFERRALS.format(col="f.referral_id"),
-    "month": "cohort_month",
-    "day": "received_on",
-    "tenant_column": "partner_id",
-}
-COHORTS = Source(rollup="report_cohorts", key=summary.KEY, measures=summary.COHORT_MEASURES, **_REFERRAL_PARTS)
-PARTNER_MONTHS = Source(
-    rollup="report_partner_months",
-    key=("cohort_month", "partner_id"),
-    measures=summary.COHORT_MEASURES,
-    **_REFERRAL_PARTS,
-)
-DURATIONS = Source(
-    rollup="report_durations",
-    key=summary.DURATION_KEY,
-    measures={"referrals": "1"},
-    expand=summary.STAGE_ROWS,
-    expanded={"stage": "s.stage", "days": "s.days"},
-    keep="s.days IS NOT NULL",
-    **_REFERRAL_PARTS,
-)
-ORGANIC = Source(
-    rollup="report_organic",
-    facts="report_organic_accounts",
-    fresh=summary.organic_facts_sql(summary.ONLY_PENDING_ACCOUNTS),
-    pending=summary.ONLY_PENDING_ACCOUNTS.format(col="f.client_ref"),
-    month="opened_month",
-    day="opened_on",
-    key=summary.ORGANIC_KEY,
-    measures=summary.ORGANIC_MEASURES,
-    unscoped_reason="organic clients came through no partner: only the staff's client structure reads them",
-)
-SOURCES = (COHORTS, PARTNER_MONTHS, DURATIONS, ORGANIC)  # every source a report reads
 
 
 def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple[list[str], dict[str, Any]]:
@@ -348,6 +265,16 @@ async def rows_of(session: AsyncSession, statement: Select[Any], measure: str) -
     index = keys.index(measure)
     # Plain dicts: reading a figure from one is several times cheaper than from a row mapping.
     return [dict(zip(keys, row, strict=True)) for row in result.all() if row[index] is not None]
+
+
+async def cohort_sums(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, names: Iterable[str], measure: str
+) -> list[Row]:
+    """``names`` (cohort columns) summed per group of the query, from the smallest rollup that answers it; the
+    groups where ``measure`` has something (``rows_of``)."""
+    queued = await anything_queued(session)
+    source = cohorts_for(query, query.group_by)
+    return await rows_of(session, aggregate(source, query, tenant, query.group_by, sums(names), queued=queued), measure)
 
 
 # --- durations ----------------------------------------------------------------------------------------------------

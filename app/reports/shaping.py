@@ -3,7 +3,7 @@ header. Pure functions of the rows a report read (``app.reports.queries``), no d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from app.core.models import utcnow
@@ -96,3 +96,21 @@ def header(query: ReportQuery, group_by: Sequence[GroupBy] | None = None) -> dic
         "group_by": list(query.group_by if group_by is None else group_by),
         "generated_at": utcnow(),
     }
+
+
+def grouped_payload(
+    report: str,
+    query: ReportQuery,
+    rows: Sequence[Mapping[str, Any]],
+    row_of: Callable[[dict[str, Any], Mapping[str, Any]], dict[str, Any]],
+    names: Iterable[str],
+) -> Payload:
+    """A report of one row per group (``row_of`` its group and sums) and a total row over the sums of ``names``."""
+    return payload(
+        report,
+        {
+            **header(query),
+            "rows": in_order((row_of(group_of(row, query.group_by), row) for row in rows), query.group_by),
+            "total": row_of(dict(NO_GROUP), summed(rows, names)),
+        },
+    )

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import app.reports
 from app.core.tenancy import Tenant
-from app.reports import queries, service, summary
+from app.reports import queries, service, sources, summary
 from app.reports.schemas import GroupBy
 from tests.reports import oracle
 from tests.reports.conftest import Book
@@ -22,43 +22,43 @@ from tests.reports.conftest import Book
 # December's tail, the whole of January, February's head: every part of a source's statement is used.
 ROUGH = queries.ReportQuery(date(2025, 12, 20), date(2026, 2, 20))
 WHOLE = queries.ReportQuery(date(2026, 1, 1), date(2026, 2, 28))
-SCOPED = [source for source in queries.SOURCES if source.tenant_column is not None]
+SCOPED = [source for source in sources.SOURCES if source.tenant_column is not None]
 
 
-def sources_in_app_reports() -> list[queries.Source]:
+def sources_in_app_reports() -> list[sources.Source]:
     found = []
     for module_info in pkgutil.walk_packages(app.reports.__path__, "app.reports."):
         module = importlib.import_module(module_info.name)
-        found += [value for value in vars(module).values() if isinstance(value, queries.Source)]
+        found += [value for value in vars(module).values() if isinstance(value, sources.Source)]
     return found
 
 
 def test_every_source_of_the_reports_is_listed_with_its_rule() -> None:
     found = sources_in_app_reports()
-    assert found and all(any(source is listed for listed in queries.SOURCES) for source in found)
-    for source in queries.SOURCES:
+    assert found and all(any(source is listed for listed in sources.SOURCES) for source in found)
+    for source in sources.SOURCES:
         assert (source.tenant_column is None) != (source.unscoped_reason is None), source.rollup
         if source.tenant_column is not None:
             assert source.tenant_column in source.key
 
 
 def test_a_source_cannot_be_built_without_a_scoping_rule() -> None:
-    fields = {name: value for name, value in asdict(queries.COHORTS).items()}
+    fields = {name: value for name, value in asdict(sources.COHORTS).items()}
     del fields["tenant_column"], fields["unscoped_reason"]
     with pytest.raises(TypeError):
-        queries.Source(**fields)
+        sources.Source(**fields)
     with pytest.raises(TypeError):
-        queries.Source(**fields, tenant_column="partner_id", unscoped_reason="both")
+        sources.Source(**fields, tenant_column="partner_id", unscoped_reason="both")
     with pytest.raises(TypeError):
-        queries.Source(**fields, tenant_column="client_ref")  # not a key column: nothing to filter on
-    assert queries.Source(**fields, tenant_column="partner_id").tenant_column == "partner_id"
+        sources.Source(**fields, tenant_column="client_ref")  # not a key column: nothing to filter on
+    assert sources.Source(**fields, tenant_column="partner_id").tenant_column == "partner_id"
 
 
 @pytest.mark.parametrize("source", SCOPED, ids=lambda source: source.rollup)
 @pytest.mark.parametrize("queued", [True, False], ids=["queued", "folded"])
 @pytest.mark.parametrize("query", [ROUGH, WHOLE], ids=["rough", "whole"])
 def test_every_part_of_a_scoped_source_filters_on_the_partner(
-    source: queries.Source, queued: bool, query: queries.ReportQuery
+    source: sources.Source, queued: bool, query: queries.ReportQuery
 ) -> None:
     relation = queries.contributions(source, query, Tenant.of_partner("ptn_a"), queued=queued)
     sql = str(relation.element.compile(dialect=postgresql.dialect()))
@@ -95,11 +95,11 @@ async def test_a_partner_counts_none_of_another_partners_rows(book: Book, sessio
 
 
 async def test_a_source_of_no_partner_is_refused_to_a_partner(book: Book, session: AsyncSession) -> None:
-    unscoped = [source for source in queries.SOURCES if source.tenant_column is None]
+    unscoped = [source for source in sources.SOURCES if source.tenant_column is None]
     assert unscoped
     for source in unscoped:
-        with pytest.raises(queries.UnscopedSource):
+        with pytest.raises(sources.UnscopedSource):
             queries.contributions(source, WHOLE, Tenant.of_partner(book.partners["bank"].id))
         queries.contributions(source, WHOLE, Tenant.everyone())
-    with pytest.raises(queries.UnscopedSource):
+    with pytest.raises(sources.UnscopedSource):
         await service.client_structure(session, Tenant.of_partner(book.partners["bank"].id), WHOLE)
