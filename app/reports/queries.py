@@ -15,7 +15,8 @@ grouped and filtered by partner, partner kind and month alone; the finer rollups
 
 Sums are taken by the key columns alone (ids: no text to sort), then joined to the names. Partners see their own
 referrals only: every query passes through the one scoping helper (``app.core.tenancy.scoped``), and every part
-filters on the caller's partner as well.
+filters on the caller's partner as well, by the tenant rule its source cannot be built without
+(``app.reports.sources``).
 """
 
 from __future__ import annotations
