@@ -33,7 +33,7 @@ from app.fees.router import partner_router as statements_router
 from app.privacy.service import DataKeyring
 from app.reconciliation.router import finance_router as reconciliation_finance_router
 from app.reconciliation.router import partner_router as reconciliation_router
-from app.referrals.batch_router import router as batches_router
+from app.referrals.batches.router import router as batches_router
 from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router

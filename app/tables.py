@@ -10,7 +10,7 @@ from app.core.models import metadata
 from app.fees.models import FeeAccrual, Statement
 from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
-from app.referrals.batches import ReferralBatch, ReferralBatchChunk, ReferralBatchResult
+from app.referrals.batches.models import ReferralBatch, ReferralBatchChunk, ReferralBatchResult
 from app.referrals.models import AttributionConflict, ExistingClient, Referral, ReferralEvent
 from app.reports.models import (
     CohortSummary,

@@ -8,15 +8,15 @@ A report sums contributions from up to four parts, in one statement (one snapsho
   the period: so the sum is exact at the statement's snapshot whether or not the queue has been folded.
 
 When the queue is empty as a report begins, the last two parts are left out: the report reads the summary as
-last folded, which then holds every change committed before it began. With ``brute_force=True`` every part is
-replaced by the facts recomputed from the base tables for every referral: the recount the tests compare with.
+last folded, which then holds every change committed before it began.
 
 What is kept by partner and month (``report_partner_months``, ``report_duration_series``) answers the reports
 grouped and filtered by partner, partner kind and month alone; the finer rollups answer the rest.
 
 Sums are taken by the key columns alone (ids: no text to sort), then joined to the names. Partners see their own
 referrals only: every query passes through the one scoping helper (``app.core.tenancy.scoped``), and every part
-filters on the caller's partner as well.
+filters on the caller's partner as well, by the tenant rule its source cannot be built without
+(``app.reports.sources``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from app.core.tenancy import Tenant, scoped
 from app.reports import summary
 from app.reports.models import DurationSeries
 from app.reports.schemas import GroupBy, ReportFilters, ReportPeriod
+from app.reports.sources import COHORTS, DURATIONS, PARTNER_MONTHS, Source
 
 MAX_PERIOD_DAYS = 3 * 366 + 1
 # Days outside these are no referral's: refused rather than carried to the calendar's ends, where month arithmetic
@@ -108,66 +109,6 @@ class Split:
         return cls((first, last), start != first or _month_end(last) != end)
 
 
-# --- sources: the rollups, the facts, and the queue ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Source:
-    rollup: str
-    facts: str  # the stored facts the rollup sums
-    fresh: str  # SQL of the facts of what is queued, recomputed now
-    everything: str  # SQL of every fact, recomputed now (the brute-force recount)
-    pending: str  # a condition on ``f``: queued
-    month: str
-    day: str
-    key: tuple[str, ...]
-    measures: dict[str, str]  # column -> what one fact row ``f`` contributes
-    expand: str = ""  # joined to each fact row (one row per stage for durations)
-    expanded: Mapping[str, str] = field(default_factory=dict)  # key columns taken from the join
-    keep: str = "true"  # which joined rows count
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (*self.key, *self.measures)
-
-
-_REFERRAL_PARTS: dict[str, Any] = {
-    "facts": "report_referral_facts",
-    "fresh": summary.referral_facts_sql(summary.ONLY_PENDING_REFERRALS),
-    "everything": summary.referral_facts_sql(),
-    "pending": summary.ONLY_PENDING_REFERRALS.format(col="f.referral_id"),
-    "month": "cohort_month",
-    "day": "received_on",
-}
-COHORTS = Source(rollup="report_cohorts", key=summary.KEY, measures=summary.COHORT_MEASURES, **_REFERRAL_PARTS)
-PARTNER_MONTHS = Source(
-    rollup="report_partner_months",
-    key=("cohort_month", "partner_id"),
-    measures=summary.COHORT_MEASURES,
-    **_REFERRAL_PARTS,
-)
-DURATIONS = Source(
-    rollup="report_durations",
-    key=summary.DURATION_KEY,
-    measures={"referrals": "1"},
-    expand=summary.STAGE_ROWS,
-    expanded={"stage": "s.stage", "days": "s.days"},
-    keep="s.days IS NOT NULL",
-    **_REFERRAL_PARTS,
-)
-ORGANIC = Source(
-    rollup="report_organic",
-    facts="report_organic_accounts",
-    fresh=summary.organic_facts_sql(summary.ONLY_PENDING_ACCOUNTS),
-    everything=summary.organic_facts_sql(),
-    pending=summary.ONLY_PENDING_ACCOUNTS.format(col="f.client_ref"),
-    month="opened_month",
-    day="opened_on",
-    key=summary.ORGANIC_KEY,
-    measures=summary.ORGANIC_MEASURES,
-)
-
-
 def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple[list[str], dict[str, Any]]:
     """The filters as conditions every part applies on its own rows (so that each part reads only those)."""
     values: dict[str, list[str]] = {
@@ -186,8 +127,9 @@ def _conditions(source: Source, filters: ReportFilters, tenant: Tenant) -> tuple
     if filters.partner_kinds and "partner_id" in source.key:
         conditions.append("f.partner_id IN (SELECT id FROM partners WHERE kind = ANY(:filter_partner_kind))")
         params["filter_partner_kind"] = [kind.value for kind in filters.partner_kinds]
-    if tenant.partner_id is not None and "partner_id" in source.key:
-        conditions.append("f.partner_id = :tenant_partner_id")
+    tenant_condition = source.tenant_condition(tenant)
+    if tenant_condition is not None:
+        conditions.append(tenant_condition)
         params["tenant_partner_id"] = tenant.partner_id
     return conditions, params
 
@@ -211,7 +153,6 @@ def contributions(
     query: ReportQuery,
     tenant: Tenant,
     *,
-    brute_force: bool = False,
     rollup: bool = True,
     queued: bool = True,
 ) -> sa.Subquery:
@@ -222,22 +163,19 @@ def contributions(
     params |= {"period_start": query.start, "period_end": query.end}
     in_period = f"f.{source.day} BETWEEN :period_start AND :period_end"
     parts = []
-    if brute_force:
-        parts.append(_fact_part(source, f"({source.everything})", 1, [in_period, *conditions]))
-    else:
-        split = Split.of(query.start, query.end)
-        in_whole = "false"
-        if split.whole is not None and (rollup or split.partial):
-            params |= {"whole_first": split.whole[0], "whole_last": split.whole[1]}
-            in_whole = f"f.{source.month} BETWEEN :whole_first AND :whole_last"
-            if rollup:
-                where = " AND ".join([in_whole, *conditions])
-                parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
-        if split.partial:
-            parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
-        if queued:
-            parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
-            parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
+    split = Split.of(query.start, query.end)
+    in_whole = "false"
+    if split.whole is not None and (rollup or split.partial):
+        params |= {"whole_first": split.whole[0], "whole_last": split.whole[1]}
+        in_whole = f"f.{source.month} BETWEEN :whole_first AND :whole_last"
+        if rollup:
+            where = " AND ".join([in_whole, *conditions])
+            parts.append(f"SELECT {', '.join(source.columns)} FROM {source.rollup} f WHERE {where}")
+    if split.partial:
+        parts.append(_fact_part(source, source.facts, 1, [in_period, f"NOT ({in_whole})", *conditions]))
+    if queued:
+        parts.append(_fact_part(source, source.facts, -1, [source.pending, in_period, *conditions]))
+        parts.append(_fact_part(source, f"({source.fresh})", 1, [in_period, *conditions]))
     types: dict[str, sa.types.TypeEngine[Any]] = {source.month: sa.Date(), "days": sa.Integer()}
     columns = [
         sa.column(name, types.get(name, sa.BigInteger() if name in source.measures else sa.String()))
@@ -281,19 +219,18 @@ def aggregate(
     dimensions: Sequence[GroupBy | str],
     measures: Mapping[str, Measure],
     *,
-    brute_force: bool = False,
     queued: bool = True,
 ) -> Select[Any]:
     """``measures`` (aggregates over the source's columns) per group of ``dimensions``: ``GroupBy`` members, or
     key columns of the source such as ``stage``. Summed by the key columns first, then joined to the names: the
     joins and the roll-up of partners into kinds see the groups, not the rollup's rows."""
-    relation = contributions(source, query, tenant, brute_force=brute_force, queued=queued)
+    relation = contributions(source, query, tenant, queued=queued)
     c = relation.c
     base = list(dict.fromkeys(_base_column(source, dimension) for dimension in dimensions))
     inner = select(*(c[name] for name in base), *(measure(c).label(name) for name, measure in measures.items()))
     inner = inner.group_by(*(c[name] for name in base))
-    if "partner_id" in source.key:
-        inner = scoped(inner, tenant, c.partner_id)
+    if source.tenant_column is not None:
+        inner = scoped(inner, tenant, c[source.tenant_column])
     g = inner.subquery("g")
     columns: list[sa.ColumnElement[Any]] = []
     joined: sa.FromClause = g
@@ -331,6 +268,16 @@ async def rows_of(session: AsyncSession, statement: Select[Any], measure: str) -
     return [dict(zip(keys, row, strict=True)) for row in result.all() if row[index] is not None]
 
 
+async def cohort_sums(
+    session: AsyncSession, tenant: Tenant, query: ReportQuery, names: Iterable[str], measure: str
+) -> list[Row]:
+    """``names`` (cohort columns) summed per group of the query, from the smallest rollup that answers it; the
+    groups where ``measure`` has something (``rows_of``)."""
+    queued = await anything_queued(session)
+    source = cohorts_for(query, query.group_by)
+    return await rows_of(session, aggregate(source, query, tenant, query.group_by, sums(names), queued=queued), measure)
+
+
 # --- durations ----------------------------------------------------------------------------------------------------
 
 PERCENTILES = {"median": 0.5, "p90": 0.9}
@@ -338,7 +285,7 @@ SERIES_DIMENSIONS = frozenset({GroupBy.partner, GroupBy.partner_kind, GroupBy.mo
 
 
 def percentile_ranks(
-    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], brute_force: bool, queued: bool = True
+    query: ReportQuery, tenant: Tenant, dimensions: Sequence[GroupBy], queued: bool = True
 ) -> Select[Any]:
     """Per group and stage: how many referrals, and the values at the ranks ``percentile_cont`` interpolates
     between, read off the histogram of whole days (ranks computed in double precision, as PostgreSQL does)."""
@@ -348,7 +295,6 @@ def percentile_ranks(
         tenant,
         [*dimensions, "stage", "days"],
         sums(["referrals"]),
-        brute_force=brute_force,
         queued=queued,
     ).subquery("h")
     keys = [

@@ -5,8 +5,8 @@ the business timezone of ``app.core.business_time``, read when this module is im
 its timeline, its current outcome, the whole days it took to reach account opening, funding and conversion (business
 time: the back office's ``occurred_at``, not when we processed the event), its account's tier and assets, the
 product it converted with, the revenue recorded for it and its fee lines by status. The rollups are sums of these
-facts; the brute-force recount in the tests is the same definition evaluated over the base tables, so the two can
-only differ if the summary missed a change.
+facts; the recount in the tests (``tests/reports/oracle.py``) is the same definition evaluated over the base
+tables, so the two can only differ if the summary missed a change.
 
 The rollups: ``report_cohorts`` (by month, partner, program, kind, tier, product), ``report_durations`` (the same
 keys and whole days: a histogram), and by partner and month alone, the grain most reports are read at,

@@ -17,8 +17,8 @@ import structlog
 from app.core.database import Database
 from app.core.models import utcnow
 from app.privacy.service import DataKeyring
-from app.referrals import batches
-from app.referrals.batches import BatchStatus, ReferralBatch
+from app.referrals.batches import processing
+from app.referrals.batches.models import BatchStatus, ReferralBatch
 
 log = structlog.get_logger("alliance.worker")
 
@@ -60,13 +60,13 @@ async def _lane(
         async with database.sessionmaker() as session, session.begin():
             try:
                 cipher = await keyring.cipher(session)
-                lines = await batches.next_staged_chunk(session, batch.id, 0, cipher)
+                lines = await processing.next_staged_chunk(session, batch.id, 0, cipher)
                 # Checked again once claimed: a chunk that failed in another lane is unlocked by its rollback,
                 # which comes after the halt, and must wait for the next run.
                 if lines is None or stop.is_set() or halt.is_set():
                     return processed
-                prepared = await batches.prepare_chunk(session, batch, lines, cipher, keyring.index, today)
-                if await batches.apply_chunk(session, batch, prepared, utcnow()):
+                prepared = await processing.prepare_chunk(session, batch, lines, cipher, keyring.index, today)
+                if await processing.apply_chunk(session, batch, prepared, utcnow()):
                     log.info("batch_completed", batch_id=batch.id)
             except BaseException:
                 halt.set()  # before the rollback releases the chunk

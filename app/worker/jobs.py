@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.fees.engine import release_held
-from app.referrals import batches
 from app.referrals.attribution import expire_stale_holders
+from app.referrals.batches import processing
 from app.referrals.service import erase_unconverted
 
 
@@ -32,7 +32,7 @@ async def erase_unconverted_personal_data(session: AsyncSession, settings: Setti
     """PIPL art. 47: erase what unconverted referrals (and batches that failed) hold after the retention period."""
     retention = timedelta(days=settings.referral_retention_days)
     erased = await erase_unconverted(session, retention, now)
-    return erased + await batches.discard_failed_lines(session, now - retention)
+    return erased + await processing.discard_failed_lines(session, now - retention)
 
 
 async def release_held_fees(session: AsyncSession, settings: Settings, now: datetime) -> int:

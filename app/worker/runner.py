@@ -20,7 +20,7 @@ from app.core.housekeeping import freeze_startup_objects
 from app.core.models import utcnow
 from app.core.outbound_urls import outbound_client
 from app.privacy.service import DataKeyring
-from app.referrals import batches
+from app.referrals.batches import processing
 from app.webhooks.delivery import DeliveryPool
 from app.worker.batches import process_batch
 from app.worker.jobs import JOBS, Job
@@ -71,7 +71,7 @@ class Worker:
     async def process_batches(self, report: PassReport) -> None:
         """Every open batch, oldest first, each to its end (unless another worker holds it)."""
         async with self.database.sessionmaker() as session:
-            pending = await batches.open_batches(session)
+            pending = await processing.open_batches(session)
         for batch_id in pending:
             if self.stop.is_set():
                 return
@@ -92,7 +92,7 @@ class Worker:
         report.failures += 1
         log.exception("batch_run_failed", batch_id=batch_id, error_class=type(exc).__name__)
         async with self.database.sessionmaker() as session, session.begin():
-            await batches.record_failure(session, batch_id, utcnow())
+            await processing.record_failure(session, batch_id, utcnow())
 
     async def run_jobs(self, report: PassReport) -> None:
         for job in self.jobs:

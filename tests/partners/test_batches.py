@@ -18,8 +18,9 @@ from app.core.config import Settings
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
-from app.referrals import batches
-from app.referrals.batches import ReferralBatch
+from app.referrals.batches import intake, processing
+from app.referrals.batches.models import ReferralBatch
+from app.referrals.batches.results import get_batch
 from tests.factories.referrals import PartnerDesk, enterprise, individual
 from tests.partners.conftest import Recorder, credentials_of, in_thread
 
@@ -88,8 +89,8 @@ async def test_a_background_batch_is_awaited_with_progress(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past the inline limit, a batch is staged and processed by the worker: here one chunk per poll."""
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", 2)
     desk: PartnerDesk = await make_desk()
     api = async_sdk(credentials_of(desk))
     rows = [individual(desk.program.id, f"BIG-{index}") for index in range(5)]
@@ -102,13 +103,13 @@ async def test_a_background_batch_is_awaited_with_progress(
         seen.append((batch.status, batch.counts.processed))
         if batch.finished:
             return
-        stored = await batches.get_batch(session, Tenant.of_partner(desk.partner.id), batch.id)
+        stored = await get_batch(session, Tenant.of_partner(desk.partner.id), batch.id)
         after = processed_after[-1] if processed_after else 0
-        lines = await batches.next_staged_chunk(session, stored.id, after, cipher)
+        lines = await processing.next_staged_chunk(session, stored.id, after, cipher)
         assert lines is not None
         index = app.state.data_keyring.index
-        prepared = await batches.prepare_chunk(session, stored, lines, cipher, index, utcnow().date())
-        await batches.apply_chunk(session, stored, prepared, utcnow())
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, index, utcnow().date())
+        await processing.apply_chunk(session, stored, prepared, utcnow())
         processed_after.append(prepared.last_line)
 
     report = await api.upload_batch(rows, progress=work_one_chunk, poll_interval=0)
@@ -121,7 +122,7 @@ async def test_a_background_batch_is_awaited_with_progress(
 async def test_waiting_has_a_deadline_and_can_resume(
     make_desk: Any, async_sdk: Callable[..., AsyncClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 1)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 1)
     desk: PartnerDesk = await make_desk()
     api = async_sdk(credentials_of(desk))
     rows = [individual(desk.program.id, f"SLOW-{index}") for index in range(3)]

@@ -28,7 +28,7 @@ from alliance_partner._models import from_json, to_json
 from alliance_partner._retry import parse_retry_after
 from joserfc.jwk import ECKey
 
-from app.referrals import batch_files
+from app.referrals.batches import files as batch_files
 from tests.auth.helpers import partner_key
 
 REFERRAL = {

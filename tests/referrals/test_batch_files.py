@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from app.referrals import batch_files
-from app.referrals.batch_files import BatchFile, BatchFormat, Spool
+from app.referrals.batches import files as batch_files
+from app.referrals.batches.files import BatchFile, BatchFormat, Spool
 from tests.referrals.conftest import PartnerDesk
 from tests.referrals.test_batches import BATCHES, CSV, JSONL, _results, csv_row, individual, jsonl_file
 

@@ -20,8 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
-from app.referrals import batch_files, batches
-from app.referrals.batches import ReferralBatch
+from app.referrals.batches import files as batch_files
+from app.referrals.batches import intake, processing
+from app.referrals.batches.errors import BatchClosed
+from app.referrals.batches.lines import _CONSENT_COLUMNS
+from app.referrals.batches.models import CHUNK_PURPOSE, ReferralBatch
+from app.referrals.batches.results import get_batch
 from app.referrals.models import Referral
 from tests.conftest import CallerFactory
 from tests.referrals.conftest import PartnerDesk, consent, enterprise, national_id
@@ -50,7 +54,7 @@ def csv_row(body: dict[str, Any]) -> dict[str, str]:
     subject, evidence = body.get("subject", {}), body.get("consent") or {}
     row = {key: body[key] for key in ("program_id", "external_ref", "kind") if key in body}
     row |= {key: str(value) for key, value in subject.items()}
-    for column, name in batches._CONSENT_COLUMNS.items():
+    for column, name in _CONSENT_COLUMNS.items():
         if name in evidence:
             value = evidence[name]
             if name == "data_categories":
@@ -334,7 +338,7 @@ async def test_too_many_lines_is_413_and_leaves_nothing(
     client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(batch_files, "MAX_LINES", 3)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", 2)
     rows = [csv_row(individual(bank.program.id)) for _ in range(4)]
     response = await _upload(client, bank, csv_file(rows))
     assert response.status_code == 413 and response.json()["type"].endswith("/batch-too-large")
@@ -420,8 +424,8 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", 2)
     bodies = [individual(bank.program.id, f"BIG-{index}") for index in range(5)]
     response = await _upload(client, bank, csv_file([csv_row(body) for body in bodies]))
     assert response.status_code == 202
@@ -437,15 +441,15 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
         assert body["subject"]["name"].encode() not in payloads
     cipher = await load_cipher(session, settings)
     with pytest.raises(InvalidTag):  # bound to its batch and place: a chunk moved elsewhere does not decrypt
-        cipher.decrypt(staged[1].payload, f"{batches.CHUNK_PURPOSE}:{batch['id']}:2")
+        cipher.decrypt(staged[1].payload, f"{CHUNK_PURPOSE}:{batch['id']}:2")
 
-    stored = await batches.get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
+    stored = await get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
     after = 0
-    first = await batches.next_staged_chunk(session, stored.id, after, cipher)
+    first = await processing.next_staged_chunk(session, stored.id, after, cipher)
     assert first is not None and [number for number, _ in first] == [2, 3] and "BIG-0" in first[0][1]
-    while lines := await batches.next_staged_chunk(session, stored.id, after, cipher):
-        prepared = await batches.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
-        await batches.apply_chunk(session, stored, prepared, utcnow())
+    while lines := await processing.next_staged_chunk(session, stored.id, after, cipher):
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
+        await processing.apply_chunk(session, stored, prepared, utcnow())
         after = prepared.last_line
         progress = (await client.get(f"{BATCHES}/{stored.id}", headers=bank.caller.headers)).json()
         assert progress["counts"]["processed"] == min(5, after - 1)
@@ -476,16 +480,16 @@ async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
     settings: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 1)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 2)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 1)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", 2)
     rows = [csv_row(individual(bank.program.id, f"CLOSED-{index}")) for index in range(2)]
     batch = (await _upload(client, bank, csv_file(rows))).json()
-    stored = await batches.get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
+    stored = await get_batch(session, Tenant.of_partner(bank.partner.id), batch["id"])
     cipher = await load_cipher(session, settings)
-    lines = await batches.next_staged_chunk(session, stored.id, 0, cipher)
+    lines = await processing.next_staged_chunk(session, stored.id, 0, cipher)
     assert lines is not None
-    prepared = await batches.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
-    attribute = batches.attribute
+    prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
+    attribute = processing.attribute
 
     async def closed_meanwhile(*args: Any, **kwargs: Any) -> Any:
         # Another worker gives up on the batch (it failed too often) while this chunk is being attributed.
@@ -493,10 +497,10 @@ async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
         await session.execute(text("UPDATE referral_batches SET status = 'failed' WHERE id = :id"), {"id": stored.id})
         return outcomes
 
-    monkeypatch.setattr(batches, "attribute", closed_meanwhile)
-    with pytest.raises(batches.BatchClosed):
+    monkeypatch.setattr(processing, "attribute", closed_meanwhile)
+    with pytest.raises(BatchClosed):
         async with session.begin_nested():
-            await batches.apply_chunk(session, stored, prepared, utcnow())
+            await processing.apply_chunk(session, stored, prepared, utcnow())
     written = await session.scalar(select(func.count()).select_from(Referral).where(Referral.batch_id == stored.id))
     staged = await session.scalar(
         text("SELECT count(*) FROM referral_batch_chunks WHERE batch_id = :id"), {"id": stored.id}

@@ -17,6 +17,7 @@ from app.audit.service import Actor
 from app.core.tenancy import Tenant
 from app.reports import queries, service, summary
 from app.reports.schemas import GroupBy, ReportFilters
+from tests.reports import oracle
 from tests.reports.conftest import Book
 
 EVERYONE = Tenant.everyone(Actor.system("test"))
@@ -88,9 +89,7 @@ async def test_funnel_by_partner_and_month(alliance: Book, session: AsyncSession
     assert tuple(total.counts.model_dump().values()) == (10, 8, 1, 1, 1, 1, 0, 6, 5, 3)
     assert tuple(total.stage_rates.model_dump().values()) == (0.8, 0.75, 0.8333, 0.6)
     assert tuple(total.overall_rates.model_dump().values()) == (0.8, 0.6, 0.5, 0.3)
-    assert figures(report) == figures(
-        await service.funnel(session, EVERYONE, query(GroupBy.partner, GroupBy.month), brute_force=True)
-    )
+    assert figures(report) == figures(await oracle.funnel(session, EVERYONE, query(GroupBy.partner, GroupBy.month)))
 
 
 async def test_funnel_by_every_other_dimension(alliance: Book, session: AsyncSession) -> None:
@@ -130,7 +129,7 @@ async def test_funnel_by_every_other_dimension(alliance: Book, session: AsyncSes
 async def test_funnel_filters(alliance: Book, session: AsyncSession) -> None:
     async def total(**filters: Any) -> tuple[int, ...]:
         report = await service.funnel(session, EVERYONE, query(**filters))
-        brute = await service.funnel(session, EVERYONE, query(**filters), brute_force=True)
+        brute = await oracle.funnel(session, EVERYONE, query(**filters))
         assert figures(report) == figures(brute)
         return tuple(report.total.counts.model_dump().values())
 
@@ -165,7 +164,7 @@ async def test_periods_that_are_not_whole_months(
 ) -> None:
     report = await service.funnel(session, EVERYONE, query(GroupBy.month, period=period))
     assert tuple(report.total.counts.model_dump().values()) == expected
-    brute = await service.funnel(session, EVERYONE, query(GroupBy.month, period=period), brute_force=True)
+    brute = await oracle.funnel(session, EVERYONE, query(GroupBy.month, period=period))
     assert figures(report) == figures(brute)
 
 
@@ -192,7 +191,7 @@ async def test_time_to_convert_by_partner(alliance: Book, session: AsyncSession)
     assert timing(report.rows[2]) == ((1, 2.0, 2.0), (1, 3.0, 3.0), (0, None, None))
     # all: opened 1 2 2 3 10 26, funded 3 3 3 5 11, converted 10 15 19.
     assert timing(report.total) == ((6, 2.5, approx(18.0)), (5, 3.0, approx(8.6)), (3, 15.0, approx(18.2)))
-    brute = await service.time_to_convert(session, EVERYONE, query(GroupBy.partner), brute_force=True)
+    brute = await oracle.time_to_convert(session, EVERYONE, query(GroupBy.partner))
     assert figures(report) == figures(brute)
 
 
@@ -265,7 +264,7 @@ async def test_fees_by_partner_and_month(alliance: Book, session: AsyncSession) 
         0.0811,
     )
     assert report.currency == "CNY"
-    brute = await service.fees(session, EVERYONE, query(GroupBy.partner, GroupBy.month), brute_force=True)
+    brute = await oracle.fees(session, EVERYONE, query(GroupBy.partner, GroupBy.month))
     assert figures(report) == figures(brute)
 
 
@@ -343,7 +342,7 @@ async def test_client_structure_by_partner(alliance: Book, session: AsyncSession
         "institutional_fen": 0,
     }
     assert total.share_difference_points == 33.33
-    brute = await service.client_structure(session, EVERYONE, query(GroupBy.partner), brute_force=True)
+    brute = await oracle.client_structure(session, EVERYONE, query(GroupBy.partner))
     assert figures(report) == figures(brute)
 
 
@@ -355,7 +354,7 @@ async def test_client_structure_by_month_compares_each_month(alliance: Book, ses
     assert (february.organic.retail, february.organic.unknown) == (1, 1)  # O3, O4
     assert february.organic.share_hnw_institutional == 0.0
     assert (january.converted.retail, january.converted.hnw, february.converted.institutional) == (1, 1, 1)
-    brute = await service.client_structure(session, EVERYONE, query(GroupBy.month), brute_force=True)
+    brute = await oracle.client_structure(session, EVERYONE, query(GroupBy.month))
     assert figures(report) == figures(brute)
 
 
@@ -385,9 +384,7 @@ async def test_scorecard_of_the_bank(alliance: Book, session: AsyncSession) -> N
         "revenue_to_fee_ratio": (0.0657, 0.0811, 0.0657, "pooled"),
         "share_hnw_institutional": (1.0, 0.6667, 1.0, "pooled"),
     }
-    brute = await service.scorecard(
-        session, Actor.system("test"), alliance.partners["bank"].id, query(), brute_force=True
-    )
+    brute = await oracle.scorecard(session, alliance.partners["bank"].id, query())
     assert figures(card) == figures(brute)
 
 

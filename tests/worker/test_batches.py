@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from app.referrals import batches
 from app.referrals.attribution import attribute
+from app.referrals.batches import intake, processing
 from app.worker.runner import Worker
 from tests.referrals.conftest import individual, national_id
 from tests.worker.conftest import Desk, Scratch, make_desk
@@ -27,8 +27,8 @@ CREATED = ("eligible", "existing_client", "duplicate")
 
 @pytest.fixture(autouse=True)
 def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", 3)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", 3)
 
 
 def _person() -> str:
@@ -121,7 +121,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
             raise RuntimeError("simulated crash")
         return outcomes
 
-    monkeypatch.setattr(batches, "attribute", crash_in_the_second_chunk)
+    monkeypatch.setattr(processing, "attribute", crash_in_the_second_chunk)
     first = await Worker(scratch.database, scratch.settings).run_once()
     assert first.failures == 1
     state = await _state(scratch, batch["id"])
@@ -133,7 +133,7 @@ async def test_a_crash_mid_batch_resumes_without_losses_or_duplicates(
     created = {r.referral_id for r in state["results"] if r.outcome in CREATED}
     assert state["referrals"] == created
 
-    monkeypatch.setattr(batches, "attribute", attribute)
+    monkeypatch.setattr(processing, "attribute", attribute)
     second = await Worker(scratch.database, scratch.settings).run_once()
     assert second.failures == 0
     _assert_exactly_once(await _state(scratch, batch["id"]), 11)
@@ -156,11 +156,11 @@ async def test_a_batch_that_keeps_failing_is_marked_failed(scratch: Scratch, mon
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(batches, "attribute", broken)
-    for _ in range(batches.MAX_ATTEMPTS):
+    monkeypatch.setattr(processing, "attribute", broken)
+    for _ in range(processing.MAX_ATTEMPTS):
         await Worker(scratch.database, scratch.settings).run_once()
     state = await _state(scratch, batch["id"])
-    assert state["batch"]["status"] == "failed" and state["batch"]["attempts"] == batches.MAX_ATTEMPTS
+    assert state["batch"]["status"] == "failed" and state["batch"]["attempts"] == processing.MAX_ATTEMPTS
     assert state["staged"] == 5  # until the retention job discards them
 
 

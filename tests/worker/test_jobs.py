@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import Settings
 from app.core.models import utcnow
-from app.referrals import batches
+from app.referrals.batches import intake
 from app.worker import jobs
 from tests.referrals.conftest import PartnerDesk, individual
 
@@ -94,7 +94,7 @@ async def test_unconverted_referrals_are_erased_after_the_retention_period(
 async def test_the_staged_lines_of_a_failed_batch_are_discarded_after_the_retention_period(
     client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, settings: Settings
 ) -> None:
-    content = "\n".join(['{"program_id": "x"}'] * (batches.INLINE_LIMIT + 1)) + "\n"
+    content = "\n".join(['{"program_id": "x"}'] * (intake.INLINE_LIMIT + 1)) + "\n"
     response = await client.post(
         "/v1/referral-batches",
         content=content.encode(),

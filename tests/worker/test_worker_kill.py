@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from app.referrals import batches
+from app.referrals.batches import intake
 from app.worker.batches import LANES
 from tests.conftest import _asyncpg_dsn, eventually
 from tests.worker.conftest import Scratch, make_desk
@@ -37,8 +37,8 @@ WAIT_S = 60.0
 @pytest.fixture(autouse=True)
 def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     # Staging happens at the upload, in this process: the worker subprocess takes the chunks as they were staged.
-    monkeypatch.setattr(batches, "INLINE_LIMIT", 2)
-    monkeypatch.setattr(batches, "STAGE_CHUNK", CHUNK)
+    monkeypatch.setattr(intake, "INLINE_LIMIT", 2)
+    monkeypatch.setattr(intake, "STAGE_CHUNK", CHUNK)
 
 
 def _worker(database_url: str, *args: str) -> subprocess.Popen[str]:

@@ -14,9 +14,10 @@ from app.core.database import Database, SessionDep, get_database
 from app.core.idempotency import REPLAY_HEADER
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.referrals import batch_files, batches
-from app.referrals.batch_files import BatchFormat
-from app.referrals.batches import BatchStatus, LineOutcome, ReferralBatch, ReferralBatchResult
+from app.referrals.batches import files as batch_files
+from app.referrals.batches import intake, results
+from app.referrals.batches.files import BatchFormat
+from app.referrals.batches.models import BatchStatus, LineOutcome, ReferralBatch, ReferralBatchResult
 from app.referrals.models import ReferralStatus
 
 PREFIX = "/v1/referral-batches"
@@ -169,7 +170,7 @@ async def submit_batch(
     await session.commit()
     keyring = request.app.state.data_keyring
     async with batch_files.spooled(request.stream()) as spool, database.sessionmaker() as staging, staging.begin():
-        received = await batches.receive_batch(
+        received = await intake.receive_batch(
             staging,
             partner_id=principal.tenant.own_partner_id,
             client_id=principal.client_id,
@@ -189,14 +190,14 @@ async def submit_batch(
 async def list_batches(
     session: SessionDep, principal: Annotated[Principal, requires("referrals:read")], params: Paging
 ) -> Page[BatchOut]:
-    return page_of(await batches.list_batches(session, principal.tenant, params), params, batch_out)
+    return page_of(await results.list_batches(session, principal.tenant, params), params, batch_out)
 
 
 @router.get("/{batch_id}", response_model=BatchOut, summary="A batch's progress and counts")
 async def get_batch(
     batch_id: str, session: SessionDep, principal: Annotated[Principal, requires("referrals:read")]
 ) -> BatchOut:
-    return batch_out(await batches.get_batch(session, principal.tenant, batch_id))
+    return batch_out(await results.get_batch(session, principal.tenant, batch_id))
 
 
 @router.get(
@@ -212,10 +213,10 @@ async def list_results(
     params: Paging,
     outcome: LineOutcome | None = None,
 ) -> Page[BatchLineOut]:
-    rows = await batches.list_results(session, principal.tenant, batch_id, params, outcome)
+    rows = await results.list_results(session, principal.tenant, batch_id, params, outcome)
     more = len(rows) > params.limit
     rows = rows[: params.limit]
     return Page(
         data=[line_out(row) for row in rows],
-        next_cursor=batches.line_cursor(rows[-1].line) if more and rows else None,
+        next_cursor=results.line_cursor(rows[-1].line) if more and rows else None,
     )

@@ -1,0 +1,148 @@
+"""One line of a batch: a data record (see ``files``) validated as a single submission is, or its error result;
+the result row it leaves."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.core.problems import field_errors
+from app.referrals.batches.files import (
+    MALFORMED,
+    REQUIRED_CSV_COLUMNS,
+    BatchFormat,
+    Record,
+)
+from app.referrals.batches.models import (
+    LineOutcome,
+)
+from app.referrals.models import ReferralStatus
+from app.referrals.schemas import ReferralCreate
+
+_SUBJECT_COLUMNS = (
+    "name",
+    "mobile",
+    "national_id",
+    "credit_code",
+    "contact_mobile",
+    "declared_assets_band",
+    "employer",
+)
+# CSV column → field of ``Consent``.
+_CONSENT_COLUMNS = {
+    "consent_captured_at": "captured_at",
+    "consent_channel": "channel",
+    "consent_notice_version": "notice_version",
+    "consent_notice_sha256": "notice_sha256",
+    "consent_recipient_name": "recipient_name",
+    "consent_purpose": "purpose",
+    "consent_data_categories": "data_categories",
+    "consent_retention_days": "retention_days",
+    "consent_separate": "separate_consent",
+    "consent_evidence_ref": "evidence_ref",
+}
+_CONSENT_FIELDS = {field: column for column, field in _CONSENT_COLUMNS.items()}
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "y"}), frozenset({"false", "0", "no", "n"})
+_EXTERNAL_REF = re.compile(r"^[\x21-\x7e]{1,100}$")
+
+
+@dataclass(frozen=True)
+class LineResult:
+    line: int
+    outcome: LineOutcome
+    external_ref: str | None
+    referral_id: str | None = None
+    referral_status: ReferralStatus | None = None
+    errors: list[dict[str, Any]] | None = None
+
+    def record(self, batch_id: str) -> tuple[Any, ...]:
+        errors = json.dumps(self.errors, ensure_ascii=False) if self.errors else None
+        status = self.referral_status.value if self.referral_status else None
+        return (batch_id, self.line, self.outcome.value, self.external_ref, self.referral_id, status, errors)
+
+
+RESULT_COLUMNS = ("batch_id", "line", "outcome", "external_ref", "referral_id", "referral_status", "errors")
+
+
+def _safe_ref(value: object) -> str | None:
+    """The partner's reference, echoed only when it is a valid one (anything else might be personal data)."""
+    return value if isinstance(value, str) and _EXTERNAL_REF.match(value) else None
+
+
+def line_error(line: int, external_ref: str | None, field_name: str | None, message: str) -> LineResult:
+    return LineResult(line, LineOutcome.error, external_ref, errors=[{"field": field_name, "message": message}])
+
+
+def _csv_body(columns: Sequence[str], cells: list[str]) -> dict[str, Any]:
+    values = {name: cell for name, cell in zip(columns, map(str.strip, cells), strict=True) if cell}
+    body: dict[str, Any] = {name: values[name] for name in REQUIRED_CSV_COLUMNS if name in values}
+    body["subject"] = {name: values[name] for name in _SUBJECT_COLUMNS if name in values}
+    consent: dict[str, Any] = {}
+    for column in _CONSENT_COLUMNS.keys() & values.keys():
+        name = _CONSENT_COLUMNS[column]
+        value: Any = values[column]
+        if name == "data_categories":
+            value = [item.strip() for item in value.split(";") if item.strip()]
+        elif name == "retention_days" and value.isdigit():
+            value = int(value)
+        elif name == "separate_consent":
+            lowered = value.lower()
+            value = True if lowered in _TRUE else False if lowered in _FALSE else value
+        consent[name] = value
+    if consent:
+        body["consent"] = consent
+    return body
+
+
+def _csv_field(loc: tuple[int | str, ...]) -> str | None:
+    """The CSV column a validation error is about."""
+    names = [part for part in loc if isinstance(part, str)]
+    if not names:
+        return None
+    if names[0] == "consent" and len(names) > 1:
+        return _CONSENT_FIELDS.get(names[1], "consent")
+    if names[0] == "subject" and len(names) > 1:
+        return names[1]
+    return names[0]
+
+
+def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> list[dict[str, Any]]:
+    # Only the location and message, as a response may show them: never the submitted value or an unknown name.
+    return [
+        {
+            "field": _csv_field(tuple(item["loc"]))
+            if batch_format is BatchFormat.csv
+            else ".".join(str(part) for part in item["loc"]) or None,
+            "message": item["msg"],
+        }
+        for item in field_errors(error.errors())
+    ]
+
+
+def parse_line(
+    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, record: Record
+) -> ReferralCreate | LineResult:
+    """One data record (see ``files``) as a validated ``ReferralCreate``, or its error result."""
+    if isinstance(record, dict):
+        return line_error(line, None, None, record.get("unreadable") or MALFORMED)
+    if isinstance(record, str):  # a JSON line
+        try:
+            return ReferralCreate.model_validate_json(record)
+        except ValidationError as exc:
+            try:
+                external_ref = _safe_ref(json.loads(record).get("external_ref"))
+            except (ValueError, AttributeError, RecursionError):
+                external_ref = None
+            return LineResult(line, LineOutcome.error, external_ref, errors=_validation_errors(exc, batch_format))
+    assert columns is not None and len(columns) == len(record)
+    body = _csv_body(columns, record)
+    try:
+        return ReferralCreate.model_validate(body)
+    except ValidationError as exc:
+        errors = _validation_errors(exc, batch_format)
+        return LineResult(line, LineOutcome.error, _safe_ref(body.get("external_ref")), errors=errors)
