@@ -273,3 +273,27 @@ def test_one_way_imports_and_package_re_exports_are_no_cycle(tmp_path: Path) -> 
     )
     assert graph["pkg.a"] == {"pkg", "pkg.b"} and graph["pkg.b"] == {"pkg.sub.c"}
     assert cycles(graph) == []
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_every_module_of_the_service_and_the_sdk_is_small() -> None:
+    """A module of over 500 lines does several things: split it by what each part does."""
+    too_long = {
+        str(path.relative_to(ROOT)): lines
+        for folder in ("app", "partners")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, too_long
+
+
+def test_no_test_oracle_in_the_service() -> None:
+    """Recounts that check the reports live in tests (tests/reports/oracle.py), never in a production signature."""
+    mentions = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        if "brute_force" in path.read_text(encoding="utf-8")
+    ]
+    assert not mentions, mentions
