@@ -4,7 +4,7 @@ report's ``Table`` (``tables``): ``sheets`` writes CSV and XLSX, ``page`` writes
 from app.reports.render.charts import funnel_svg, share_svg, trend_svg
 from app.reports.render.page import HTML_MEDIA_TYPE, Section, to_html
 from app.reports.render.sheets import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Sheet, to_csv, to_xlsx
-from app.reports.render.tables import (
+from app.reports.render.report_tables import (
     Column,
     Table,
     fees_table,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.reports.render.charts import NOTHING
-from app.reports.render.tables import Column, Table
+from app.reports.render.report_tables import Column, Table
 
 HTML_MEDIA_TYPE = "text/html; charset=utf-8"
 

@@ -23,7 +23,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from app.core import spreadsheets
 from app.core.spreadsheets import append_row, csv_document, set_cell
-from app.reports.render.tables import Column, Kind, Table
+from app.reports.render.report_tables import Column, Kind, Table
 
 CSV_MEDIA_TYPE = spreadsheets.CSV_MEDIA_TYPE
 XLSX_MEDIA_TYPE = spreadsheets.XLSX_MEDIA_TYPE
