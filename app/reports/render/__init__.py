@@ -1,9 +1,8 @@
 """Reports for people: CSV, an XLSX workbook with native charts, and a self-contained HTML page, each rendering the
-report's ``Table`` (``tables``): ``sheets`` writes CSV and XLSX, ``page`` writes HTML with the ``charts``."""
+report's ``Table`` (``report_tables``): ``sheets`` writes CSV and XLSX, ``page`` writes HTML with the ``charts``."""
 
 from app.reports.render.charts import funnel_svg, share_svg, trend_svg
 from app.reports.render.page import HTML_MEDIA_TYPE, Section, to_html
-from app.reports.render.sheets import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Sheet, to_csv, to_xlsx
 from app.reports.render.report_tables import (
     Column,
     Table,
@@ -14,6 +13,7 @@ from app.reports.render.report_tables import (
     table_of,
     timing_table,
 )
+from app.reports.render.sheets import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Sheet, to_csv, to_xlsx
 
 __all__ = [
     "CSV_MEDIA_TYPE",
