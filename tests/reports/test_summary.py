@@ -25,13 +25,14 @@ from app.core.business_time import month_of
 from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.fees.engine import release_held
-from app.fees.statements import approve, close_period, create_adjustment, issue, mark_paid
+from app.fees.statements import close_period, create_adjustment, issue
 from app.privacy.service import DataKeyring
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.registry import RegisteredClient, upsert_existing_clients
 from app.referrals.service import withdraw_referral
 from app.reports import queries, service, summary
 from app.reports.schemas import GroupBy, ReportFilters
+from app.settlement.service import approve, mark_paid
 from tests.factories.referrals import credit_code, enterprise, national_id
 from tests.reports import oracle
 from tests.reports.conftest import ACTOR, CST, BookWriter, born, cny, event
