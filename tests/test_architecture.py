@@ -14,6 +14,7 @@ may re-export its submodules without forming a "cycle" (Python resolves that one
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -297,3 +298,57 @@ def test_no_test_oracle_in_the_service() -> None:
         if "brute_force" in path.read_text(encoding="utf-8")
     ]
     assert not mentions, mentions
+
+
+_WRITE_SQL = re.compile(r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+([a-z_]+)", re.IGNORECASE)
+_WRITE_CALLS = ("update", "insert", "delete")
+
+
+def _owners() -> tuple[dict[str, str], dict[str, str]]:
+    """Each table model's domain (the package under ``app`` that defines it), by class name and by table name."""
+    import app.tables  # noqa: F401  (every table model)
+    from app.core.models import SQLModel
+
+    by_class, by_table = {}, {}
+    for mapper in SQLModel._sa_registry.mappers:
+        domain = mapper.class_.__module__.split(".")[1]
+        by_class[mapper.class_.__name__], by_table[mapper.local_table.name] = domain, domain
+    return by_class, by_table
+
+
+def foreign_writes(tree: ast.AST, domain: str, by_class: Mapping[str, str], by_table: Mapping[str, str]) -> list[str]:
+    """Statements in ``tree`` that write a table of another domain: ``update(Model)``, ``insert(Model)``,
+    ``delete(Model)``, or SQL text that inserts into, updates or deletes from a table."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _WRITE_CALLS:
+            target = node.args[0] if node.args else None
+            if isinstance(target, ast.Name) and by_class.get(target.id, domain) != domain:
+                found.append(f"line {node.lineno}: {node.func.id}({target.id})")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found += [
+                f"line {node.lineno}: SQL writing {table}"
+                for table in _WRITE_SQL.findall(node.value)
+                if by_table.get(table, domain) != domain
+            ]
+    return found
+
+
+def test_each_table_is_written_by_its_own_domain_only() -> None:
+    """Other domains ask the owner's service (DESIGN: a table is written by one domain only)."""
+    by_class, by_table = _owners()
+    offenders = {}
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        domain = f"{module_name(path, ROOT)}.".split(".")[1]
+        if found := foreign_writes(ast.parse(path.read_text(encoding="utf-8")), domain, by_class, by_table):
+            offenders[str(path.relative_to(ROOT))] = found
+    assert not offenders, offenders
+
+
+def test_a_write_to_another_domains_table_is_seen() -> None:
+    by_class, by_table = {"ConversionEvent": "conversions"}, {"conversion_events": "conversions"}
+    source = 'update(ConversionEvent)\ntext("UPDATE conversion_events SET x = 1")\nupdate(Referral)\n'
+    assert foreign_writes(ast.parse(source), "referrals", by_class, by_table) == [
+        "line 1: update(ConversionEvent)",
+        "line 2: SQL writing conversion_events",
+    ]

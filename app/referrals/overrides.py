@@ -25,8 +25,9 @@ from sqlmodel import col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.service import program_products
+from app.conversions.accounts import hand_over_account, hand_over_events, lock_account_held_by
 from app.conversions.lifecycle import stages_reached
-from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEvent, EventStatus
+from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.models import new_id, utcnow
 from app.core.problems import Conflict, NotFound
 from app.fees.moves import NO_CHANGE, LedgerChange, move_fees
@@ -73,12 +74,7 @@ async def move_attribution(
     if target.status in HOLDING_STATUSES:
         return AttributionMove(target, moved=False)
     holder = await _current_holder(session, target)
-    account = await session.scalar(
-        select(ClientAccount)
-        .where(col(ClientAccount.referral_id) == holder.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    account = await lock_account_held_by(session, holder.id)
     await session.execute(
         select(Referral)
         .where(col(Referral.id).in_(sorted({holder.id, target.id})))
@@ -98,7 +94,7 @@ async def move_attribution(
 
     now = utcnow()
     move_id = new_id("mov")
-    events = await _take_over_events(session, account, holder, target) if account else []
+    events = await hand_over_events(session, account, holder.id, target.id, target.partner_id) if account else []
     codes = frozenset(
         product.code for product in (await program_products(session, [target.program_id]))[target.program_id]
     )
@@ -109,7 +105,7 @@ async def move_attribution(
     changes += _taking_over(target, account, stages, details)
     await transition(session, changes, now)
     if account is not None:
-        account.referral_id, account.partner_id, account.updated_at = target.id, target.partner_id, now
+        hand_over_account(account, target.id, target.partner_id, now)
     await session.flush()
 
     reversed_, accrued = await move_fees(session, holder, target, account, events, move_id, now)
@@ -183,29 +179,6 @@ async def _current_holder(session: AsyncSession, target: Referral) -> Referral:
     if holder is None:
         raise AttributionNotMovable("No referral holds this person now: there is no attribution to move.")
     return holder
-
-
-async def _take_over_events(
-    session: AsyncSession, account: ClientAccount, holder: Referral, target: Referral
-) -> list[ConversionEvent]:
-    """The account's applied events, now the new holder's (one statement), in the order the feed applies them."""
-    await session.execute(
-        update(ConversionEvent)
-        .where(col(ConversionEvent.client_ref) == account.client_ref, col(ConversionEvent.referral_id) == holder.id)
-        .values(referral_id=target.id, partner_id=target.partner_id)
-    )
-    events = (
-        await session.scalars(
-            select(ConversionEvent)
-            .where(
-                col(ConversionEvent.client_ref) == account.client_ref,
-                col(ConversionEvent.referral_id) == target.id,
-                col(ConversionEvent.status) == EventStatus.applied,
-            )
-            .execution_options(populate_existing=True)
-        )
-    ).all()
-    return sorted(events, key=lambda event: (event.occurred_at, SAME_TIME_ORDER[event.type], event.source_event_id))
 
 
 async def _resolve_open_conflicts(
