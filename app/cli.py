@@ -389,10 +389,12 @@ def finance_close_period(
 ) -> None:
     """Release held lines due by the period end and build one draft statement per partner (safe to repeat)."""
     from app.audit.service import Actor
-    from app.core.models import utcnow
+    from app.core import clock
     from app.fees.statements import close_period
 
-    closed = _in_transaction(_database_url(), lambda session: close_period(session, Actor.system(), period, utcnow()))
+    closed = _in_transaction(
+        _database_url(), lambda session: close_period(session, Actor.system(), period, clock.now())
+    )
     typer.echo(
         f"{closed.period.name}: {closed.released_lines} held line(s) released, {closed.statemented_lines} line(s) "
         f"put on statements, {closed.created_statements} statement(s) created, {len(closed.statements)} in the period"

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from app.audit.service import Actor
 from app.auth import service as auth_service
+from app.core import clock
 from app.auth.models import OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
 from app.auth.tokens import mint_access_token
@@ -113,6 +114,13 @@ def database_url(server_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     return Settings(environment="test", database_url=database_url, log_json=True, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def manual_clock(settings: Settings) -> Iterator[clock.ManualClock]:
+    """A clock every rule reads, standing at the real now until the test moves it (``app.core.clock``)."""
+    with clock.install(clock.ManualClock(clock.real_now()), settings) as manual:
+        yield manual
 
 
 @pytest.fixture(scope="session")

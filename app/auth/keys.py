@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.auth.models import SigningKey, SigningKeyStatus
+from app.core import clock
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
-from app.core.models import utcnow
 
 SIGNING_ALG = "ES256"
 CACHE_TTL_S = 30.0
@@ -46,7 +46,7 @@ def _new_key_row(settings: Settings, status: SigningKeyStatus) -> dict[str, Any]
         "sealed_private_key": _sealed_box(settings).seal(key.as_pem(private=True)),
         "public_jwk": key.as_dict(private=False),
         "status": status,
-        "created_at": utcnow(),
+        "created_at": clock.real_now(),
     }
 
 
@@ -71,7 +71,7 @@ async def rotate_signing_key(session: AsyncSession, settings: Settings) -> tuple
     retired = await session.scalar(
         update(SigningKey)
         .where(col(SigningKey.status) == SigningKeyStatus.active)
-        .values(status=SigningKeyStatus.retired, retired_at=utcnow())
+        .values(status=SigningKeyStatus.retired, retired_at=clock.real_now())
         .returning(col(SigningKey.kid))
     )
     row = _new_key_row(settings, SigningKeyStatus.active)
@@ -81,7 +81,7 @@ async def rotate_signing_key(session: AsyncSession, settings: Settings) -> tuple
 
 async def published_keys(session: AsyncSession, settings: Settings) -> list[SigningKey]:
     """The active key and the keys retired recently enough that tokens they signed may still be live."""
-    horizon = utcnow() - timedelta(seconds=settings.retired_key_publish_s)
+    horizon = clock.real_now() - timedelta(seconds=settings.retired_key_publish_s)
     statement = (
         select(SigningKey)
         .where(or_(col(SigningKey.status) == SigningKeyStatus.active, col(SigningKey.retired_at) > horizon))

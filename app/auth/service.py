@@ -26,7 +26,7 @@ from app.auth.models import AuthMethod, ClientSecret, ClientStatus, OAuthClient,
 from app.auth.scopes import PrincipalKind, StaffRole, allowance
 from app.catalog.models import RATE_LIMIT_TIERS, Partner, PartnerStatus
 from app.catalog.service import get_partner
-from app.core.models import utcnow
+from app.core import clock
 from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
@@ -248,7 +248,7 @@ async def rotate_client_secret(
         raise InvalidClientConfiguration("A revoked client cannot be rotated.")
     if client.auth_method is AuthMethod.private_key_jwt:
         raise InvalidClientConfiguration("A private_key_jwt client has no secret; publish a new key instead.")
-    now = utcnow()
+    now = clock.real_now()
     old_until = now + timedelta(seconds=grace_s)
     await session.execute(
         update(ClientSecret)
@@ -273,7 +273,7 @@ async def revoke_client(session: AsyncSession, actor: Actor, client_id: str) -> 
     if client.status is ClientStatus.revoked:
         return client
     client.status = ClientStatus.revoked
-    client.revoked_at = utcnow()
+    client.revoked_at = clock.real_now()
     session.add(client)
     await session.flush()
     await audit.record(session, actor, "client.revoked", object_type="oauth_client", object_id=client_id)
@@ -294,7 +294,7 @@ class TokenClient:
 
 
 async def load_token_client(session: AsyncSession, client_id: str) -> TokenClient | None:
-    now = utcnow()
+    now = clock.real_now()
     row = (
         await session.execute(
             select(OAuthClient, col(Partner.status))
@@ -356,7 +356,7 @@ async def revoke_token(session: AsyncSession, *, jti: str, client_id: str, expir
     """Deny-list a token until it would have expired; False if it already was."""
     inserted = await session.scalar(
         insert(RevokedToken)
-        .values(jti=jti, client_id=client_id, expires_at=expires_at, created_at=utcnow())
+        .values(jti=jti, client_id=client_id, expires_at=expires_at, created_at=clock.real_now())
         .on_conflict_do_nothing()
         .returning(col(RevokedToken.jti))
     )
@@ -380,7 +380,7 @@ async def accept_client_assertion(
     )
     await session.execute(
         delete(UsedClientAssertion).where(
-            col(UsedClientAssertion.client_id) == client_id, col(UsedClientAssertion.expires_at) < utcnow()
+            col(UsedClientAssertion.client_id) == client_id, col(UsedClientAssertion.expires_at) < clock.real_now()
         )
     )
     inserted = await session.scalar(

@@ -35,7 +35,7 @@ from app.catalog.schemas import (
     ProgramCreate,
     ProgramUpdate,
 )
-from app.core.models import utcnow
+from app.core import business_time, clock
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
@@ -431,7 +431,7 @@ async def activate_fee_schedule(session: AsyncSession, actor: Actor, schedule_id
             f"Version {predecessor.version} is in force from {predecessor.effective_from}; "
             "a new version must start later."
         )
-    if predecessor and predecessor.first_accrual_at is not None and schedule.effective_from < date.today():
+    if predecessor and predecessor.first_accrual_at is not None and schedule.effective_from < business_time.today():
         raise FeeScheduleOverlap(
             f"Version {predecessor.version} has produced accruals; its successor cannot start in the past."
         )
@@ -450,7 +450,7 @@ async def activate_fee_schedule(session: AsyncSession, actor: Actor, schedule_id
         "fee_schedule.activated",
         schedule,
         schedule.id,
-        {"status": FeeScheduleStatus.active, "activated_at": utcnow()},
+        {"status": FeeScheduleStatus.active, "activated_at": clock.now()},
     )
     return schedule
 
@@ -459,7 +459,7 @@ async def schedules_in_force(
     session: AsyncSession, program_ids: list[str], on: date | None = None
 ) -> dict[str, FeeSchedule]:
     """The active version covering ``on`` (default today) for each program, in one query."""
-    on = on or date.today()
+    on = on or business_time.today()
     rows = await session.scalars(
         select(FeeSchedule).where(
             col(FeeSchedule.program_id).in_(program_ids),

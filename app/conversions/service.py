@@ -25,8 +25,9 @@ from app.catalog.service import program_products
 from app.conversions.lifecycle import Lifecycle, ProgramTerms
 from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEvent, EventStatus
 from app.conversions.schemas import EventIn, EventResult
+from app.core import clock
 from app.core.config import get_settings
-from app.core.models import new_id, utcnow
+from app.core.models import new_id
 from app.core.problems import field_errors
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
@@ -128,7 +129,7 @@ async def ingest_events(
 
     ``now`` is when the platform records them (the clock by default): fee holds run from it.
     """
-    now = now or utcnow()
+    now = now or clock.now()
     accepted, results = validate_events(raw_events, now)
     if accepted:
         rows = [_row(item.event, index, now) for item in accepted]

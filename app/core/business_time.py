@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from app.core import clock
 from app.core.config import get_settings
-from app.core.models import utcnow
 
 _MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -45,8 +45,8 @@ def business_day(moment: datetime) -> date:
 
 
 def today() -> date:
-    """The business day it is now (the clock is ``app.core.models.utcnow``)."""
-    return business_day(utcnow())
+    """The business day it is now (read from ``app.core.clock``)."""
+    return business_day(clock.now())
 
 
 def business_month(moment: datetime) -> str:

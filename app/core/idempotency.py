@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 from starlette.responses import JSONResponse, Response
 
+from app.core import clock
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
 from app.core.database import SessionDep
-from app.core.models import created_at_field, utcnow
+from app.core.models import created_at_field
 from app.core.problems import Unprocessable
 
 RETENTION = timedelta(hours=24)
@@ -135,7 +136,7 @@ async def claim(
     the response that are secrets (see ``sealed_fields``)."""
     if key is None:
         return IdempotentCall(session, owner, None)
-    now = utcnow()
+    now = clock.now()
     # Claim a new key, or an expired one (the row is then reused), in one statement.
     statement = insert(IdempotencyRecord).values(
         owner=owner, key=key, request_hash=request_hash, created_at=now, expires_at=now + RETENTION

@@ -7,6 +7,8 @@ import unicodedata
 from datetime import date
 from operator import mul
 
+from app.core import business_time
+
 _USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -63,6 +65,6 @@ def national_id_birth_date(value: str) -> date | None:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         return None
-    if born.year < 1900 or born > date.today():
+    if born.year < 1900 or born > business_time.today():
         return None
     return born

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
+
+from app.core import clock
 
 # Constraint names Alembic can diff and downgrade deterministically.
 SQLModel.metadata.naming_convention = {
@@ -20,10 +22,6 @@ SQLModel.metadata.naming_convention = {
 }
 
 metadata = SQLModel.metadata
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 _ID_BYTES = 12
@@ -47,7 +45,7 @@ def id_field(prefix: str) -> str:
 
 def created_at_field() -> datetime:
     return Field(
-        default_factory=utcnow,
+        default_factory=clock.now,
         sa_type=sa.DateTime(timezone=True),
         sa_column_kwargs={"server_default": sa.func.now()},
         nullable=False,
@@ -69,8 +67,8 @@ def enum_type(enum: type[StrEnum], name: str) -> sa.Enum:
 
 def updated_at_field() -> datetime:
     return Field(
-        default_factory=utcnow,
+        default_factory=clock.now,
         sa_type=sa.DateTime(timezone=True),
-        sa_column_kwargs={"server_default": sa.func.now(), "onupdate": utcnow},
+        sa_column_kwargs={"server_default": sa.func.now(), "onupdate": clock.now},
         nullable=False,
     )

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
+from app.core import clock
 from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreateKeyRequired
-from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 from app.fees import statements
@@ -56,7 +56,7 @@ PartnerReader = Annotated[Principal, requires("statements:read")]
     ),
 )
 async def close_period(period: str, request: Request, session: SessionDep, principal: FinanceWriter) -> ClosedPeriod:
-    closed = await statements.close_period(session, principal.actor(request), period, utcnow())
+    closed = await statements.close_period(session, principal.actor(request), period, clock.now())
     return ClosedPeriod(
         period=closed.period.name,
         released_lines=closed.released_lines,
@@ -104,7 +104,7 @@ async def finance_statement_lines(
 async def issue_statement(
     statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
 ) -> StatementOut:
-    return statement_out(await statements.issue(session, principal.actor(request), statement_id, utcnow()))
+    return statement_out(await statements.issue(session, principal.actor(request), statement_id, clock.now()))
 
 
 @finance_router.post(
@@ -133,7 +133,7 @@ async def create_adjustment(
             amount_fen=body.amount_fen,
             external_ref=body.external_ref,
             reason=body.reason,
-            now=utcnow(),
+            now=clock.now(),
         )
         return adjustment_out(line)
 

@@ -12,9 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core import clock
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
-from app.core.models import utcnow
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.privacy.models import DataKey
 
@@ -33,7 +33,7 @@ def blind_index(settings: Settings) -> BlindIndex:
 async def ensure_data_key(session: AsyncSession, settings: Settings) -> None:
     await session.execute(
         insert(DataKey)
-        .values(sealed_key=_box(settings).seal(os.urandom(32)), active=True, created_at=utcnow())
+        .values(sealed_key=_box(settings).seal(os.urandom(32)), active=True, created_at=clock.real_now())
         .on_conflict_do_nothing(index_elements=["active"], index_where=text("active"))
     )
 
@@ -41,7 +41,7 @@ async def ensure_data_key(session: AsyncSession, settings: Settings) -> None:
 async def rotate_data_key(session: AsyncSession, settings: Settings) -> int:
     """Make a new key active; returns its id. Existing ciphertexts stay readable until re-encrypted."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _ROTATION_LOCK})
-    await session.execute(update(DataKey).where(col(DataKey.active)).values(active=False, retired_at=utcnow()))
+    await session.execute(update(DataKey).where(col(DataKey.active)).values(active=False, retired_at=clock.real_now()))
     key = DataKey(sealed_key=_box(settings).seal(os.urandom(32)))
     session.add(key)
     await session.flush()

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.auth.deps import Principal, requires
+from app.core import clock
 from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreate
-from app.core.models import utcnow
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import Problem, problem_responses
 from app.core.tenancy import Tenant
@@ -149,7 +149,7 @@ async def upload_claim(
             lines,
             claim_format="csv" if media_type == "text/csv" else "json",
             amounts_include_vat=amounts_include_vat,
-            now=utcnow(),
+            now=clock.now(),
         )
         filters = service.ItemFilters(statement_id=reconciled.statement.id)
         return await _result(session, principal.tenant, reconciled, params, filters)
@@ -194,7 +194,7 @@ async def dispute(
 ) -> DisputeOut:
     reasons = {line.item_id: line.reason for line in body.items}
     statement, items = await service.dispute(
-        session, principal.tenant, principal.actor(request), statement_id, reasons, utcnow()
+        session, principal.tenant, principal.actor(request), statement_id, reasons, clock.now()
     )
     return DisputeOut(
         statement_id=statement.id, statement_status=statement.status, items=[item_out(item) for item in items]
@@ -242,5 +242,5 @@ async def resolve_item(
     session: SessionDep,
     principal: Annotated[Principal, requires("finance:write")],
 ) -> ItemOut:
-    item = await service.resolve(session, principal.actor(request), item_id, body.resolution, body.note, utcnow())
+    item = await service.resolve(session, principal.actor(request), item_id, body.resolution, body.note, clock.now())
     return item_out(item)

@@ -28,7 +28,8 @@ from app.catalog.service import program_products
 from app.conversions.accounts import hand_over_account, hand_over_events, lock_account_held_by
 from app.conversions.lifecycle import stages_reached
 from app.conversions.models import ClientAccount, ConversionEvent
-from app.core.models import new_id, utcnow
+from app.core import clock
+from app.core.models import new_id
 from app.core.problems import Conflict, NotFound
 from app.fees.moves import NO_CHANGE, LedgerChange, move_fees
 from app.referrals.models import (
@@ -92,7 +93,7 @@ async def move_attribution(
     ):
         raise AttributionChanged("The referrals changed while the attribution was being moved; try again.")
 
-    now = utcnow()
+    now = clock.now()
     move_id = new_id("mov")
     events = await hand_over_events(session, account, holder.id, target.id, target.partner_id) if account else []
     codes = frozenset(

@@ -16,7 +16,7 @@ from sqlmodel import col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.models import Partner, Program
-from app.core.models import utcnow
+from app.core import clock
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound
 from app.referrals.models import AttributionConflict, ConflictStatus, Referral, ReferralEvent, ReferralStatus
@@ -172,7 +172,7 @@ async def resolve_conflict(
         raise InvalidReferralTransition("The conflict is already resolved.")
     if resolution == "award_duplicate":
         await move_attribution(session, actor, conflict.duplicate_referral_id, reason, conflict_id=conflict.id)
-    now = utcnow()
+    now = clock.now()
     conflict.status = ConflictStatus.resolved
     conflict.resolution = resolution
     conflict.reason = reason

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.identifiers import normalise_credit_code, normalise_national_id
 from app.core.problems import Unprocessable
 from app.privacy.crypto import BlindIndex
@@ -66,13 +67,13 @@ async def upsert_existing_clients(
         text(
             """
             INSERT INTO existing_clients (identity_hash, opened_on, updated_at)
-            SELECT identity_hash, opened_on, now()
+            SELECT identity_hash, opened_on, :now
             FROM unnest(CAST(:hashes AS bytea[]), CAST(:dates AS date[])) AS upload(identity_hash, opened_on)
             ON CONFLICT (identity_hash) DO UPDATE
-                SET opened_on = LEAST(existing_clients.opened_on, EXCLUDED.opened_on), updated_at = now()
+                SET opened_on = LEAST(existing_clients.opened_on, EXCLUDED.opened_on), updated_at = :now
             """
         ),
-        {"hashes": list(earliest), "dates": list(earliest.values())},
+        {"hashes": list(earliest), "dates": list(earliest.values()), "now": clock.now()},
     )
     return RegistryResult(received=len(clients), distinct=len(earliest), upserted=int(result.rowcount or 0))  # type: ignore[attr-defined]
 

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.core import clock
 from app.core.identifiers import to_ascii_width
-from app.core.models import utcnow
 from app.privacy.identity import checked_credit_code, checked_national_id
 from app.referrals.models import ConflictStatus, ReferralKind, ReferralStatus
 
@@ -97,7 +97,7 @@ class Consent(BaseModel):
     @field_validator("captured_at")
     @classmethod
     def _not_in_future(cls, value: datetime) -> datetime:
-        if value > utcnow() + CONSENT_CLOCK_SKEW:
+        if value > clock.now() + CONSENT_CLOCK_SKEW:
             raise ValueError("must not be in the future")
         return value
 

@@ -16,10 +16,10 @@ from sqlmodel import col
 from app.audit import service as audit
 from app.audit.service import Actor
 from app.catalog.models import Partner, PartnerStatus, Program, ProgramStatus
+from app.core import clock
 from app.core.bulk import JsonText
 from app.core.business_time import business_day
 from app.core.identifiers import national_id_birth_year
-from app.core.models import utcnow
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
@@ -159,7 +159,7 @@ async def submit_referral(
 ) -> Submitted:
     """Validate, encrypt and attribute one referral; ``created`` is False when an existing one is returned."""
     partner_id = tenant.own_partner_id
-    now = utcnow()
+    now = clock.now()
     program = await open_program(session, partner_id, data.program_id, business_day(now))
     if program is None:
         # Another partner's program is indistinguishable from a missing one.
@@ -283,7 +283,7 @@ async def withdraw_referral(
     referral = await get_referral(session, tenant, referral_id, for_update=True)
     if referral.status is ReferralStatus.withdrawn:
         return referral
-    now = utcnow()
+    now = clock.now()
     await transition(
         session,
         [StatusChange(referral.id, referral.partner_id, referral.status, ReferralStatus.withdrawn, reason)],
@@ -303,7 +303,7 @@ async def withdraw_referral(
 
 async def erase_unconverted(session: AsyncSession, retention: timedelta, now: datetime | None = None) -> int:
     """PIPL art. 47: erase the personal data of referrals whose unconverted outcome is older than ``retention``."""
-    now = now or utcnow()
+    now = now or clock.now()
     result = await session.execute(
         update(Referral)
         .where(

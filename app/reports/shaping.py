@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from app.core.models import utcnow
+from app.core import clock
 from app.reports import summary
 from app.reports.queries import ReportQuery
 from app.reports.schemas import GroupBy, ReportGroup
@@ -94,7 +94,7 @@ def header(query: ReportQuery, group_by: Sequence[GroupBy] | None = None) -> dic
         "period": query.period,
         "filters": query.filters,
         "group_by": list(query.group_by if group_by is None else group_by),
-        "generated_at": utcnow(),
+        "generated_at": clock.now(),
     }
 
 

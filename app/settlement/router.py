@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request, Response
 
 from app.auth.deps import Principal, requires
 from app.catalog import service as catalog
+from app.core import clock
 from app.core.database import SessionDep
-from app.core.models import utcnow
 from app.core.problems import problem_responses
 from app.fees import statements
 from app.fees.schemas import PaymentIn, StatementOut, statement_out
@@ -33,7 +33,7 @@ FinanceWriter = Annotated[Principal, requires("finance:write")]
 async def approve_statement(
     statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
 ) -> StatementOut:
-    return statement_out(await service.approve(session, principal.actor(request), statement_id, utcnow()))
+    return statement_out(await service.approve(session, principal.actor(request), statement_id, clock.now()))
 
 
 @finance_router.post(
@@ -45,7 +45,7 @@ async def approve_statement(
 async def mark_statement_paid(
     statement_id: str, body: PaymentIn, request: Request, session: SessionDep, principal: FinanceWriter
 ) -> StatementOut:
-    paid = await service.mark_paid(session, principal.actor(request), statement_id, body.payment_ref, utcnow())
+    paid = await service.mark_paid(session, principal.actor(request), statement_id, body.payment_ref, clock.now())
     return statement_out(paid)
 
 

@@ -29,8 +29,9 @@ from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import new_id, utcnow
+from app.core.models import new_id
 from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookEndpoint
 from app.webhooks.service import secrets_in_force
@@ -135,7 +136,7 @@ async def claim_due(
     """Lease due deliveries of enabled endpoints, healthy endpoints first and fresh deliveries before retries,
     within ``limit`` (a number: no per-endpoint limit); commit before sending."""
     limits = limit if isinstance(limit, ClaimLimits) else ClaimLimits(limit)
-    now = utcnow()
+    now = clock.now()
     params = {
         "now": now,
         "lease_until": now + lease,
@@ -204,7 +205,7 @@ async def send(client: httpx.AsyncClient, settings: Settings, claimed: Claimed) 
 async def record_attempts(session: AsyncSession, outcomes: list[tuple[Claimed, AttemptResult]]) -> None:
     """One round's outcomes, set-based: each delivery succeeded, retried later on the schedule, or failed for good
     once the schedule is spent; endpoints count consecutive failures and are disabled past the threshold."""
-    now = utcnow()
+    now = clock.now()
     await session.execute(
         insert(_ATTEMPTS),
         [

@@ -19,9 +19,9 @@ from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.core import clock
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
-from app.core.models import utcnow
 from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
@@ -139,7 +139,7 @@ async def delete_endpoint(session: AsyncSession, tenant: Tenant, actor: Actor, e
     await session.execute(
         update(WebhookDelivery)
         .where(col(WebhookDelivery.endpoint_id) == endpoint.id, col(WebhookDelivery.status) == DeliveryStatus.pending)
-        .values(status=DeliveryStatus.failed, last_error="endpoint deleted", updated_at=utcnow())
+        .values(status=DeliveryStatus.failed, last_error="endpoint deleted", updated_at=clock.now())
     )
     endpoint.enabled = False
     endpoint.disabled_reason = "deleted"
@@ -158,7 +158,7 @@ async def rotate_secret(
     endpoint = await get_endpoint(session, tenant, endpoint_id)
     secret = new_secret()
     endpoint.sealed_previous_secret = endpoint.sealed_secret
-    endpoint.previous_secret_expires_at = utcnow() + SECRET_OVERLAP
+    endpoint.previous_secret_expires_at = clock.now() + SECRET_OVERLAP
     endpoint.sealed_secret = _box(settings).seal(secret.encode())
     session.add(endpoint)
     await session.flush()
@@ -222,7 +222,7 @@ async def queue_notices(session: AsyncSession, notices: Sequence[Notice], now: d
     if not notices:
         return
     given = [{"partner_id": n.partner_id, "event_type": n.event_type, "data": n.data} for n in notices]
-    await session.execute(text(_QUEUE_GIVEN), {"notices": json.dumps(given, default=str), "now": now or utcnow()})
+    await session.execute(text(_QUEUE_GIVEN), {"notices": json.dumps(given, default=str), "now": now or clock.now()})
 
 
 async def announce(session: AsyncSession, partner_id: str, event_type: str, data: dict[str, Any]) -> None:
@@ -232,7 +232,7 @@ async def announce(session: AsyncSession, partner_id: str, event_type: str, data
 
 async def enqueue_test(session: AsyncSession, tenant: Tenant, endpoint_id: str) -> WebhookDelivery:
     endpoint = await get_endpoint(session, tenant, endpoint_id)
-    now = utcnow()
+    now = clock.now()
     delivery = WebhookDelivery(
         endpoint_id=endpoint.id,
         partner_id=endpoint.partner_id,
@@ -283,7 +283,7 @@ async def retry_delivery(session: AsyncSession, tenant: Tenant, delivery_id: str
     """Send again as soon as a worker is free (same ``webhook-id``); a delivered one is sent once more too."""
     delivery, _ = await get_delivery(session, tenant, delivery_id)
     delivery.status = DeliveryStatus.pending
-    delivery.next_attempt_at = utcnow()
+    delivery.next_attempt_at = clock.now()
     delivery.lease_until = None
     session.add(delivery)
     await session.flush()

@@ -10,12 +10,11 @@ waits for the database, another validates and encrypts, so that Python and Postg
 from __future__ import annotations
 
 import asyncio
-from datetime import date
 
 import structlog
 
+from app.core import business_time, clock
 from app.core.database import Database
-from app.core.models import utcnow
 from app.privacy.service import DataKeyring
 from app.referrals.batches import processing
 from app.referrals.batches.models import BatchStatus, ReferralBatch
@@ -56,7 +55,7 @@ async def _lane(
     """Claim and process chunks one after the other; returns how many."""
     processed = 0
     while not stop.is_set() and not halt.is_set():
-        today = date.today()
+        today = business_time.today()
         async with database.sessionmaker() as session, session.begin():
             try:
                 cipher = await keyring.cipher(session)
@@ -66,7 +65,7 @@ async def _lane(
                 if lines is None or stop.is_set() or halt.is_set():
                     return processed
                 prepared = await processing.prepare_chunk(session, batch, lines, cipher, keyring.index, today)
-                if await processing.apply_chunk(session, batch, prepared, utcnow()):
+                if await processing.apply_chunk(session, batch, prepared, clock.now()):
                     log.info("batch_completed", batch_id=batch.id)
             except BaseException:
                 halt.set()  # before the rollback releases the chunk

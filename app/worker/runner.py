@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from app.core import clock
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.housekeeping import freeze_startup_objects
-from app.core.models import utcnow
 from app.core.outbound_urls import outbound_client
 from app.privacy.service import DataKeyring
 from app.referrals.batches import processing
@@ -92,13 +92,13 @@ class Worker:
         report.failures += 1
         log.exception("batch_run_failed", batch_id=batch_id, error_class=type(exc).__name__)
         async with self.database.sessionmaker() as session, session.begin():
-            await processing.record_failure(session, batch_id, utcnow())
+            await processing.record_failure(session, batch_id, clock.now())
 
     async def run_jobs(self, report: PassReport) -> None:
         for job in self.jobs:
             try:
                 async with self.database.sessionmaker() as session, session.begin():
-                    report.jobs[job.name] = await job.run(session, self.settings, utcnow())
+                    report.jobs[job.name] = await job.run(session, self.settings, clock.now())
             except Exception as exc:
                 log.exception("job_failed", job=job.name, error_class=type(exc).__name__)
                 continue

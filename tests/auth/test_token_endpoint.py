@@ -15,8 +15,8 @@ from app.auth.models import AuthMethod, ClientSecret
 from app.auth.scopes import PARTNER_SCOPES, PrincipalKind
 from app.catalog.models import PartnerStatus
 from app.catalog.service import change_partner_status
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import utcnow
 from tests.auth.helpers import client_assertion, partner_key, token_with_assertion, token_with_secret
 
 
@@ -151,13 +151,13 @@ async def test_rotation_keeps_both_secrets_during_grace_then_only_the_new(
     _, new, until = await service.rotate_client_secret(
         session, Actor.system("test"), partner_client.client.id, grace_s=3600
     )
-    assert until > utcnow() + timedelta(minutes=59)
+    assert until > clock.now() + timedelta(minutes=59)
     assert (await token_with_secret(client, partner_client.client.id, old)).status_code == 200
     assert (await token_with_secret(client, partner_client.client.id, new)).status_code == 200
     await session.execute(
         update(ClientSecret)
         .where(ClientSecret.client_id == partner_client.client.id, ClientSecret.expires_at.is_not(None))
-        .values(expires_at=utcnow() - timedelta(seconds=1))
+        .values(expires_at=clock.now() - timedelta(seconds=1))
     )
     assert (await token_with_secret(client, partner_client.client.id, old)).status_code == 401
     assert (await token_with_secret(client, partner_client.client.id, new)).status_code == 200

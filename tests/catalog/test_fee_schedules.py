@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import app
 from app.catalog.models import Partner
 from app.catalog.service import mark_fee_schedules_used
-from app.core.models import utcnow
+from app.core import clock
 from tests.catalog.conftest import RULES, Catalog
 from tests.conftest import CallerFactory
 
@@ -137,7 +137,7 @@ async def test_a_version_with_accruals_never_changes_and_is_succeeded_only_from_
 ) -> None:
     v1 = await catalog.schedule(program["id"], "2026-01-01")
     await _activate(client, catalog, v1["id"])
-    await mark_fee_schedules_used(session, [v1["id"]], utcnow())  # stands in for the fee engine's first accrual
+    await mark_fee_schedules_used(session, [v1["id"]], clock.now())  # stands in for the fee engine's first accrual
     assert (await client.get(f"{SCHEDULES}/{v1['id']}", headers=catalog.headers)).json()["in_use"] is True
 
     edit = await client.patch(f"{SCHEDULES}/{v1['id']}", json={"rules": RULES}, headers=catalog.headers)

@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.idempotency import (
     REPLAY_HEADER,
     Answer,
@@ -20,7 +21,6 @@ from app.core.idempotency import (
     OnceOnly,
     claim,
 )
-from app.core.models import utcnow
 
 
 async def test_claim_replay_reuse_and_expiry(session: AsyncSession) -> None:
@@ -35,7 +35,7 @@ async def test_claim_replay_reuse_and_expiry(session: AsyncSession) -> None:
     await session.execute(
         update(IdempotencyRecord)
         .where(IdempotencyRecord.key == "k-1")
-        .values(expires_at=utcnow() - timedelta(seconds=1))
+        .values(expires_at=clock.now() - timedelta(seconds=1))
     )
     reclaimed = await claim(session, "cli_a", "k-1", "hash-2")
     assert reclaimed.replay is None and reclaimed.key == "k-1"

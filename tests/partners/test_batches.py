@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
 from app.referrals.batches import intake, processing
@@ -108,8 +108,8 @@ async def test_a_background_batch_is_awaited_with_progress(
         lines = await processing.next_staged_chunk(session, stored.id, after, cipher)
         assert lines is not None
         index = app.state.data_keyring.index
-        prepared = await processing.prepare_chunk(session, stored, lines, cipher, index, utcnow().date())
-        await processing.apply_chunk(session, stored, prepared, utcnow())
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, index, clock.now().date())
+        await processing.apply_chunk(session, stored, prepared, clock.now())
         processed_after.append(prepared.last_line)
 
     report = await api.upload_batch(rows, progress=work_one_chunk, poll_interval=0)

@@ -16,6 +16,7 @@ from app.audit.service import Actor
 from app.catalog import service as catalog
 from app.catalog.models import BundledProduct, PartnerKind
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, ProductCreate
+from app.core import clock
 from app.fees.models import FeeAccrual
 from app.referrals.models import Referral
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -57,26 +58,27 @@ class Alliance:
         back_office: Caller,
         manager: Caller,
         finance: list[Finance],
-        monkeypatch: pytest.MonkeyPatch,
+        manual_clock: clock.ManualClock,
     ) -> None:
         self.client, self.session = client, session
         self.bank_a, self.bank_b = bank_a, bank_b
         self.back_office, self.manager, self.finance = back_office, manager, finance
-        self.now = at(5, 1)
-        for module in (
-            "conversions.service",
-            "referrals.overrides",
-            "referrals.oversight",
-            "fees.router",
-            "settlement.router",
-        ):
-            monkeypatch.setattr(f"app.{module}.utcnow", lambda: self.now)
+        self.clock = manual_clock
+        self.clock.move_to(at(5, 1))
+
+    @property
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        self.clock.move_to(moment)
 
     async def refer(self, desk: PartnerDesk, person: str) -> dict[str, Any]:
         """``desk``'s referral of ``person``."""
-        response = await self.client.post(
-            "/v1/referrals", json=individual(desk.program.id, national_id=person), headers=desk.headers()
-        )
+        body = individual(desk.program.id, national_id=person)
+        body["consent"]["captured_at"] = self.now.isoformat()  # consent is given as the partner refers
+        response = await self.client.post("/v1/referrals", json=body, headers=desk.headers())
         assert response.status_code == 201, response.text
         return dict(response.json())
 
@@ -171,7 +173,7 @@ async def _schedule(session: AsyncSession, program_id: str, rules: dict[str, Any
 
 @pytest.fixture
 async def alliance(  # type: ignore[no-untyped-def]
-    client: httpx.AsyncClient, session: AsyncSession, caller: CallerFactory, make_desk, monkeypatch
+    client: httpx.AsyncClient, session: AsyncSession, caller: CallerFactory, make_desk, manual_clock
 ) -> Alliance:
     if await session.scalar(select(BundledProduct.id).where(BundledProduct.code == PRODUCT)) is None:
         await catalog.create_product(
@@ -186,7 +188,7 @@ async def alliance(  # type: ignore[no-untyped-def]
         )
     desks = []
     for name, rules in (("甲银行", RULES_A), ("乙银行", RULES_B)):
-        desk = await make_desk(name=name, product_codes=[PRODUCT])
+        desk = await make_desk(name=name, product_codes=[PRODUCT], effective_from=date(2025, 1, 1))
         await _schedule(session, desk.program.id, rules)
         session.add(
             WebhookEndpoint(
@@ -207,5 +209,5 @@ async def alliance(  # type: ignore[no-untyped-def]
         await caller("back_office"),
         await caller("staff", role="alliance_manager"),
         finance,
-        monkeypatch,
+        manual_clock,
     )

@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.models import utcnow
+from app.core import clock
 from app.referrals.models import AttributionConflict, Referral, ReferralEvent, ReferralStatus
 from tests.conftest import CallerFactory
 from tests.core.test_identifiers import full_width
@@ -120,7 +120,9 @@ async def test_expired_holder_frees_the_identity(
     person = national_id()
     first = await _submit(client, bank, individual(bank.program.id, national_id=person))
     await session.execute(
-        update(Referral).where(Referral.id == first.json()["id"]).values(window_ends_at=utcnow() - timedelta(seconds=1))
+        update(Referral)
+        .where(Referral.id == first.json()["id"])
+        .values(window_ends_at=clock.now() - timedelta(seconds=1))
     )
     second = await _submit(client, other_bank, individual(other_bank.program.id, national_id=person))
     assert second.json()["status"] == "eligible"
@@ -140,7 +142,7 @@ async def test_holder_further_down_the_funnel_still_holds(
     await session.execute(
         update(Referral)
         .where(Referral.id == first.json()["id"])
-        .values(status=ReferralStatus.funded, window_ends_at=utcnow() - timedelta(days=1))
+        .values(status=ReferralStatus.funded, window_ends_at=clock.now() - timedelta(days=1))
     )
     second = await _submit(client, other_bank, individual(other_bank.program.id, national_id=person))
     assert second.json()["status"] == "duplicate"

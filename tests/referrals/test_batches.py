@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.models import utcnow
+from app.core import clock
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
 from app.referrals.batches import files as batch_files
@@ -448,8 +448,8 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
     first = await processing.next_staged_chunk(session, stored.id, after, cipher)
     assert first is not None and [number for number, _ in first] == [2, 3] and "BIG-0" in first[0][1]
     while lines := await processing.next_staged_chunk(session, stored.id, after, cipher):
-        prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
-        await processing.apply_chunk(session, stored, prepared, utcnow())
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), clock.now().date())
+        await processing.apply_chunk(session, stored, prepared, clock.now())
         after = prepared.last_line
         progress = (await client.get(f"{BATCHES}/{stored.id}", headers=bank.caller.headers)).json()
         assert progress["counts"]["processed"] == min(5, after - 1)
@@ -488,7 +488,7 @@ async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
     cipher = await load_cipher(session, settings)
     lines = await processing.next_staged_chunk(session, stored.id, 0, cipher)
     assert lines is not None
-    prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), utcnow().date())
+    prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), clock.now().date())
     attribute = processing.attribute
 
     async def closed_meanwhile(*args: Any, **kwargs: Any) -> Any:
@@ -500,7 +500,7 @@ async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
     monkeypatch.setattr(processing, "attribute", closed_meanwhile)
     with pytest.raises(BatchClosed):
         async with session.begin_nested():
-            await processing.apply_chunk(session, stored, prepared, utcnow())
+            await processing.apply_chunk(session, stored, prepared, clock.now())
     written = await session.scalar(select(func.count()).select_from(Referral).where(Referral.batch_id == stored.id))
     staged = await session.scalar(
         text("SELECT count(*) FROM referral_batch_chunks WHERE batch_id = :id"), {"id": stored.id}

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import app
-from app.core.models import utcnow
+from app.core import clock
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
 from app.referrals.transitions import InvalidReferralTransition, StatusChange, check, transition
@@ -142,7 +142,7 @@ async def test_a_refused_change_raises_and_writes_nothing(
     referral = await _referral(client, bank, session)
     before = await _state(session, referral.id)
     with pytest.raises(InvalidReferralTransition):
-        await transition(session, [_change(referral, old, new) for old, new in changes], utcnow())
+        await transition(session, [_change(referral, old, new) for old, new in changes], clock.now())
     assert await _state(session, referral.id) == before
     assert referral.status is S.eligible
 
@@ -153,7 +153,7 @@ async def test_a_chain_of_changes_is_written_with_its_timeline_and_notices(
     await _endpoint(client, bank)
     referral = await _referral(client, bank, session)
     opened_at = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    now = utcnow()
+    now = clock.now()
     await transition(
         session,
         [
@@ -188,11 +188,11 @@ async def test_an_outcome_is_dated_when_it_happened_and_expiry_is_announced_twic
     await _endpoint(client, bank)
     referral, other = await _referral(client, bank, session), await _referral(client, bank, session)
     happened = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    await transition(session, [_change(referral, S.eligible, S.existing_client, at=happened)], utcnow())
+    await transition(session, [_change(referral, S.eligible, S.existing_client, at=happened)], clock.now())
     assert (await _state(session, referral.id))["row"] == (S.existing_client, happened, None)
 
     assert other.identity_hash is not None
-    far = utcnow() + timedelta(days=3650)
+    far = clock.now() + timedelta(days=3650)
     assert await expire_stale_holders(session, far, [other.identity_hash]) == 1
     state = await _state(session, other.id)
     assert state["row"] == (S.expired, far, None)

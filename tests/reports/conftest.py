@@ -39,7 +39,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Partner, PartnerKind, Program
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerCreate, ProductCreate, ProgramCreate
 from app.conversions.service import ingest_events
-from app.core.models import utcnow
+from app.core import clock
 from app.core.tenancy import Tenant
 from app.fees.engine import release_held
 from app.privacy.service import DataKeyring
@@ -79,7 +79,7 @@ def at(day: str, hour: int = 10, minute: int = 0) -> datetime:
 
 def born(age: int) -> date:
     """A birth date that makes a person ``age`` this year, whatever year the tests run in."""
-    return date(utcnow().year - age, 5, 17)
+    return date(clock.now().year - age, 5, 17)
 
 
 def cny(yuan: int) -> dict[str, Any]:
@@ -239,8 +239,8 @@ async def write_book(session: AsyncSession, keyring: DataKeyring) -> Book:
     await withdraw_referral(
         session, Tenant.everyone(Actor.system("test")), ACTOR, referrals["R4"], "consent_revoked", None
     )
-    await expire_stale_holders(session, utcnow())
-    await release_held(session, utcnow())  # the daily job has run since: the bank's 30-day holds are over
+    await expire_stale_holders(session, clock.now())
+    await release_held(session, clock.now())  # the daily job has run since: the bank's 30-day holds are over
     # Finance's side: R1's bounty is paid, its bundle fee is on a statement.
     await session.execute(
         text("UPDATE fee_accruals SET status = 'paid' WHERE referral_id = :id AND rule = 'funded_bounty'"),

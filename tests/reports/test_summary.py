@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.service import Actor
 from app.catalog.models import PartnerKind
+from app.core import clock
 from app.core.business_time import month_of
-from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.fees.engine import release_held
 from app.fees.statements import close_period, create_adjustment, issue
@@ -127,8 +127,8 @@ async def generate(session: AsyncSession, keyring: DataKeyring, seed: int) -> St
     for referral_id, _, _, _ in rng.sample(story.referrals, 5):
         await withdraw_referral(session, EVERYONE, ACTOR, referral_id, "consent_revoked", None)
     await story.fold_sometimes(session)
-    await expire_stale_holders(session, utcnow())
-    await release_held(session, utcnow())
+    await expire_stale_holders(session, clock.now())
+    await release_held(session, clock.now())
     await settle(session, story)
     return story
 
@@ -213,7 +213,7 @@ async def settle(session: AsyncSession, story: Story) -> None:
     """Finance's months: the month before the one in which half the events had been recorded closed; that month
     closed, and its largest statement issued, approved and paid (what was recorded later stays payable); an
     adjustment on a referral."""
-    now = utcnow()
+    now = clock.now()
     middle = month_of(sorted(story.recorded)[len(story.recorded) // 2])
     await close_period(session, ACTOR, month_of(middle.start - timedelta(seconds=1)).name, now)
     await story.fold_sometimes(session)

@@ -9,8 +9,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import utcnow
 from app.core.tenancy import Tenant
 from app.webhooks import service
 from app.webhooks.delivery import ClaimLimits, claim_due
@@ -41,7 +41,7 @@ async def _due(session: AsyncSession, endpoint_id: str, *, attempts: int, age: t
     await session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.id == delivery.id)
-        .values(attempts=attempts, next_attempt_at=utcnow() - age)
+        .values(attempts=attempts, next_attempt_at=clock.now() - age)
     )
     return delivery.id
 
@@ -75,7 +75,7 @@ async def test_per_endpoint_limits_count_every_lease_and_failing_endpoints_get_o
     assert sorted(claimed.endpoint_id for claimed in first) == sorted([healthy] * 4 + [failing])
     assert {claimed.endpoint_id: claimed.failing for claimed in first} == {healthy: False, failing: True}
     assert await claim_due(session, settings, limits, LEASE) == []  # the leases of the first claim count
-    await session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+    await session.execute(update(WebhookDelivery).values(lease_until=clock.now() - timedelta(seconds=1)))
     assert len(await claim_due(session, settings, limits, LEASE)) == 5  # expired leases do not
 
 

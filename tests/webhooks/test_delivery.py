@@ -10,9 +10,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.audit.models import AuditEvent
+from app.core import clock
 from app.core.config import Settings
 from app.core.database import Database
-from app.core.models import utcnow
 from app.webhooks.delivery import DISABLE_AFTER_FAILURES, RETRY_DELAYS, deliver_due
 from app.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from tests.factories.referrals import PartnerDesk, individual
@@ -93,7 +93,7 @@ async def test_retry_schedule_then_dead_letter_then_manual_retry(
     receiver = Receiver(503)
     async with receiver.client() as http:
         for attempt, delay in enumerate((*RETRY_DELAYS, None), start=1):
-            before = utcnow()
+            before = clock.now()
             assert await deliver_due(database.sessionmaker, settings, http) == 1
             delivery = await session.get(WebhookDelivery, test["id"], populate_existing=True)
             assert delivery is not None and delivery.attempts == attempt
@@ -101,10 +101,10 @@ async def test_retry_schedule_then_dead_letter_then_manual_retry(
                 assert delivery.status is DeliveryStatus.failed
             else:
                 assert delivery.status is DeliveryStatus.pending
-                assert before + delay <= delivery.next_attempt_at <= utcnow() + delay
+                assert before + delay <= delivery.next_attempt_at <= clock.now() + delay
                 assert await deliver_due(database.sessionmaker, settings, http) == 0  # not due yet
                 await session.execute(
-                    update(WebhookDelivery).where(WebhookDelivery.id == test["id"]).values(next_attempt_at=utcnow())
+                    update(WebhookDelivery).where(WebhookDelivery.id == test["id"]).values(next_attempt_at=clock.now())
                 )
     assert sum(RETRY_DELAYS, timedelta()) > timedelta(days=3)
     assert len({request.headers["webhook-id"] for request in receiver.requests}) == 1
@@ -133,7 +133,7 @@ async def test_endpoint_is_disabled_after_repeated_failure_and_says_so(
     await client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test", headers=bank.caller.headers)
     async with Receiver(500).client() as http:
         await deliver_due(database.sessionmaker, settings, http, limit=1)
-        await session.execute(update(WebhookDelivery).values(next_attempt_at=utcnow()))
+        await session.execute(update(WebhookDelivery).values(next_attempt_at=clock.now()))
         assert await deliver_due(database.sessionmaker, settings, http) == 0  # disabled: nothing is claimed
     read = (await client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=bank.caller.headers)).json()
     assert read["enabled"] is False and "consecutive failed" in read["disabled_reason"]

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import utcnow
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.models import Referral
 from app.webhooks.models import WebhookDelivery
@@ -142,7 +142,7 @@ async def test_an_expiry_is_announced_as_a_change_and_as_an_expiry(
     referral_id = created.json()["id"]
     identity = await session.scalar(select(Referral.identity_hash).where(Referral.id == referral_id))
     assert identity is not None
-    assert await expire_stale_holders(session, utcnow() + timedelta(days=3650), [identity]) == 1
+    assert await expire_stale_holders(session, clock.now() + timedelta(days=3650), [identity]) == 1
     deliveries = (
         await session.scalars(
             select(WebhookDelivery).where(

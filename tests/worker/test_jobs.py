@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import clock
 from app.core.config import Settings
-from app.core.models import utcnow
 from app.referrals.batches import intake
 from app.worker import jobs
 from tests.referrals.conftest import PartnerDesk, individual
@@ -45,7 +45,7 @@ async def test_referrals_whose_window_passed_expire(
     client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, settings: Settings
 ) -> None:
     stale, fresh = await _referral(client, bank), await _referral(client, bank)
-    now = utcnow()
+    now = clock.now()
     await session.execute(
         text("UPDATE referrals SET window_ends_at = :past WHERE id = :id"),
         {"past": now - timedelta(days=1), "id": stale},
@@ -67,7 +67,7 @@ async def test_unconverted_referrals_are_erased_after_the_retention_period(
     client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, settings: Settings
 ) -> None:
     assert settings.referral_retention_days == 30
-    now = utcnow()
+    now = clock.now()
     old_expired, recent_expired, old_duplicate, holding = [await _referral(client, bank) for _ in range(4)]
     for referral_id, status, days_ago in (
         (old_expired, "expired", 31),
@@ -101,7 +101,7 @@ async def test_the_staged_lines_of_a_failed_batch_are_discarded_after_the_retent
         headers={**bank.headers(), "Content-Type": "application/x-ndjson"},
     )
     batch_id = response.json()["id"]
-    now = utcnow()
+    now = clock.now()
     await session.execute(
         text("UPDATE referral_batches SET status = 'failed', updated_at = :at WHERE id = :id"),
         {"at": now - timedelta(days=31), "id": batch_id},

@@ -13,9 +13,10 @@ from sqlmodel import col
 
 from app.catalog.models import PartnerStatus
 from app.catalog.service import get_partner
+from app.core import clock
 from app.core.business_time import business_day
 from app.core.idempotency import IdempotencyKeyReused
-from app.core.models import new_id, utcnow
+from app.core.models import new_id
 from app.core.problems import NotFound
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.batches.files import (
@@ -94,8 +95,8 @@ async def receive_batch(
     )
     batch = await _get(session, batch_id)
     if not staged and file.lines <= INLINE_LIMIT:
-        prepared = await prepare_chunk(session, batch, last, cipher, index, business_day(utcnow()))
-        await apply_chunk(session, batch, prepared, utcnow(), staged=False)
+        prepared = await prepare_chunk(session, batch, last, cipher, index, business_day(clock.now()))
+        await apply_chunk(session, batch, prepared, clock.now(), staged=False)
         batch = await _get(session, batch_id)
     elif last:
         await _stage(session, batch_id, last, cipher)
