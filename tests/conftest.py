@@ -24,13 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from app.audit.service import Actor
 from app.auth import service as auth_service
-from app.core import clock
 from app.auth.models import OAuthClient
 from app.auth.scopes import PrincipalKind, StaffRole
 from app.auth.tokens import mint_access_token
 from app.catalog import service as catalog_service
 from app.catalog.models import Partner, PartnerKind
 from app.catalog.schemas import PartnerCreate
+from app.core import clock
 from app.core.config import Settings
 from app.core.database import Database, normalise_url
 from app.core.embedded_db import start_embedded_postgres

@@ -14,6 +14,7 @@ from app.catalog import service as catalog
 from app.catalog.models import BundledProduct, PartnerKind
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerCreate, ProductCreate, ProgramCreate
 from app.conversions.service import ingest_events
+from app.core import clock
 from app.core.tenancy import Tenant
 from app.fees.engine import release_held
 from app.fees.models import FeeAccrual
@@ -54,7 +55,9 @@ class Ledger:
     async def referral(self, when: datetime = START) -> tuple[str, str]:
         """A new eligible referral; returns (referral id, the person's national id)."""
         person = national_id()
-        data = ReferralCreate.model_validate(individual(self.program_id, national_id=person))
+        body = individual(self.program_id, national_id=person)
+        body["consent"]["captured_at"] = clock.now().isoformat()  # consent is given as the partner refers
+        data = ReferralCreate.model_validate(body)
         submitted = await submit_referral(
             self.session,
             Tenant.of_partner(self.partner_id),

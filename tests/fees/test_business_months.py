@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import business_time
+from app.core.clock import ManualClock
 from app.core.config import Settings
 from app.referrals.models import Referral
 from tests.conftest import Caller, CallerFactory
@@ -41,19 +42,18 @@ CAP = 20_000  # per partner and month: one bounty a month
 
 @pytest.fixture
 async def alliance(
-    make_ledger: Any, session: AsyncSession, client: httpx.AsyncClient, caller: CallerFactory, monkeypatch: Any
+    make_ledger: Any, session: AsyncSession, client: httpx.AsyncClient, caller: CallerFactory, manual_clock: ManualClock
 ) -> tuple[Ledger, dict[str, str]]:
     """One referral per instant, each opened and funded at that instant and recorded then (no hold)."""
     ledger: Ledger = await make_ledger({**RULES, "caps": {"per_partner_month_fen": CAP}}, hold_period_days=0)
     feed = await caller("back_office")
-    clock = {"now": datetime.now(UTC)}
-    monkeypatch.setattr("app.conversions.service.utcnow", lambda: clock["now"])
+    clock = manual_clock
     refs: dict[str, str] = {}
     for number, (name, instant) in enumerate(UTC_INSTANTS.items()):
         referral_id, person = await ledger.referral(instant)
         await session.execute(update(Referral).where(Referral.id == referral_id).values(created_at=instant))
         refs[name] = referral_id
-        clock["now"] = instant
+        clock.move_to(instant)
         events = [
             E("account_opened", f"BT-{number}", instant, national_id=person),
             E("account_funded", f"BT-{number}", instant, **cny(20_000)),
@@ -71,9 +71,10 @@ async def close(client: httpx.AsyncClient, finance: Caller, period: str, partner
 
 
 async def test_periods_statements_and_exports_follow_the_business_month(
-    alliance: tuple[Ledger, dict[str, str]], client: httpx.AsyncClient, caller: CallerFactory
+    alliance: tuple[Ledger, dict[str, str]], client: httpx.AsyncClient, caller: CallerFactory, manual_clock: ManualClock
 ) -> None:
     ledger, refs = alliance
+    manual_clock.move_to(datetime(2026, 12, 2, tzinfo=UTC))  # finance closes both months once November has ended
     names = {referral_id: name for name, referral_id in refs.items()}
     finance = await caller("staff", role="finance")
     seen: dict[str, list[tuple[str, str, int]]] = {}

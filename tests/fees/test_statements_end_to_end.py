@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Partner
+from app.core.clock import ManualClock
 from app.fees.engine import release_held
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral, ReferralStatus
@@ -30,9 +30,17 @@ def at(month: int, day: int, hour: int = 10) -> datetime:
 class Clock:
     """The back office reports each event as it happens: the feed's clock is the event's time."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, manual: ManualClock) -> None:
+        self.manual = manual
         self.now = at(9, 1)
-        monkeypatch.setattr("app.conversions.service.utcnow", lambda: self.now)
+
+    @property
+    def now(self) -> datetime:
+        return self.manual.now()
+
+    @now.setter
+    def now(self, moment: datetime) -> None:
+        self.manual.move_to(moment)
 
 
 async def test_a_month_from_referral_to_payment(
@@ -40,9 +48,9 @@ async def test_a_month_from_referral_to_payment(
     session: AsyncSession,
     client: httpx.AsyncClient,
     caller: CallerFactory,
-    monkeypatch: pytest.MonkeyPatch,
+    manual_clock: ManualClock,
 ) -> None:
-    clock = Clock(monkeypatch)
+    clock = Clock(manual_clock)
     ledger: Ledger = await make_ledger()
     partner = await session.get(Partner, ledger.partner_id)
     assert partner is not None and (partner.vat_rate_bp, partner.vat_inclusive) == (600, False)
@@ -99,6 +107,7 @@ async def test_a_month_from_referral_to_payment(
     assert {key: (line.amount_fen, line.status) for key, line in lines.items()} == expected_lines
 
     # --- closing October ------------------------------------------------------------------------------------------
+    clock.now = at(11, 2)  # finance closes October once it has ended
     closed = await finance.close("2026-10")
     assert (closed["released_lines"], closed["statemented_lines"], closed["created_statements"]) == (1, 6, 1)
     [statement] = [item for item in closed["statements"] if item["partner_id"] == partner.id]

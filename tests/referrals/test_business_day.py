@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 
+from app.core.clock import ManualClock
 from tests.factories.referrals import individual
 
 STARTS = date(2026, 12, 10)
@@ -22,9 +23,9 @@ STARTS = date(2026, 12, 10)
     ],
 )
 async def test_a_program_opens_on_its_first_business_day(
-    client: httpx.AsyncClient, make_desk, monkeypatch: pytest.MonkeyPatch, instant: datetime, status: int
+    client: httpx.AsyncClient, make_desk, manual_clock: ManualClock, instant: datetime, status: int
 ) -> None:  # type: ignore[no-untyped-def]
     desk = await make_desk(effective_from=STARTS)
-    monkeypatch.setattr("app.referrals.service.utcnow", lambda: instant)
+    manual_clock.move_to(instant)
     response = await client.post("/v1/referrals", json=individual(desk.program.id), headers=desk.headers())
     assert response.status_code == status, response.text
