@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core.clock import ManualClock
 from app.core.idempotency import (
     REPLAY_HEADER,
     Answer,
@@ -23,7 +23,7 @@ from app.core.idempotency import (
 )
 
 
-async def test_claim_replay_reuse_and_expiry(session: AsyncSession) -> None:
+async def test_claim_replay_reuse_and_expiry(session: AsyncSession, manual_clock: ManualClock) -> None:
     first = await claim(session, "cli_a", "k-1", "hash-1")
     assert first.replay is None
     await first.remember(201, {"id": "x"})
@@ -32,11 +32,10 @@ async def test_claim_replay_reuse_and_expiry(session: AsyncSession) -> None:
     with pytest.raises(IdempotencyKeyReused):
         await claim(session, "cli_a", "k-1", "hash-2")
     assert (await claim(session, "cli_b", "k-1", "hash-2")).replay is None  # keys are per client
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.key == "k-1")
-        .values(expires_at=clock.now() - timedelta(seconds=1))
-    )
+    manual_clock.advance(timedelta(hours=24))  # keys are kept 24 hours
+    with pytest.raises(IdempotencyKeyReused):  # still remembered until its retention has passed
+        await claim(session, "cli_a", "k-1", "hash-2")
+    manual_clock.advance(timedelta(seconds=1))
     reclaimed = await claim(session, "cli_a", "k-1", "hash-2")
     assert reclaimed.replay is None and reclaimed.key == "k-1"
 
