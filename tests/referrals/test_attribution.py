@@ -6,7 +6,7 @@ import httpx
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core import clock
+from app.core.clock import ManualClock
 from app.referrals.models import AttributionConflict, Referral, ReferralEvent, ReferralStatus
 from tests.conftest import CallerFactory
 from tests.core.test_identifiers import full_width
@@ -115,15 +115,15 @@ async def test_external_ref_reused_for_another_person_is_409(client: httpx.Async
 
 
 async def test_expired_holder_frees_the_identity(
-    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    manual_clock: ManualClock,
 ) -> None:
     person = national_id()
     first = await _submit(client, bank, individual(bank.program.id, national_id=person))
-    await session.execute(
-        update(Referral)
-        .where(Referral.id == first.json()["id"])
-        .values(window_ends_at=clock.now() - timedelta(seconds=1))
-    )
+    manual_clock.advance(timedelta(days=90, seconds=1))  # past the program's 90-day attribution window
     second = await _submit(client, other_bank, individual(other_bank.program.id, national_id=person))
     assert second.json()["status"] == "eligible"
     expired = await session.get(Referral, first.json()["id"], populate_existing=True)
@@ -135,15 +135,18 @@ async def test_expired_holder_frees_the_identity(
 
 
 async def test_holder_further_down_the_funnel_still_holds(
-    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    manual_clock: ManualClock,
 ) -> None:
     person = national_id()
     first = await _submit(client, bank, individual(bank.program.id, national_id=person))
     await session.execute(
-        update(Referral)
-        .where(Referral.id == first.json()["id"])
-        .values(status=ReferralStatus.funded, window_ends_at=clock.now() - timedelta(days=1))
+        update(Referral).where(Referral.id == first.json()["id"]).values(status=ReferralStatus.funded)
     )
+    manual_clock.advance(timedelta(days=91))  # its window has passed, but a funded client stays its
     second = await _submit(client, other_bank, individual(other_bank.program.id, national_id=person))
     assert second.json()["status"] == "duplicate"
 
