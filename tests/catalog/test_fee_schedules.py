@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import app
 from app.catalog.models import Partner
 from app.catalog.service import mark_fee_schedules_used
 from app.core import clock
+from app.core.business_time import today as business_today
 from tests.catalog.conftest import RULES, Catalog
 from tests.conftest import CallerFactory
 
@@ -144,10 +145,10 @@ async def test_a_version_with_accruals_never_changes_and_is_succeeded_only_from_
     assert edit.status_code == 409
     assert "accruals" in edit.json()["detail"]
 
-    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    yesterday = (business_today() - timedelta(days=1)).isoformat()
     retroactive = await catalog.schedule(program["id"], yesterday)
     await _activate(client, catalog, retroactive["id"], expect=409)
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (business_today() + timedelta(days=1)).isoformat()
     successor = await catalog.schedule(program["id"], tomorrow)
     await _activate(client, catalog, successor["id"])
 

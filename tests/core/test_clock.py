@@ -108,3 +108,16 @@ def test_no_setting_nor_route_moves_the_production_clock(monkeypatch: pytest.Mon
     assert paths, "the production app has routes"
     assert [path for path in paths if timely.search(path)] == []
     assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_tests_name_days_in_the_business_timezone() -> None:
+    """``date.today()`` is the server's date: from 16:00 UTC it is a day behind Beijing, and a test using it as
+    "today" fails every evening. Tests take the business day (``app.core.business_time.today``)."""
+    tests = Path(__file__).resolve().parents[1]
+    offenders = [
+        f"{path.relative_to(tests)}:{number}"
+        for path in sorted(tests.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "date.today()" in line and "test_tests_name_days" not in line and '"""' not in line
+    ]
+    assert not offenders, offenders

@@ -12,6 +12,7 @@ from app.audit.service import Actor
 from app.catalog import service as catalog
 from app.catalog.models import Partner, PartnerKind, Program, ProgramChannel
 from app.catalog.schemas import PartnerCreate, ProgramCreate
+from app.core.business_time import today as business_today
 from app.core.identifiers import credit_code_check_character, national_id_check_character
 from tests.conftest import Caller, CallerFactory
 
@@ -78,7 +79,7 @@ async def make_program(session: AsyncSession, partner: Partner, **fields: Any) -
             "partner_id": partner.id,
             "name": "VIP 银证合作",
             "channel": ProgramChannel.vip_referral,
-            "effective_from": date.today() - timedelta(days=30),
+            "effective_from": business_today() - timedelta(days=30),
             **fields,
         }
     )

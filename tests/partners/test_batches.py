@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.core import clock
+from app.core.business_time import today as business_today
 from app.core.config import Settings
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
@@ -108,7 +109,7 @@ async def test_a_background_batch_is_awaited_with_progress(
         lines = await processing.next_staged_chunk(session, stored.id, after, cipher)
         assert lines is not None
         index = app.state.data_keyring.index
-        prepared = await processing.prepare_chunk(session, stored, lines, cipher, index, clock.now().date())
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, index, business_today())
         await processing.apply_chunk(session, stored, prepared, clock.now())
         processed_after.append(prepared.last_line)
 

@@ -37,6 +37,7 @@ from sqlmodel import col
 from app.audit.service import Actor
 from app.auth import service as auth_service
 from app.auth.scopes import PrincipalKind
+from app.core.business_time import today as business_today
 from app.referrals.models import Referral as ReferralRow
 from tests.factories.referrals import PartnerDesk, credit_code, individual, mobile, national_id
 from tests.partners.conftest import Credentials, Recorder, credentials_of, in_thread
@@ -340,7 +341,7 @@ async def test_the_partners_own_funnel_and_timing_reports(
         await api.create_referral(vip(desk.program.id, ref))
     await async_sdk(credentials_of(other)).create_referral(vip(other.program.id, "NOT-MINE"))
 
-    today = date.today()
+    today = business_today()
     funnel = await api.get_funnel_report(start=today - timedelta(days=1), end=today, group_by=["program"])
     assert funnel.total.counts.received == 2 and funnel.total.counts.eligible == 2  # never another partner's
     assert [row.group.program_id for row in funnel.rows] == [desk.program.id]

@@ -6,6 +6,7 @@ import httpx
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.business_time import today as business_today
 from app.core.clock import ManualClock
 from app.referrals.models import AttributionConflict, Referral, ReferralEvent, ReferralStatus
 from tests.conftest import CallerFactory
@@ -40,7 +41,7 @@ async def test_client_opened_today_is_not_existing_before_the_referral(
     client: httpx.AsyncClient, bank: PartnerDesk, caller: CallerFactory
 ) -> None:
     person = national_id()
-    await _registry(client, caller, [{"national_id": person, "opened_on": date.today().isoformat()}])
+    await _registry(client, caller, [{"national_id": person, "opened_on": business_today().isoformat()}])
     assert (await _submit(client, bank, individual(bank.program.id, national_id=person))).json()["status"] == "eligible"
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
+from app.core.business_time import today as business_today
 from app.core.tenancy import Tenant
 from app.privacy.service import load_cipher
 from app.referrals.batches import files as batch_files
@@ -448,7 +449,7 @@ async def test_a_large_batch_is_staged_encrypted_then_processed(
     first = await processing.next_staged_chunk(session, stored.id, after, cipher)
     assert first is not None and [number for number, _ in first] == [2, 3] and "BIG-0" in first[0][1]
     while lines := await processing.next_staged_chunk(session, stored.id, after, cipher):
-        prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), clock.now().date())
+        prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), business_today())
         await processing.apply_chunk(session, stored, prepared, clock.now())
         after = prepared.last_line
         progress = (await client.get(f"{BATCHES}/{stored.id}", headers=bank.caller.headers)).json()
@@ -488,7 +489,7 @@ async def test_a_chunk_of_a_batch_closed_meanwhile_writes_nothing(
     cipher = await load_cipher(session, settings)
     lines = await processing.next_staged_chunk(session, stored.id, 0, cipher)
     assert lines is not None
-    prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), clock.now().date())
+    prepared = await processing.prepare_chunk(session, stored, lines, cipher, _index(client), business_today())
     attribute = processing.attribute
 
     async def closed_meanwhile(*args: Any, **kwargs: Any) -> Any:

@@ -22,6 +22,7 @@ from app.auth.tokens import mint_access_token
 from app.catalog import service as catalog
 from app.catalog.models import PartnerKind, ProgramChannel
 from app.catalog.schemas import Component, FeeRules, FeeScheduleCreate, PartnerCreate, ProductCreate, ProgramCreate
+from app.core.business_time import today as business_today
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.fees.models import AccrualStatus, FeeAccrual
@@ -88,7 +89,7 @@ async def _alliance(client: httpx.AsyncClient, database: Database) -> dict[str, 
                     partner_id=partner.id,
                     name="VIP",
                     channel=ProgramChannel.vip_referral,
-                    effective_from=date.today() - timedelta(days=1),
+                    effective_from=business_today() - timedelta(days=1),
                     product_codes=[PRODUCT],
                 ),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from app.auth.tokens import mint_access_token
 from app.catalog import service as catalog
 from app.catalog.models import ProgramChannel
 from app.catalog.schemas import PartnerCreate, ProgramCreate
+from app.core.business_time import today as business_today
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.main import create_app
@@ -73,7 +74,7 @@ async def open_desk(
                 partner_id=partner.id,
                 name="VIP",
                 channel=ProgramChannel.vip_referral,
-                effective_from=date.today() - timedelta(days=1),
+                effective_from=business_today() - timedelta(days=1),
             ),
         )
         created = await auth_service.create_client(
