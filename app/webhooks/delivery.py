@@ -327,6 +327,9 @@ class DeliveryPool:
     """Up to ``webhook_concurrency`` sends in flight, claimed as slots free up (see the module's docstring)."""
 
     IN_FLIGHT_POLL_S = 0.2  # how soon a delivery that fell due is claimed while sends are in flight
+    # While nothing is due, the wait between claims doubles up to this: an idle worker that polls for batches
+    # every 0.2 s would otherwise run the claim five times a second beside the batch it is processing.
+    IDLE_MAX_S = 1.0
 
     def __init__(
         self,
@@ -375,7 +378,7 @@ class DeliveryPool:
     async def run(self, stop: asyncio.Event, *, idle_s: float = 1.0, until_idle: bool = False) -> int:
         """Deliver until ``stop`` (then finish the sends in flight), or, with ``until_idle``, until nothing is due
         nor in flight. Returns how many attempts were made."""
-        attempts, loop, claim_after = 0, asyncio.get_running_loop(), 0.0
+        attempts, loop, claim_after, idle = 0, asyncio.get_running_loop(), 0.0, idle_s
         while True:
             if not stop.is_set() and loop.time() >= claim_after:
                 try:
@@ -384,6 +387,7 @@ class DeliveryPool:
                     log.exception("webhook_claim_failed", error_class=type(exc).__name__)
                     claim_after = loop.time() + idle_s
             if self._in_flight:
+                idle = idle_s
                 try:
                     attempts += await self._settle(self.IN_FLIGHT_POLL_S)
                 except Exception as exc:  # those sends are made again once their leases expire
@@ -392,4 +396,5 @@ class DeliveryPool:
             if stop.is_set() or until_idle:
                 return attempts
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle_s)
+                await asyncio.wait_for(stop.wait(), idle)
+            idle = min(idle * 2, max(idle_s, self.IDLE_MAX_S))

@@ -171,3 +171,32 @@ async def test_failing_endpoints_get_one_send_each_and_never_the_whole_pool(
         hanging = {path: count for path, count in receiver.open_now.items() if path.startswith("/hang")}
         assert sum(hanging.values()) == settings.webhook_concurrency // 2
         assert max(receiver.most_open[path] for path in hanging) == 1
+
+
+async def test_an_idle_pool_claims_less_and_less_often_and_still_finds_new_work(
+    database: Database, slow_settings: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing due, the wait between claims doubles (up to ``IDLE_MAX_S``) instead of claiming every poll:
+    a worker processing a batch is not taxed by an empty outbox. A delivery that falls due is still claimed."""
+    from app.webhooks.delivery import DeliveryPool
+
+    claims = 0
+    original = DeliveryPool._claim
+
+    async def counted(self: DeliveryPool) -> int:
+        nonlocal claims
+        claims += 1
+        return await original(self)
+
+    monkeypatch.setattr(DeliveryPool, "_claim", counted)
+    worker = Worker(database, slow_settings)
+    stop = asyncio.Event()
+    pool = asyncio.create_task(worker.deliveries.run(stop, idle_s=0.05))
+    await asyncio.sleep(1.5)  # polling every 0.05 s would claim about 30 times
+    idle_claims = claims
+    await _endpoint(database, slow_settings, receiver.url("/ok"), queued=1)
+    await eventually(lambda: asyncio.sleep(0, bool(receiver.arrived)), "the new delivery", timeout_s=5)
+    stop.set()
+    await pool
+    await worker.http.aclose()
+    assert 3 <= idle_claims <= 8, idle_claims
