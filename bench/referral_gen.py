@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
 from app.core.identifiers import credit_code_check_character, national_id_check_character
+from app.referrals.batches.files import CSV_COLUMNS  # the service's own columns, in its order
 
 DEFAULT_SEED = 20_261_125
 DEFAULT_PROGRAM_ID = "prg_demo_bank_vip"
@@ -167,29 +168,6 @@ COMPANY_FORMS = (("有限公司", 80), ("股份有限公司", 15), ("有限责�
 _REGIONS, _SURNAMES, _MOBILE_PREFIXES = Weighted(REGIONS), Weighted(SURNAMES), Weighted(MOBILE_PREFIXES)
 _ASSETS, _RETENTION, _COMPANY_FORMS = Weighted(ASSETS_BANDS), Weighted(RETENTION_DAYS), Weighted(COMPANY_FORMS)
 _CHANNELS = {kind: Weighted(channels) for kind, channels in CONSENT_CHANNELS.items()}
-
-CSV_COLUMNS = (
-    "program_id",
-    "external_ref",
-    "kind",
-    "name",
-    "mobile",
-    "national_id",
-    "credit_code",
-    "contact_mobile",
-    "declared_assets_band",
-    "employer",
-    "consent_captured_at",
-    "consent_channel",
-    "consent_notice_version",
-    "consent_notice_sha256",
-    "consent_recipient_name",
-    "consent_purpose",
-    "consent_data_categories",
-    "consent_retention_days",
-    "consent_separate",
-    "consent_evidence_ref",
-)
 
 
 def _years_before(day: date, years: int) -> date:
