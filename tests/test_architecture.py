@@ -162,9 +162,16 @@ def test_settlement_depends_on_fees_and_reconciliation_never_the_reverse() -> No
 
 
 def _is_http_layer(module: str) -> bool:
-    """Routers, request dependencies, the application factory and the plumbing of ``app.core``."""
+    """Routers, request dependencies, the application factory, the plumbing of ``app.core`` and the console (pages
+    for people: a presentation layer over the domain services, as routers are for the API)."""
     last = module.rsplit(".", 1)[-1]
-    return last in ("router", "deps") or last.endswith("_router") or module == "app.main" or _within(module, "app.core")
+    return (
+        last in ("router", "deps")
+        or last.endswith("_router")
+        or module == "app.main"
+        or _within(module, "app.core")
+        or _within(module, "app.console")
+    )
 
 
 def http_imports(tree: ast.AST) -> list[str]:

@@ -2,7 +2,8 @@
 local asset it references is served.
 
 The pages are enumerated from the app: every route left out of the OpenAPI document (the documentation and the
-problem-type pages) and every documented route that offers ``format=html`` (the reports).
+problem-type pages) and every documented route that offers ``format=html`` (the reports). The console's pages
+need a person's session and are checked the same way in ``tests/console``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def html_routes(app: FastAPI) -> set[str]:
     paths = set()
     for context in iter_route_contexts(app.routes):
         route = context.route
-        if isinstance(route, APIRoute) and not route.include_in_schema:
+        if isinstance(route, APIRoute) and not route.include_in_schema and not context.path.startswith("/console"):
             paths.add(context.path)
     document = app.openapi()
     for path, operations in document["paths"].items():

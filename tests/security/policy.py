@@ -15,6 +15,9 @@ The readings of the design behind the less obvious entries:
   read them too; admins do not. A partner reads its own funnel (API.md) and its own time to convert.
 - Finance acts on statements and reconciliation; auditors read them; nobody else sees other partners' money.
 - The audit log is read by admins and auditors.
+
+The console (``/console``) admits people by session, not tokens: its routes have their own table,
+``tests/console/policy.py``, and are left out here.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ PARTNER, BACK_OFFICE = "partner", "back_office"
 ALLIANCE_MANAGER, FINANCE, ADMIN, AUDITOR = "alliance_manager", "finance", "admin", "auditor"
 STAFF = (ALLIANCE_MANAGER, FINANCE, ADMIN, AUDITOR)
 EVERY_PRINCIPAL = (PARTNER, BACK_OFFICE, *STAFF)
+CONSOLE_PREFIX = "/console"
 
 
 @dataclass(frozen=True)
@@ -175,9 +179,12 @@ POLICY: dict[tuple[str, str], Access] = {
 
 
 def app_routes(app: FastAPI) -> list[tuple[str, str]]:
-    """Every (method, path) the app answers, as FastAPI declares it (``HEAD`` aside); a mount is ``("MOUNT", path)``."""
+    """Every (method, path) of the API the app answers, as FastAPI declares it (``HEAD`` aside); a mount is
+    ``("MOUNT", path)``. The console's routes are in ``tests/console/policy.py``."""
     routes: list[tuple[str, str]] = []
     for route in iter_route_contexts(app.routes):
+        if str(route.path).startswith(CONSOLE_PREFIX):
+            continue
         methods = route.methods
         if methods is None:  # a mount (static files, a sub-application) or a websocket
             routes.append(("MOUNT" if isinstance(route.original_route, Mount) else "OTHER", str(route.path)))

@@ -1,0 +1,36 @@
+"""Who may open what in the console: written from DESIGN.md ("People") and CONSOLE.md ("Pages"), not read from the
+code. Each console route (method, path) names the roles that may use it; ``ANYONE`` needs no session (sign-in,
+the language choice, static files), ``SIGNED_IN`` any person with a session. Every other role gets the 403 page;
+no session, a redirect to sign-in. A console route without an entry fails ``test_every_console_route_has_an_entry``.
+
+Roles: ``alliance_manager``, ``finance``, ``admin``, ``auditor`` (auditors read, never act).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+MANAGER, FINANCE, ADMIN, AUDITOR = "alliance_manager", "finance", "admin", "auditor"
+ROLES = (MANAGER, FINANCE, ADMIN, AUDITOR)
+ANYONE = "anyone"
+SIGNED_IN = ROLES
+
+CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
+    ("MOUNT", "/console/static"): ANYONE,
+    ("POST", "/console/language"): ANYONE,
+    ("GET", "/console"): SIGNED_IN,
+}
+
+
+def console_routes(app: FastAPI) -> list[tuple[str, str]]:
+    routes: list[tuple[str, str]] = []
+    for route in iter_route_contexts(app.routes):
+        path = str(route.path)
+        if not path.startswith("/console"):
+            continue
+        if route.methods is None:
+            routes.append(("MOUNT", path))
+        else:
+            routes.extend((method, path) for method in sorted(route.methods) if method != "HEAD")
+    return routes
