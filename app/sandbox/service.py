@@ -31,7 +31,7 @@ from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.core.partner_filter import PartnerFilter
 from app.core.problems import Conflict, Unprocessable
-from app.fees.statements import close_period
+from app.fees.statements import CloseResult, close_period, parse_period
 from app.referrals.models import UNCONVERTED_OUTCOMES
 from app.sandbox.models import SandboxClock
 from app.worker.jobs import JOBS
@@ -141,11 +141,30 @@ async def advance(
     return result
 
 
-async def sandbox_partners_left_out(session: AsyncSession) -> list[ClockView]:
-    """The partners a staff close of a month leaves out: those with a test clock, whose months close when their
-    clock passes the month's end (one clock per partner)."""
+@dataclass(frozen=True)
+class LeftOut:
+    partner_id: str
+    clock_now: datetime
+    reason: str  # "clock_before_period_end" or "closes_on_its_clock"
+
+
+async def close_on_real_time(
+    session: AsyncSession, actor: Actor, settings: Settings, period_name: str, now: datetime
+) -> tuple[CloseResult, list[LeftOut]]:
+    """A close of a month by staff (or the CLI), on real time. In a sandbox it leaves out the partners with a
+    test clock: a month close for one partner uses that partner's clock, and their advances close their months
+    as their clocks pass each month's end (a clock that has not reached it is not due; one that has, was closed
+    then). Elsewhere every partner."""
+    if not settings.sandbox_enabled:
+        return await close_period(session, actor, period_name, now), []
     rows = (await session.scalars(select(SandboxClock).order_by(col(SandboxClock.partner_id)))).all()
-    return [ClockView(row.partner_id, row.now, row.advanced_by_s, True) for row in rows]
+    period = parse_period(period_name)
+    left_out = [
+        LeftOut(row.partner_id, row.now, "clock_before_period_end" if row.now < period.end else "closes_on_its_clock")
+        for row in rows
+    ]
+    closed = await close_period(session, actor, period_name, now, PartnerFilter.all_but(row.partner_id for row in rows))
+    return closed, left_out
 
 
 async def _locked_clock(session: AsyncSession, partner_id: str) -> SandboxClock:
