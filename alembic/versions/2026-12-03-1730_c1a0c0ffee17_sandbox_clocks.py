@@ -11,7 +11,6 @@ Create Date: 2026-12-03 17:30:00+00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision: str = "c1a0c0ffee17"
