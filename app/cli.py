@@ -390,10 +390,12 @@ def finance_close_period(
     """Release held lines due by the period end and build one draft statement per partner (safe to repeat)."""
     from app.audit.service import Actor
     from app.core import clock
-    from app.fees.statements import close_period
+    from app.core.config import get_settings
+    from app.sandbox.service import close_on_real_time
 
-    closed = _in_transaction(
-        _database_url(), lambda session: close_period(session, Actor.system(), period, clock.now())
+    closed, left_out = _in_transaction(
+        _database_url(),
+        lambda session: close_on_real_time(session, Actor.system(), get_settings(), period, clock.now()),
     )
     typer.echo(
         f"{closed.period.name}: {closed.released_lines} held line(s) released, {closed.statemented_lines} line(s) "
@@ -404,6 +406,8 @@ def finance_close_period(
             f"  {statement.id}  {statement.partner_id:<26} {statement.status.value:<9} lines {statement.line_count:>7}"
             f"  net {statement.net_fen:>14}  vat {statement.vat_fen:>12}  gross {statement.gross_fen:>14} fen"
         )
+    for partner in left_out:
+        typer.echo(f"  left out: {partner.partner_id} (sandbox test clock at {partner.clock_now.isoformat()})")
 
 
 @keys_cli.command("rotate-data")

@@ -22,6 +22,7 @@ from app.reports.models import (
     ReferralFact,
     ReportChange,
 )
+from app.sandbox.models import SandboxClock
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "ReferralFact",
     "ReportChange",
     "RevokedToken",
+    "SandboxClock",
     "SigningKey",
     "Statement",
     "UsedClientAssertion",

@@ -11,6 +11,7 @@ from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core import clock
 from app.core.problems import problem_response, unexpected_error_response
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -68,7 +69,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            with clock.request_scope():
+                await self.app(scope, receive, send_with_request_id)
         except Exception as exc:
             if response_started:
                 raise

@@ -228,6 +228,23 @@ _TYPES = (
         "The statement cannot be approved while "
         "items of the partner's claim are unmatched or disputed; resolve them first.",
     ),
+    # Sandbox test clocks.
+    (
+        "clock-moves-forward-only",
+        "A test clock only moves forward",
+        "A sandbox test clock is advanced to an instant after its "
+        "current `now` (read it with `GET /v1/sandbox/clock`); it never goes back nor stays where it is.",
+    ),
+    (
+        "clock-advance-too-far",
+        "Too far for one advance",
+        "One advance moves a test clock at most 1,830 days (five years); advance again for more.",
+    ),
+    (
+        "partner-required",
+        "Name the partner",
+        "Staff act on one partner's test clock at a time: name it with `partner_id`.",
+    ),
     # Reconciliation.
     (
         "invalid-claim",

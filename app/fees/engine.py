@@ -27,6 +27,7 @@ from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, 
 from app.core.business_time import business_day, business_month, month_named
 from app.core.models import new_id
 from app.core.money import basis_points_of, clamp
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral
 
@@ -454,11 +455,15 @@ async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
     return written
 
 
-async def release_held(session: AsyncSession, now: datetime) -> int:
-    """Lines whose hold period ended become payable."""
+async def release_held(session: AsyncSession, now: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:
+    """Lines (of the ``partners``) whose hold period ended become payable."""
     result = await session.execute(
         update(FeeAccrual)
-        .where(col(FeeAccrual.status) == AccrualStatus.pending, col(FeeAccrual.hold_until) <= now)
+        .where(
+            col(FeeAccrual.status) == AccrualStatus.pending,
+            col(FeeAccrual.hold_until) <= now,
+            partners.where(col(FeeAccrual.partner_id)),
+        )
         .values(status=AccrualStatus.payable, updated_at=now)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -20,12 +20,14 @@ from app.fees.schemas import (
     AdjustmentIn,
     AdjustmentOut,
     ClosedPeriod,
+    PartnerLeftOut,
     StatementLineOut,
     StatementOut,
     adjustment_out,
     line_out,
     statement_out,
 )
+from app.sandbox import service as sandbox
 
 finance_router = APIRouter(prefix="/v1/finance", tags=["finance"], responses=problem_responses(401, 403, 404, 429))
 partner_router = APIRouter(
@@ -52,12 +54,20 @@ PartnerReader = Annotated[Principal, requires("statements:read")]
         "timezone, Asia/Shanghai by default), "
         "its net carrying a negative net of its previous statement. Closing again, or two closes at once, "
         "leaves one statement per partner and period: a repeat adds newly due lines to the period's drafts. "
-        "Refused (409) before the month has ended and once a later month has statements."
+        "Refused (409) before the month has ended and once a later month has statements. In a sandbox, "
+        "partners with a test clock are left out (listed in `left_out`): their months close when their own "
+        "clock is advanced past each month's end."
     ),
 )
 async def close_period(period: str, request: Request, session: SessionDep, principal: FinanceWriter) -> ClosedPeriod:
-    closed = await statements.close_period(session, principal.actor(request), period, clock.now())
+    closed, left_out = await sandbox.close_on_real_time(
+        session, principal.actor(request), request.app.state.settings, period, clock.now()
+    )
     return ClosedPeriod(
+        left_out=[
+            PartnerLeftOut(partner_id=partner.partner_id, clock_now=partner.clock_now, reason=partner.reason)
+            for partner in left_out
+        ],
         period=closed.period.name,
         released_lines=closed.released_lines,
         statemented_lines=closed.statemented_lines,

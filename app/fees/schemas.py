@@ -66,12 +66,25 @@ def line_out(line: FeeAccrual) -> StatementLineOut:
     return StatementLineOut.model_validate(line, from_attributes=True)
 
 
+class PartnerLeftOut(BaseModel):
+    """A sandbox partner with a test clock, left out of a close on real time."""
+
+    partner_id: str
+    clock_now: datetime = Field(description="The partner's test clock.")
+    reason: Literal["clock_before_period_end", "closes_on_its_clock"] = Field(
+        description="Its clock has not reached the month's end, or has passed it (its advance closed the month)."
+    )
+
+
 class ClosedPeriod(BaseModel):
     period: str
     released_lines: int = Field(description="Held lines whose hold period ended by the period end, now payable.")
     statemented_lines: int = Field(description="Lines put on this period's draft statements by this call.")
     created_statements: int = Field(description="Statements this call created (0 when the period was closed).")
-    statements: list[StatementOut] = Field(description="Every statement of the period.")
+    statements: list[StatementOut] = Field(description="Every statement of the period (of the partners closed).")
+    left_out: list[PartnerLeftOut] = Field(
+        default_factory=list, description="Sandbox only: partners with a test clock, whose months close on it."
+    )
 
 
 class PaymentIn(BaseModel):

@@ -33,6 +33,7 @@ from app.core.business_time import Month, local, month_named
 from app.core.models import new_id
 from app.core.money import vat_on_net, vat_within_gross
 from app.core.pagination import PageParams, paginate_query
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.fees.engine import release_held
@@ -83,8 +84,7 @@ class CloseResult:
     statements: list[Statement]
 
 
-_CREATE_STATEMENTS = text(
-    """
+_CREATE_STATEMENTS = """
     INSERT INTO statements (id, partner_id, period, period_end, status, currency, lines_total_fen,
                             carried_forward_fen, net_fen, vat_rate_bp, vat_inclusive, vat_fen, gross_fen,
                             line_count, created_at, updated_at)
@@ -94,11 +94,13 @@ _CREATE_STATEMENTS = text(
     WHERE EXISTS (SELECT 1 FROM fee_accruals a
                   WHERE a.partner_id = p.id AND a.status = 'payable' AND a.statement_id IS NULL
                     AND a.hold_until < :period_end_at)
+      AND {partners}
     ON CONFLICT ON CONSTRAINT uq_statements_partner_period DO NOTHING
     """
-)
 
-_LOCK_DRAFTS = text("SELECT id FROM statements WHERE period = :period AND status = 'draft' ORDER BY id FOR UPDATE")
+_LOCK_DRAFTS = (
+    "SELECT id FROM statements WHERE period = :period AND status = 'draft' AND {partners} ORDER BY id FOR UPDATE"
+)
 
 _ATTACH_LINES = text(
     """
@@ -144,26 +146,35 @@ def vat_and_gross(net_fen: int, rate_bp: int, inclusive: bool) -> tuple[int, int
     return vat, net_fen + vat
 
 
-async def close_period(session: AsyncSession, actor: Actor, period_name: str, now: datetime) -> CloseResult:
-    """Release held lines due by the period end, then build (or top up) one draft statement per partner.
+async def close_period(
+    session: AsyncSession, actor: Actor, period_name: str, now: datetime, partners: PartnerFilter = EVERY_PARTNER
+) -> CloseResult:
+    """Release held lines due by the period end, then build (or top up) one draft statement per partner (of the
+    ``partners``: a sandbox partner's month closes on its own test clock, ``app.sandbox``).
 
     A period is ``[start, end)``: a line due at the very instant the month ends (midnight on the 1st, business
     time) belongs to the next one.
 
     Safe to repeat and to race: one set of statements per period. Refused while the period has not ended, or
-    when a later period already has statements (its carry-forward would be wrong).
+    when a later period already has statements of these partners (its carry-forward would be wrong).
     """
     period = parse_period(period_name)
     if period.end > now:
         raise PeriodNotEnded(f"{period.name} ends at {local(period.end).isoformat()}; close it after that.")
     await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": _CLOSE_LOCK})
-    later = await session.scalar(select(col(Statement.period)).where(col(Statement.period) > period.name).limit(1))
+    later = await session.scalar(
+        select(col(Statement.period))
+        .where(col(Statement.period) > period.name, partners.where(col(Statement.partner_id)))
+        .limit(1)
+    )
     if later is not None:
         raise LaterPeriodClosed(f"{later} already has statements; close periods in order.")
-    released = await release_held(session, period.end)
+    released = await release_held(session, period.end, partners)
     bounds = {"period": period.name, "period_end": period.last_day, "period_end_at": period.end, "now": now}
-    created = (await session.execute(_CREATE_STATEMENTS, bounds)).rowcount or 0  # type: ignore[attr-defined]
-    drafts = list((await session.scalars(_LOCK_DRAFTS, {"period": period.name})).all())
+    create = text(_CREATE_STATEMENTS.format(partners=partners.sql("p.id")))
+    created = (await session.execute(create, {**bounds, **partners.params})).rowcount or 0  # type: ignore[attr-defined]
+    lock_drafts = text(_LOCK_DRAFTS.format(partners=partners.sql("partner_id")))
+    drafts = list((await session.scalars(lock_drafts, {"period": period.name, **partners.params})).all())
     attached = 0
     if drafts:
         params = {"draft_ids": drafts, "period_end_at": period.end, "now": now}
@@ -178,7 +189,7 @@ async def close_period(session: AsyncSession, actor: Actor, period_name: str, no
         (
             await session.scalars(
                 select(Statement)
-                .where(col(Statement.period) == period.name)
+                .where(col(Statement.period) == period.name, partners.where(col(Statement.partner_id)))
                 .order_by(col(Statement.partner_id))
                 .execution_options(populate_existing=True)
             )
@@ -193,8 +204,19 @@ async def close_period(session: AsyncSession, actor: Actor, period_name: str, no
         released_lines=released,
         statemented_lines=attached,
         created_statements=created,
+        **_scope_details(partners),
     )
     return CloseResult(period, released, attached, created, statements)
+
+
+def _scope_details(partners: PartnerFilter) -> dict[str, Any]:
+    """The audit's note of a close for some partners only (none for a close of every partner)."""
+    details: dict[str, Any] = {}
+    if partners.only is not None:
+        details["only_partners"] = list(partners.only)
+    if partners.excluding:
+        details["excluding_partners"] = list(partners.excluding)
+    return details
 
 
 # --- reading ------------------------------------------------------------------------------------------------------

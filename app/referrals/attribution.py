@@ -26,6 +26,7 @@ from sqlmodel import col
 from app.core.bulk import JsonText, equals_any, insert_rows
 from app.core.business_time import business_day
 from app.core.models import new_id
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.referrals.models import (
     HOLDING_SQL,
     HOLDING_STATUSES,
@@ -139,9 +140,19 @@ def _row(
     )
 
 
-async def expire_stale_holders(session: AsyncSession, now: datetime, hashes: Sequence[bytes] | None = None) -> int:
-    """Rule 4: eligible referrals whose window has passed become ``expired`` (all, or those of ``hashes``)."""
-    condition = and_(col(Referral.status) == ReferralStatus.eligible, col(Referral.window_ends_at) <= now)
+async def expire_stale_holders(
+    session: AsyncSession,
+    now: datetime,
+    hashes: Sequence[bytes] | None = None,
+    partners: PartnerFilter = EVERY_PARTNER,
+) -> int:
+    """Rule 4: eligible referrals whose window has passed become ``expired`` (all, or those of ``hashes``; of the
+    ``partners``)."""
+    condition = and_(
+        col(Referral.status) == ReferralStatus.eligible,
+        col(Referral.window_ends_at) <= now,
+        partners.where(col(Referral.partner_id)),
+    )
     if hashes is not None:
         condition = and_(condition, equals_any(col(Referral.identity_hash), hashes))
     stale = (

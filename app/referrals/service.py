@@ -21,6 +21,7 @@ from app.core.bulk import JsonText
 from app.core.business_time import business_day
 from app.core.identifiers import national_id_birth_year
 from app.core.pagination import PageParams, paginate_query
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.privacy.crypto import BlindIndex, DataCipher, mask_identifier, mask_mobile, mask_name
@@ -301,8 +302,14 @@ async def withdraw_referral(
     return referral
 
 
-async def erase_unconverted(session: AsyncSession, retention: timedelta, now: datetime | None = None) -> int:
-    """PIPL art. 47: erase the personal data of referrals whose unconverted outcome is older than ``retention``."""
+async def erase_unconverted(
+    session: AsyncSession,
+    retention: timedelta,
+    now: datetime | None = None,
+    partners: PartnerFilter = EVERY_PARTNER,
+) -> int:
+    """PIPL art. 47: erase the personal data of referrals (of the ``partners``) whose unconverted outcome is older
+    than ``retention``."""
     now = now or clock.now()
     result = await session.execute(
         update(Referral)
@@ -310,6 +317,7 @@ async def erase_unconverted(session: AsyncSession, retention: timedelta, now: da
             col(Referral.status).in_(UNCONVERTED_OUTCOMES),
             col(Referral.erased_at).is_(None),
             col(Referral.outcome_at) < now - retention,
+            partners.where(col(Referral.partner_id)),
         )
         .values(erased_at=now, updated_at=now, **_PERSONAL_COLUMNS)
     )

@@ -199,13 +199,15 @@ class Notice:
 def queue_notices_sql(notices: str) -> str:
     """The statement queueing, at ``:now``, one delivery per notice and subscribed endpoint, for the notices that
     the SELECT ``notices`` produces as rows of (partner id, event type, data as jsonb), in this order. Domains
-    build their notices in SQL with it, to queue many in the statement that records their change."""
+    build their notices in SQL with it, to queue many in the statement that records their change. A notice is
+    dated ``:now`` (a sandbox partner's test clock, possibly ahead of real time) but due for delivery at once:
+    delivery is real-time infrastructure."""
     return f"""
     INSERT INTO webhook_deliveries
         (id, endpoint_id, partner_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at)
     SELECT 'msg_' || replace(CAST(gen_random_uuid() AS text), '-', ''), e.id, e.partner_id, n.event_type,
            jsonb_build_object('type', n.event_type, 'timestamp', CAST(:now AS timestamptz), 'data', n.data),
-           'pending', 0, :now, :now, :now
+           'pending', 0, least(CAST(:now AS timestamptz), statement_timestamp()), :now, :now
     FROM ({notices}) AS n(partner_id, event_type, data)
     JOIN webhook_endpoints e ON e.partner_id = n.partner_id AND e.enabled AND n.event_type = ANY(e.event_types)
 """

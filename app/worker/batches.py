@@ -10,6 +10,7 @@ waits for the database, another validates and encrypts, so that Python and Postg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -18,6 +19,7 @@ from app.core.database import Database
 from app.privacy.service import DataKeyring
 from app.referrals.batches import processing
 from app.referrals.batches.models import BatchStatus, ReferralBatch
+from app.sandbox.clocks import partner_clock
 
 log = structlog.get_logger("alliance.worker")
 
@@ -30,19 +32,22 @@ async def process_batch(
     batch_id: str,
     *,
     stop: asyncio.Event | None = None,
+    sandbox: bool = False,
 ) -> bool:
     """Process the batch's chunks until none is left to claim; False when this run processed none. ``stop`` ends
     the run between chunks. When a chunk fails, the other lanes finish the chunk they hold, then the error is
-    raised."""
+    raised. In a ``sandbox``, the batch's partner's test clock (if it has one) is the time of its rules."""
     async with database.sessionmaker() as session:
         batch = await session.get(ReferralBatch, batch_id)
+        partner_time = await partner_clock(session, batch.partner_id) if sandbox and batch is not None else None
     if batch is None or batch.status not in (BatchStatus.pending, BatchStatus.processing):
         return False
     stop, halt = stop or asyncio.Event(), asyncio.Event()
-    outcomes = await asyncio.gather(
-        *(_lane(database, keyring, batch, stop, halt) for _ in range(LANES)),
-        return_exceptions=True,
-    )
+    with clock.scoped(partner_time) if partner_time is not None else contextlib.nullcontext():
+        outcomes = await asyncio.gather(
+            *(_lane(database, keyring, batch, stop, halt) for _ in range(LANES)),
+            return_exceptions=True,
+        )
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome

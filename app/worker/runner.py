@@ -19,8 +19,10 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.housekeeping import freeze_startup_objects
 from app.core.outbound_urls import outbound_client
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.privacy.service import DataKeyring
 from app.referrals.batches import processing
+from app.sandbox.clocks import clocked_partner_ids
 from app.webhooks.delivery import DeliveryPool
 from app.worker.batches import process_batch
 from app.worker.jobs import JOBS, Job
@@ -76,7 +78,9 @@ class Worker:
             if self.stop.is_set():
                 return
             try:
-                taken = await process_batch(self.database, self.keyring, batch_id, stop=self.stop)
+                taken = await process_batch(
+                    self.database, self.keyring, batch_id, stop=self.stop, sandbox=self.settings.sandbox_enabled
+                )
             except DBAPIError as exc:
                 if getattr(exc.orig, "sqlstate", None) not in RETRYABLE:
                     await self._failed(report, batch_id, exc)
@@ -94,11 +98,24 @@ class Worker:
         async with self.database.sessionmaker() as session, session.begin():
             await processing.record_failure(session, batch_id, clock.now())
 
+    async def real_time_partners(self) -> PartnerFilter:
+        """The partners whose jobs run on real time: in a sandbox, all but those with a test clock (their clock's
+        advances run their jobs; real time would overtake a clock that stands still)."""
+        if not self.settings.sandbox_enabled:
+            return EVERY_PARTNER
+        async with self.database.sessionmaker() as session:
+            return PartnerFilter.all_but(await clocked_partner_ids(session))
+
     async def run_jobs(self, report: PassReport) -> None:
+        try:
+            partners = await self.real_time_partners()
+        except Exception as exc:
+            log.exception("job_failed", job="real_time_partners", error_class=type(exc).__name__)
+            return
         for job in self.jobs:
             try:
                 async with self.database.sessionmaker() as session, session.begin():
-                    report.jobs[job.name] = await job.run(session, self.settings, clock.now())
+                    report.jobs[job.name] = await job.run(session, self.settings, clock.now(), partners)
             except Exception as exc:
                 log.exception("job_failed", job=job.name, error_class=type(exc).__name__)
                 continue

@@ -15,6 +15,11 @@ The readings of the design behind the less obvious entries:
   read them too; admins do not. A partner reads its own funnel (API.md) and its own time to convert.
 - Finance acts on statements and reconciliation; auditors read them; nobody else sees other partners' money.
 - The audit log is read by admins and auditors.
+- Sandbox test clocks (DESIGN.md, "Time" and "Sandbox"; only where the sandbox is enabled): a partner reads its
+  own clock as it reads its own referrals (``referrals:read``) and moves it as it changes them (``referrals:write``:
+  an advance expires and erases its referrals); every staff role reads any partner's (the catalog's readers: they
+  help partners integrate), alliance managers move one (they onboard partners) and so does finance (an advance
+  closes the partner's months).
 
 The console (``/console``) admits people by session, not tokens: its routes have their own table,
 ``tests/console/policy.py``, and are left out here.
@@ -175,6 +180,11 @@ POLICY: dict[tuple[str, str], Access] = {
     ("POST", "/v1/admin/clients/{client_id}/revoke"): CREDENTIALS,
     ("POST", "/v1/admin/keys/rotate"): staff("keys:manage", ADMIN),
     ("GET", "/v1/admin/audit-events"): staff("audit:read", ADMIN, AUDITOR),
+    # --- sandbox test clocks
+    ("GET", "/v1/sandbox/clock"): partner("referrals:read") | CATALOG_READERS,
+    ("POST", "/v1/sandbox/clock/advance"): partner("referrals:write")
+    | CATALOG_WRITER
+    | staff("finance:write", FINANCE),
 }
 
 

@@ -217,6 +217,7 @@ REQUESTS: dict[tuple[str, str], Callable[[Objects], Awaitable[dict[str, Any]]]] 
     ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): fixed({"description": "renamed by its owner"}),
     ("POST", "/v1/statements/{statement_id}/claims"): fixed({"lines": CLAIM}),
     ("POST", "/v1/statements/{statement_id}/disputes"): _dispute,
+    ("POST", "/v1/sandbox/clock/advance"): fixed({"by_days": 1}),
 }
 
 

@@ -18,6 +18,7 @@ from sqlmodel import col
 from app.catalog.models import PartnerStatus, Program
 from app.catalog.service import get_partner
 from app.core.bulk import copy_records
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
 from app.referrals.batches.errors import BatchClosed
@@ -222,13 +223,15 @@ async def record_failure(session: AsyncSession, batch_id: str, now: datetime) ->
     return BatchStatus(status) if status else BatchStatus.failed
 
 
-async def discard_failed_lines(session: AsyncSession, before: datetime) -> int:
-    """Drop the staged lines (personal data) of batches that failed before ``before``."""
+async def discard_failed_lines(session: AsyncSession, before: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:
+    """Drop the staged lines (personal data) of batches (of the ``partners``) that failed before ``before``."""
     discarded = await session.scalars(
         text(
             "DELETE FROM referral_batch_chunks USING referral_batches b WHERE b.id = referral_batch_chunks.batch_id "
-            "AND b.status = 'failed' AND b.updated_at < :before RETURNING referral_batch_chunks.lines"
+            "AND b.status = 'failed' AND b.updated_at < :before AND "
+            + partners.sql("b.partner_id")
+            + " RETURNING referral_batch_chunks.lines"
         ),
-        {"before": before},
+        {"before": before, **partners.params},
     )
     return sum(discarded.all())
