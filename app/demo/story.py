@@ -243,12 +243,13 @@ class _Writer:
             INSURER: [s for s in self.story.submissions if s.partner_id == INSURER],
             CORPORATE: [s for s in self.story.submissions if s.partner_id == CORPORATE and not s.single],
         }
-        recent = self.end - timedelta(days=21)
-        for at, lead in list(self.leads_at):
-            if lead.partner_id != BANK:
-                continue
-            chance = 0.2 if at > recent else 0.05
-            if self.rng.random() >= chance:
+        bank = [(at, lead) for at, lead in self.leads_at if lead.partner_id == BANK]
+        last_batch = bank[-1][0] if bank else None
+        forced = 0
+        for at, lead in bank:
+            if at == last_batch and forced < 3:  # kept open: the manager reviews conflicts after two weeks
+                forced += 1
+            elif self.rng.random() >= 0.05:
                 continue
             partner = INSURER if self.rng.random() < 0.75 else CORPORATE
             program = "prg_demo_insurer_bundle" if partner == INSURER else "prg_demo_corporate_employees"
