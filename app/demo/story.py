@@ -367,7 +367,7 @@ class _Writer:
     def organic(self) -> None:
         """Clients who came to the firm on their own: the baseline the client-structure report compares with."""
         for day in days(self.start, self.end):
-            for _ in range(self.rng.choice((0, 0, 0, 0, 0, 1, 1, 2))):
+            for _ in range(self.rng.choice((0, 0, 0, 0, 0, 0, 0, 1, 1, 2))):
                 person = self.people.person(date(1955, 1, 1), date(2003, 12, 31))
                 band = self.rng.choices((0, 1, 2), weights=(82, 15, 3))[0]
                 self.account(at_local(day, self.rng.randrange(9, 18)), person.national_id, False, band, None)
