@@ -1,9 +1,5 @@
-"""The demo alliance that ``make run`` loads: a bank, an insurer and a corporate, a back-office feed and one
-staff account per role (development and test only).
-
-Loading is idempotent: rows have fixed ids and are created only when missing. Secrets are shown only by the run
-that creates them, or after ``reset_secrets``, which gives every demo client a new one at once.
-"""
+"""The demo alliance's fixed rows: three partners, their programs, bundled products and fee schedules, a
+back-office feed client and one staff client per role. Rows have fixed ids and are created only when missing."""
 
 from __future__ import annotations
 
@@ -32,12 +28,9 @@ from app.catalog.schemas import (
     RevenueShare,
     TierAmounts,
 )
-from app.core.config import Settings
-from app.core.database import Database, create_engine
 from app.core.identifiers import credit_code_check_character
 
 ACTOR = Actor.system("demo")
-DEMO_START = date(2026, 1, 1)
 
 
 def _credit_code(first17: str) -> str:
@@ -105,70 +98,74 @@ PRODUCTS = (
 )
 
 _BOUNTY = FundedBounty(min_assets_fen=1_000_000, by_tier=TierAmounts(retail=20_000, hnw=150_000, institutional=500_000))
-PROGRAMS = (
-    (
-        "prg_demo_bank_vip",
-        ProgramCreate(
-            partner_id="ptn_demo_bank",
-            name="哈尔滨示范银行 VIP 银证合作",
-            channel=ProgramChannel.vip_referral,
-            effective_from=DEMO_START,
-            product_codes=["BANK_WM_PLUS_EQUITY"],
-        ),
-        FeeRules(
-            funded_bounty=_BOUNTY,
-            bundle_fees=[BundleFee(product_code="BANK_WM_PLUS_EQUITY", flat_fen=10_000, bps=30, max_fen=500_000)],
-            revenue_share=RevenueShare(bps=1_000, months=12),
-            caps=Caps(per_referral_fen=2_000_000, per_partner_month_fen=50_000_000),
-        ),
-    ),
-    (
-        "prg_demo_insurer_bundle",
-        ProgramCreate(
-            partner_id="ptn_demo_insurer",
-            name="北方示范人寿 保证合作",
-            channel=ProgramChannel.insurance_bundle,
-            effective_from=DEMO_START,
-            product_codes=["LIFE_PLUS_FUND_SIP"],
-        ),
-        FeeRules(
-            funded_bounty=_BOUNTY,
-            bundle_fees=[BundleFee(product_code="LIFE_PLUS_FUND_SIP", bps=50, min_fen=5_000, max_fen=300_000)],
-            caps=Caps(per_referral_fen=1_000_000),
-        ),
-    ),
-    (
-        "prg_demo_corporate_employees",
-        ProgramCreate(
-            partner_id="ptn_demo_corporate",
-            name="黑土地示范农业 员工专属财富计划",
-            channel=ProgramChannel.employee_plan,
-            effective_from=DEMO_START,
-            product_codes=["EMPLOYEE_WEALTH_PLAN"],
-        ),
-        FeeRules(
-            funded_bounty=FundedBounty(
-                min_assets_fen=500_000, by_tier=TierAmounts(retail=10_000, hnw=100_000, institutional=300_000)
+
+
+def programs(start: date) -> tuple[tuple[str, ProgramCreate, FeeRules], ...]:
+    """The demo programs with their fee rules, in force from ``start``."""
+    return (
+        (
+            "prg_demo_bank_vip",
+            ProgramCreate(
+                partner_id="ptn_demo_bank",
+                name="哈尔滨示范银行 VIP 银证合作",
+                effective_from=start,
+                channel=ProgramChannel.vip_referral,
+                product_codes=["BANK_WM_PLUS_EQUITY"],
             ),
-            bundle_fees=[BundleFee(product_code="EMPLOYEE_WEALTH_PLAN", flat_fen=5_000)],
+            FeeRules(
+                funded_bounty=_BOUNTY,
+                bundle_fees=[BundleFee(product_code="BANK_WM_PLUS_EQUITY", flat_fen=10_000, bps=30, max_fen=500_000)],
+                revenue_share=RevenueShare(bps=1_000, months=12),
+                caps=Caps(per_referral_fen=2_000_000, per_partner_month_fen=50_000_000),
+            ),
         ),
-    ),
-    (
-        "prg_demo_corporate_enterprise",
-        ProgramCreate(
-            partner_id="ptn_demo_corporate",
-            name="黑土地示范农业 企业综合金融服务",
-            channel=ProgramChannel.enterprise_services,
-            effective_from=DEMO_START,
-            product_codes=["ENTERPRISE_IB_AM"],
-            attribution_window_days=180,
+        (
+            "prg_demo_insurer_bundle",
+            ProgramCreate(
+                partner_id="ptn_demo_insurer",
+                name="北方示范人寿 保证合作",
+                effective_from=start,
+                channel=ProgramChannel.insurance_bundle,
+                product_codes=["LIFE_PLUS_FUND_SIP"],
+            ),
+            FeeRules(
+                funded_bounty=_BOUNTY,
+                bundle_fees=[BundleFee(product_code="LIFE_PLUS_FUND_SIP", bps=50, min_fen=5_000, max_fen=300_000)],
+                caps=Caps(per_referral_fen=1_000_000),
+            ),
         ),
-        FeeRules(
-            bundle_fees=[BundleFee(product_code="ENTERPRISE_IB_AM", bps=20, min_fen=100_000, max_fen=5_000_000)],
-            revenue_share=RevenueShare(bps=500, months=24),
+        (
+            "prg_demo_corporate_employees",
+            ProgramCreate(
+                partner_id="ptn_demo_corporate",
+                name="黑土地示范农业 员工专属财富计划",
+                effective_from=start,
+                channel=ProgramChannel.employee_plan,
+                product_codes=["EMPLOYEE_WEALTH_PLAN"],
+            ),
+            FeeRules(
+                funded_bounty=FundedBounty(
+                    min_assets_fen=500_000, by_tier=TierAmounts(retail=10_000, hnw=100_000, institutional=300_000)
+                ),
+                bundle_fees=[BundleFee(product_code="EMPLOYEE_WEALTH_PLAN", flat_fen=5_000)],
+            ),
         ),
-    ),
-)
+        (
+            "prg_demo_corporate_enterprise",
+            ProgramCreate(
+                partner_id="ptn_demo_corporate",
+                name="黑土地示范农业 企业综合金融服务",
+                effective_from=start,
+                channel=ProgramChannel.enterprise_services,
+                product_codes=["ENTERPRISE_IB_AM"],
+                attribution_window_days=180,
+            ),
+            FeeRules(
+                bundle_fees=[BundleFee(product_code="ENTERPRISE_IB_AM", bps=20, min_fen=100_000, max_fen=5_000_000)],
+                revenue_share=RevenueShare(bps=500, months=24),
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -190,11 +187,9 @@ CLIENTS = (
 )
 
 
-class DemoRefused(Exception):
-    pass
-
-
-async def _ensure_catalog(session: AsyncSession) -> None:
+async def ensure_catalog(session: AsyncSession, start: date) -> None:
+    """The partners, products, programs and fee schedules that are missing; new programs and schedules are in
+    force from ``start``."""
     for partner_id, kind, legal_name, display_name, credit_code in PARTNERS:
         if await session.get(Partner, partner_id) is None:
             data = PartnerCreate(kind=kind, legal_name=legal_name, display_name=display_name, credit_code=credit_code)
@@ -203,16 +198,16 @@ async def _ensure_catalog(session: AsyncSession) -> None:
     for product in PRODUCTS:
         if product.code not in existing:
             await catalog_service.create_product(session, ACTOR, product)
-    for program_id, program, rules in PROGRAMS:
+    for program_id, program, rules in programs(start):
         if await session.get(Program, program_id) is None:
             await catalog_service.create_program(session, ACTOR, program, program_id=program_id)
             schedule = await catalog_service.create_fee_schedule(
-                session, ACTOR, FeeScheduleCreate(program_id=program_id, effective_from=DEMO_START, rules=rules)
+                session, ACTOR, FeeScheduleCreate(program_id=program_id, effective_from=start, rules=rules)
             )
             await catalog_service.activate_fee_schedule(session, ACTOR, schedule.id)
 
 
-async def _ensure_clients(session: AsyncSession, reset_secrets: bool) -> dict[str, str]:
+async def ensure_clients(session: AsyncSession, reset_secrets: bool) -> dict[str, str]:
     """Create missing clients; returns the secrets created or reset by this run."""
     secrets: dict[str, str] = {}
     for demo in CLIENTS:
@@ -231,28 +226,3 @@ async def _ensure_clients(session: AsyncSession, reset_secrets: bool) -> dict[st
             _, secret, _ = await auth_service.rotate_client_secret(session, ACTOR, demo.client_id, grace_s=0)
             secrets[demo.client_id] = secret
     return secrets
-
-
-async def load_demo(
-    database_url: str, settings: Settings, *, reset_secrets: bool = False
-) -> list[dict[str, str | None]]:
-    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made."""
-    if settings.environment == "production":
-        raise DemoRefused("the demo alliance is never loaded in production")
-    database = Database(create_engine(database_url, settings))
-    try:
-        async with database.sessionmaker() as session, session.begin():
-            await _ensure_catalog(session)
-            secrets = await _ensure_clients(session, reset_secrets)
-    finally:
-        await database.dispose()
-    return [
-        {
-            "client_id": demo.client_id,
-            "client_secret": secrets.get(demo.client_id),
-            "kind": demo.kind.value,
-            "partner_id": demo.partner_id,
-            "role": demo.role.value if demo.role else None,
-        }
-        for demo in CLIENTS
-    ]
