@@ -5,7 +5,7 @@ API client's id, or ``person:<username>``), so that the approver is never the is
 approver. Statements issued before this revision have no issuer on record: the rule cannot see one there.
 
 Revision ID: i18fin4e7c01
-Revises: 9f4fd152ce4d
+Revises: pe0a1c5e1d01
 Create Date: 2026-12-03 17:10:00.000000+00:00
 """
 
@@ -16,7 +16,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "i18fin4e7c01"
-down_revision: str | None = "9f4fd152ce4d"
+down_revision: str | None = "pe0a1c5e1d01"  # after the people domain (merged from i18-people)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

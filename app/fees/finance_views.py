@@ -85,7 +85,8 @@ async def period_records(session: AsyncSession) -> dict[str, PeriodRecord]:
         func.count().filter(col(Statement.status) == StatementStatus.draft),
         func.coalesce(func.sum(col(Statement.gross_fen)), 0),
     ).group_by(col(Statement.period))
-    return {period: PeriodRecord(count, drafts, gross) for period, count, drafts, gross in await session.execute(query)}
+    rows = (await session.execute(query)).all()
+    return {row[0]: PeriodRecord(int(row[1]), int(row[2]), int(row[3])) for row in rows}
 
 
 async def first_month_with_fees(session: AsyncSession) -> Month | None:

@@ -79,6 +79,11 @@ async def partner_names(session: AsyncSession, partner_ids: Iterable[str]) -> di
     return {partner_id: name for partner_id, name in rows.all()}
 
 
+def flash_back(request: Request, target: str, message: str, *, level: str = "success") -> Response:
+    """Back to ``target`` with a message in the person's language."""
+    return redirect(target, flash=translator(locale_of(request))(message), level=level)
+
+
 # What a person reads when a service refuses an action: the problem's type in the console's words.
 REFUSALS = {
     "second-person-required": "Four eyes: another finance officer must do this",

@@ -16,6 +16,7 @@ from app.console.finance.common import (
     PAGE_SIZE,
     act,
     corrected,
+    flash_back,
     page_number,
     paging,
     partner_names,
@@ -112,7 +113,7 @@ async def resolve_item(item_id: str, request: Request, session: SessionDep, pers
     chosen = next((each for each in Resolution if each.value == form.get("resolution")), None)
     note = str(form.get("note") or "").strip()
     if chosen is None or not 1 <= len(note) <= MAX_NOTE:
-        return redirect(back, flash="Choose a resolution and write a note (up to 500 characters)", level="error")
+        return flash_back(request, back, "Choose a resolution and write a note (up to 500 characters)", level="error")
     actor = person.actor(request)
     return await act(
         request,

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.audit import service as audit
 from app.console.access import SignedInPerson, form_for, page_for
-from app.console.finance.common import FINANCE_READ, FINANCE_WRITE, act, partner_names, url
+from app.console.finance.common import FINANCE_READ, FINANCE_WRITE, act, flash_back, partner_names, url
 from app.console.templating import redirect, render
 from app.core import clock
 from app.core.business_time import Month, month_named, month_of
@@ -92,7 +92,7 @@ async def close_summary(period: str, request: Request, session: SessionDep, pers
     now = clock.now()
     row = next((row for row in await period_rows(session, now) if row.month.name == month.name), None)
     if row is None or row.state not in ("closable", "closed"):
-        return redirect(LIST, flash="This month cannot be closed now", level="warning")
+        return flash_back(request, LIST, "This month cannot be closed now", level="warning")
     preview = await finance_views.close_preview(session, month)
     names = await partner_names(
         session, [partner.partner_id for partner in preview.partners] + [line.partner_id for line in preview.held]

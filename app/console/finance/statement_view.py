@@ -127,7 +127,8 @@ async def statement_page(
     lines = await statements.all_lines(session, statement.id)
     items = await reconciliation.all_items(session, statement.id)
     claim = await reconciliation.current_claim(session, statement.id)
-    trail = await audit.events_about(session, [statement.id, *(item.id for item in items)])
+    about = [statement.id, *([claim.id] if claim else []), *(item.id for item in items)]
+    trail = await audit.events_about(session, about)
     open_items = sum(1 for item in items if item.open)
     actions = actions_for(statement, person_actor_id, FINANCE_WRITE in person.scopes, open_items)
     return StatementPage(statement, partner.legal_name, Figures.of(statement), lines, claim, items, trail, actions)

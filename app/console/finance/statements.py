@@ -17,6 +17,7 @@ from app.console.finance.common import (
     PAGE_SIZE,
     act,
     corrected,
+    flash_back,
     page_number,
     paging,
     partner_names,
@@ -135,8 +136,8 @@ async def mark_statement_paid(statement_id: str, request: Request, session: Sess
     payment_ref = str((await request.form()).get("payment_ref") or "").strip()
     back = f"{LIST}/{statement_id}"
     if not 1 <= len(payment_ref) <= 100:
-        return redirect(
-            back + "?confirm=pay", flash="Enter the bank transfer's reference (1 to 100 characters)", level="error"
+        return flash_back(
+            request, back + "?confirm=pay", "Enter the bank transfer's reference (1 to 100 characters)", level="error"
         )
     return await act(
         request,
