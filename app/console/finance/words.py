@@ -26,7 +26,9 @@ words(
             "已付款：已结清并锁定。更正计入下一期调整。"
         ),
         # Periods.
-        "Open": "未结束",
+        "In progress": "未结束",
+        "View": "查看",
+        "Unresolved": "待处理",
         "Closable": "可关账",
         "Closed": "已关账",
         "Not closable": "不可关账",

@@ -282,3 +282,17 @@ async def test_a_form_without_the_sessions_csrf_token_changes_nothing(
     assert (await finance.client.post("/console/periods/2026-04/close", data={})).status_code == 403
     assert (await books.statement(statement.id)).status is StatementStatus.draft
     assert await _count(session, Statement, Statement.period == "2026-04") == 0
+
+
+async def test_htmx_gets_the_results_region_and_english_readers_get_english(
+    books: Books, session: AsyncSession, console_as: ConsoleAs
+) -> None:
+    statement = await _issued(books, session)
+    finance = await console_as("finance")
+    fragment = await finance.client.get(
+        "/console/statements", params={"status": "issued"}, headers={"HX-Request": "true"}
+    )
+    assert fragment.status_code == 200 and "<html" not in fragment.text and "哈尔滨银行股份有限公司" in fragment.text
+    finance.client.cookies.set("console_lang", "en")
+    english = await finance.client.get(f"/console/statements/{statement.id}")
+    assert "Maker" in english.text and "Net of VAT" in english.text and "Gross" in english.text
