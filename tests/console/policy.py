@@ -34,6 +34,14 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/console/statements/{statement_id}/mark-paid"): (FINANCE,),
     ("GET", "/console/discrepancies"): (FINANCE, AUDITOR),
     ("POST", "/console/discrepancies/{item_id}/resolve"): (FINANCE,),
+    # People (DESIGN.md "People", API.md "Console"): anyone may open the sign-in form and post it; signing out, the
+    # person's own account page and sign-out everywhere need a session, of any role.
+    ("GET", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-out"): SIGNED_IN,
+    ("GET", "/console/account"): SIGNED_IN,
+    ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
+    ("GET", "/console/sso/callback"): ANYONE,  # the identity provider sends the browser back here
 }
 
 
