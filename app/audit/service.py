@@ -87,3 +87,22 @@ async def list_events(
         statement = statement.where(col(AuditEvent.object_id) == object_id)
     statement = paginate_query(statement, params, col(AuditEvent.created_at), col(AuditEvent.id))
     return list((await session.scalars(statement)).all())
+
+
+async def events_about(session: AsyncSession, object_ids: list[str], *, limit: int = 200) -> list[AuditEvent]:
+    """The audit trail of some objects (a statement and its reconciliation items), oldest first."""
+    if not object_ids:
+        return []
+    statement = (
+        select(AuditEvent)
+        .where(col(AuditEvent.object_id).in_(object_ids))
+        .order_by(col(AuditEvent.created_at), col(AuditEvent.id))
+        .limit(limit)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+async def objects_with(session: AsyncSession, action: str) -> set[str]:
+    """The ids of the objects an action was ever recorded on (for example every period closed)."""
+    rows = await session.scalars(select(col(AuditEvent.object_id)).where(col(AuditEvent.action) == action).distinct())
+    return {object_id for object_id in rows.all() if object_id is not None}

@@ -223,6 +223,12 @@ _TYPES = (
         "(disputed), approved, paid; this action is not allowed in its current status.",
     ),
     (
+        "second-person-required",
+        "Another person must do this",
+        "Four eyes: the client or person who issued a statement may not approve it, and the one who approved it "
+        "may not mark it paid. Nothing was changed; another finance officer (or finance client) must do it.",
+    ),
+    (
         "open-reconciliation-items",
         "Reconciliation items are still open",
         "The statement cannot be approved while "

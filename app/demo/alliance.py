@@ -23,9 +23,10 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.pagination import PageParams
 from app.core.tenancy import Tenant
-from app.demo.catalog import CLIENTS, ensure_catalog, ensure_clients
+from app.demo.catalog import ACTOR, CLIENTS, ensure_catalog, ensure_clients
 from app.demo.history import Player, play
 from app.demo.story import MARKER, write_story
+from app.people.demo_accounts import ensure_demo_people
 from app.privacy.service import blind_index, load_cipher
 from app.referrals import service as referrals
 
@@ -80,15 +81,23 @@ async def _load(session: AsyncSession, settings: Settings, reset_secrets: bool) 
 
 
 async def load_demo(
-    database_url: str, settings: Settings, *, reset_secrets: bool = False
+    database_url: str,
+    settings: Settings,
+    *,
+    reset_secrets: bool = False,
+    staff_users: list[dict[str, str | None]] | None = None,
 ) -> list[dict[str, str | None]]:
-    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made."""
+    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made.
+    The demo's people (``app.people.demo_accounts``) are added to ``staff_users`` when given, with their passwords
+    and TOTP secrets when this run made them."""
+    staff_users = [] if staff_users is None else staff_users
     if settings.environment == "production":
         raise DemoRefused("the demo alliance is never loaded in production")
     database = Database(create_engine(database_url, settings))
     try:
         async with database.sessionmaker() as session, session.begin():
             secrets = await _load(session, settings, reset_secrets)
+            staff_users.extend(await ensure_demo_people(session, ACTOR, settings, reset_secrets=reset_secrets))
     finally:
         await database.dispose()
     return [

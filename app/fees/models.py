@@ -104,5 +104,10 @@ class Statement(SQLModel, table=True):
     approved_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     paid_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     payment_ref: str | None = Field(default=None, max_length=100)
+    # Four eyes (DESIGN.md, "People"): who issued, approved and paid, as audit actor ids (an API client's id, or
+    # ``person:<username>``).
+    issued_by: str | None = Field(default=None, max_length=80)
+    approved_by: str | None = Field(default=None, max_length=80)
+    paid_by: str | None = Field(default=None, max_length=80)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()

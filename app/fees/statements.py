@@ -34,7 +34,7 @@ from app.core.models import new_id
 from app.core.money import vat_on_net, vat_within_gross
 from app.core.pagination import PageParams, paginate_query
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
-from app.core.problems import Conflict, NotFound, Unprocessable
+from app.core.problems import Conflict, Forbidden, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
 from app.fees.engine import release_held
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, StatementStatus
@@ -61,6 +61,13 @@ class LaterPeriodClosed(Conflict):
 
 class StatementStateConflict(Conflict):
     slug, title = "statement-state-conflict", "Not allowed in the statement's state"
+
+
+class SecondPersonRequired(Forbidden):
+    """Four eyes: 403, not 409. The statement is in the right state for the action; it is the caller who may not
+    take it, and asking again as the same caller can never succeed, while another finance officer can."""
+
+    slug, title = "second-person-required", "Another person must do this"
 
 
 # A period is a business month: ``start`` inclusive, ``end`` exclusive, ``last_day`` its last business day.
@@ -311,10 +318,12 @@ def _summary(statement: Statement) -> dict[str, Any]:
 
 
 async def issue(session: AsyncSession, actor: Actor, statement_id: str, now: datetime) -> Statement:
-    """Issue a draft: it is frozen from now on, and the partner is told (``statement.issued``)."""
+    """Issue a draft: it is frozen from now on, and the partner is told (``statement.issued``). The issuer is
+    remembered: another person approves (four eyes)."""
     statement = await get_statement(session, Tenant.everyone(actor), statement_id, lock=True)
     _require(statement, StatementStatus.draft, action="issued")
     statement.status, statement.issued_at, statement.updated_at = StatementStatus.issued, now, now
+    statement.issued_by = actor.id
     session.add(statement)
     await session.flush()
     await announce(session, statement.partner_id, "statement.issued", _summary(statement))
@@ -330,30 +339,54 @@ async def mark_disputed(session: AsyncSession, statement: Statement, now: dateti
     await session.flush()
 
 
-def check_approvable(statement: Statement) -> None:
-    """Only an issued or disputed statement can be approved (settlement asks before its own checks)."""
+def approval_refusal(statement: Statement, actor_id: str) -> str | None:
+    """Why ``actor_id`` may not approve the statement under four eyes (the issuer may not), or ``None``."""
+    if statement.issued_by is not None and statement.issued_by == actor_id:
+        return "You issued this statement: another finance officer must approve it."
+    return None
+
+
+def payment_refusal(statement: Statement, actor_id: str) -> str | None:
+    """Why ``actor_id`` may not mark the statement paid under four eyes (the approver may not), or ``None``."""
+    if statement.approved_by is not None and statement.approved_by == actor_id:
+        return "You approved this statement: another finance officer must mark it paid."
+    return None
+
+
+def check_approvable(statement: Statement, actor_id: str) -> None:
+    """Only an issued or disputed statement can be approved, and not by its issuer (settlement asks before its
+    own checks)."""
     _require(statement, StatementStatus.issued, StatementStatus.disputed, action="approved")
+    refusal = approval_refusal(statement, actor_id)
+    if refusal:
+        raise SecondPersonRequired(refusal, acted_as="issuer")
 
 
-async def record_approval(session: AsyncSession, statement: Statement, now: datetime) -> None:
+async def record_approval(session: AsyncSession, statement: Statement, actor_id: str, now: datetime) -> None:
     """Finance approved the statement (called by settlement with the statement locked, nothing left open)."""
-    check_approvable(statement)
+    check_approvable(statement, actor_id)
     statement.status, statement.approved_at, statement.updated_at = StatementStatus.approved, now, now
+    statement.approved_by = actor_id
     session.add(statement)
     await session.flush()
 
 
-async def record_payment(session: AsyncSession, statement: Statement, payment_ref: str, now: datetime) -> None:
+async def record_payment(
+    session: AsyncSession, statement: Statement, payment_ref: str, actor_id: str, now: datetime
+) -> None:
     """The approved statement was paid (called by settlement with the statement locked): its lines become
-    ``paid``."""
+    ``paid``. The approver may not be the one who records the payment (four eyes)."""
     _require(statement, StatementStatus.approved, action="marked paid")
+    refusal = payment_refusal(statement, actor_id)
+    if refusal:
+        raise SecondPersonRequired(refusal, acted_as="approver")
     await session.execute(
         update(FeeAccrual)
         .where(col(FeeAccrual.statement_id) == statement.id, col(FeeAccrual.status) == AccrualStatus.statemented)
         .values(status=AccrualStatus.paid, updated_at=now)
     )
     statement.status, statement.paid_at, statement.payment_ref = StatementStatus.paid, now, payment_ref
-    statement.updated_at = now
+    statement.paid_by, statement.updated_at = actor_id, now
     session.add(statement)
     await session.flush()
 

@@ -28,7 +28,10 @@ FinanceWriter = Annotated[Principal, requires("finance:write")]
     response_model=StatementOut,
     responses=problem_responses(409),
     summary="Approve an issued or disputed statement",
-    description="Refused (409, `open-reconciliation-items`) while a discrepancy of the partner's claim is open.",
+    description=(
+        "Refused (409, `open-reconciliation-items`) while a discrepancy of the partner's claim is open, and "
+        "(403, `second-person-required`) to the client or person who issued the statement: four eyes."
+    ),
 )
 async def approve_statement(
     statement_id: str, request: Request, session: SessionDep, principal: FinanceWriter
@@ -41,6 +44,7 @@ async def approve_statement(
     response_model=StatementOut,
     responses=problem_responses(409, 422),
     summary="Record the payment of an approved statement",
+    description="Refused (403, `second-person-required`) to the client or person who approved it: four eyes.",
 )
 async def mark_statement_paid(
     statement_id: str, body: PaymentIn, request: Request, session: SessionDep, principal: FinanceWriter

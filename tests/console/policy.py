@@ -20,6 +20,28 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("MOUNT", "/console/static"): ANYONE,
     ("POST", "/console/language"): ANYONE,
     ("GET", "/console"): SIGNED_IN,
+    # Finance (DESIGN.md "Reconciliation", "People"): finance reads and acts; auditors read only ("read-only for
+    # auditors"); money actions follow four eyes in the services, whoever posts.
+    ("GET", "/console/periods"): (FINANCE, AUDITOR),
+    ("GET", "/console/periods/{period}/close"): (FINANCE, AUDITOR),
+    ("POST", "/console/periods/{period}/close"): (FINANCE,),
+    ("GET", "/console/statements"): (FINANCE, AUDITOR),
+    ("GET", "/console/statements/{statement_id}"): (FINANCE, AUDITOR),
+    ("GET", "/console/statements/{statement_id}/print"): (FINANCE, AUDITOR),
+    ("GET", "/console/statements/{statement_id}/export"): (FINANCE, AUDITOR),
+    ("POST", "/console/statements/{statement_id}/issue"): (FINANCE,),
+    ("POST", "/console/statements/{statement_id}/approve"): (FINANCE,),
+    ("POST", "/console/statements/{statement_id}/mark-paid"): (FINANCE,),
+    ("GET", "/console/discrepancies"): (FINANCE, AUDITOR),
+    ("POST", "/console/discrepancies/{item_id}/resolve"): (FINANCE,),
+    # People (DESIGN.md "People", API.md "Console"): anyone may open the sign-in form and post it; signing out, the
+    # person's own account page and sign-out everywhere need a session, of any role.
+    ("GET", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-out"): SIGNED_IN,
+    ("GET", "/console/account"): SIGNED_IN,
+    ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
+    ("GET", "/console/sso/callback"): ANYONE,  # the identity provider sends the browser back here
 }
 
 

@@ -184,8 +184,9 @@ async def test_close_is_audited(finance: Finance, session: AsyncSession, make_pa
 
 
 async def test_lifecycle_draft_issued_approved_paid_with_refusals(
-    finance: Finance, session: AsyncSession, make_partner: MakePartner
+    finance: Finance, client: httpx.AsyncClient, caller: CallerFactory, session: AsyncSession, make_partner: MakePartner
 ) -> None:
+    checker = Finance(client, await caller("staff", role="finance"))  # four eyes: another client approves
     partner = await make_partner()
     await subscribe(session, partner.id)
     lines = [await book(session, partner.id, amount, ref=f"L-{amount}") for amount in (10_000, 20_000)]
@@ -215,7 +216,7 @@ async def test_lifecycle_draft_issued_approved_paid_with_refusals(
     assert (await finance.act(sid, "issue", expect=409))["statement_status"] == "issued"
     assert (await finance.act(sid, "mark-paid", expect=409, payment_ref="X"))["statement_status"] == "issued"
 
-    approved = await finance.act(sid, "approve")
+    approved = await checker.act(sid, "approve")
     assert approved["status"] == "approved" and approved["approved_at"] is not None
     assert (await finance.act(sid, "issue", expect=409))["statement_status"] == "approved"
     assert (await finance.act(sid, "mark-paid", expect=422))["type"].endswith("validation-error")

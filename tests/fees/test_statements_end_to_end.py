@@ -57,6 +57,7 @@ async def test_a_month_from_referral_to_payment(
     await subscribe(session, partner.id)
     bank = await caller("partner", partner=partner)
     finance = Finance(client, await caller("staff", role="finance"))
+    checker = Finance(client, await caller("staff", role="finance"))  # four eyes: another client approves
 
     async def happen(*events: dict[str, Any]) -> None:
         clock.now = max(datetime.fromisoformat(event["occurred_at"]) for event in events) + timedelta(minutes=1)
@@ -191,7 +192,7 @@ async def test_a_month_from_referral_to_payment(
         headers=bank.headers,
     )
     assert disputed.status_code == 200 and disputed.json()["statement_status"] == "disputed"
-    assert (await finance.act(sid, "approve", expect=409))["open_items"] == 6
+    assert (await checker.act(sid, "approve", expect=409))["open_items"] == 6
 
     async def resolve(key: tuple[str, str], resolution: str, note: str) -> dict[str, Any]:
         response = await client.post(
@@ -207,7 +208,7 @@ async def test_a_month_from_referral_to_payment(
     await resolve((refs["F"], "revenue_share"), "accept_ours", "one revenue line, claimed twice")
     await resolve((refs["E"], "funded_bounty"), "write_off", "referral expired, no account")
     await resolve(("BANK-ONLY-77", "funded_bounty"), "write_off", "not one of our referrals")
-    assert (await finance.act(sid, "approve", expect=409))["open_items"] == 1
+    assert (await checker.act(sid, "approve", expect=409))["open_items"] == 1
     manual_clock.advance(timedelta(minutes=5))  # the last item is resolved later: its notice is the later one
     await resolve((refs["H"], "funded_bounty"), "accept_ours", "due on November's statement")
     notices = await deliveries(session, partner.id, "reconciliation.completed")
@@ -224,7 +225,7 @@ async def test_a_month_from_referral_to_payment(
     assert adjustment.statement_id is None and adjustment.referral_id == people["B"][0]
 
     # --- approval and payment -------------------------------------------------------------------------------------
-    approved = await finance.act(sid, "approve")
+    approved = await checker.act(sid, "approve")
     assert approved["status"] == "approved"
     paid = await finance.act(sid, "mark-paid", payment_ref="ICBC-2026110500123")
     assert (paid["status"], paid["payment_ref"], paid["gross_fen"]) == ("paid", "ICBC-2026110500123", 223_909)

@@ -20,12 +20,14 @@ FEBRUARY = datetime(2026, 2, 10, 9, 0, tzinfo=UTC)
 
 @dataclass
 class Desk:
-    """A partner with an issued March statement, its token, and finance's."""
+    """A partner with an issued March statement, its token, and finance's: ``finance`` issued it, ``checker`` (a
+    second finance client) approves it (four eyes)."""
 
     client: httpx.AsyncClient
     partner: Partner
     caller: Caller
     finance: Finance
+    checker: Finance
     statement_id: str
     referrals: dict[str, Referral]
 
@@ -149,7 +151,8 @@ async def desk(client: httpx.AsyncClient, session: AsyncSession, caller: CallerF
     )
     march = await finance.statement_of("2026-03", partner.id)
     await finance.act(march["id"], "issue")
-    return Desk(client, partner, await caller("partner", partner=partner), finance, march["id"], referrals)
+    checker = Finance(client, await caller("staff", role="finance"))
+    return Desk(client, partner, await caller("partner", partner=partner), finance, checker, march["id"], referrals)
 
 
 EXACT_CLAIM = [

@@ -133,7 +133,7 @@ async def test_an_exact_claim_is_complete_at_once(desk: Desk, session: AsyncSess
     assert result["open_items"] == 0 and result["totals"]["matched"]["items"] == 7
     [notice] = await deliveries(session, desk.partner.id, "reconciliation.completed")
     assert notice["data"]["open_items"] == 0
-    approved = await desk.finance.act(desk.statement_id, "approve")
+    approved = await desk.checker.act(desk.statement_id, "approve")
     assert approved["status"] == "approved"
 
 
@@ -245,7 +245,7 @@ async def test_once_finance_resolves_an_item_the_claim_cannot_be_replaced(desk: 
 
 async def test_claims_only_for_issued_or_disputed_statements(desk: Desk, session: AsyncSession) -> None:
     await desk.upload(EXACT_CLAIM)
-    await desk.finance.act(desk.statement_id, "approve")
+    await desk.checker.act(desk.statement_id, "approve")
     problem = await desk.upload(EXACT_CLAIM, expect=409)
     assert problem["statement_status"] == "approved"
     await book(session, desk.partner.id, 1_000, ref="APR-1", at=datetime(2026, 4, 2, tzinfo=UTC))
@@ -283,7 +283,7 @@ async def test_disputes_then_resolution_then_approval(desk: Desk, session: Async
     statement = await desk.finance.get(f"/v1/finance/statements/{desk.statement_id}")
     assert statement["status"] == "disputed"
 
-    blocked = await desk.finance.act(desk.statement_id, "approve", expect=409)
+    blocked = await desk.checker.act(desk.statement_id, "approve", expect=409)
     assert blocked["type"].endswith("open-reconciliation-items") and blocked["open_items"] == 13
 
     theirs = await desk.resolve(mismatch["id"], "accept_theirs", "客户经理确认")
@@ -317,7 +317,7 @@ async def test_disputes_then_resolution_then_approval(desk: Desk, session: Async
     assert [notice["data"]["stage"] for notice in notices] == ["matched", "resolved"]
     assert notices[1]["data"]["open_items"] == 0
 
-    approved = await desk.finance.act(desk.statement_id, "approve")
+    approved = await desk.checker.act(desk.statement_id, "approve")
     assert approved["status"] == "approved"
     assert (await desk.resolve(mismatch["id"], "write_off", expect=409))["type"].endswith("statement-state-conflict")
     audited = (

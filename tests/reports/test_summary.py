@@ -38,6 +38,7 @@ from tests.reports import oracle
 from tests.reports.conftest import ACTOR, CST, BookWriter, born, cny, event
 
 EVERYONE = Tenant.everyone(Actor.system("test"))  # every partner's rows, as staff see them
+CHECKER = Actor.system("test-checker")  # the second person of four eyes
 
 PRODUCTS = {"bank": "BANK_WM_PLUS_EQUITY", "insurer": "LIFE_PLUS_FUND_SIP", "corporate": "EMPLOYEE_WEALTH_PLAN"}
 RULES = {
@@ -221,7 +222,7 @@ async def settle(session: AsyncSession, story: Story) -> None:
     if closed.statements:
         statement = max(closed.statements, key=lambda each: each.net_fen)
         await issue(session, ACTOR, statement.id, now)
-        await approve(session, ACTOR, statement.id, now)
+        await approve(session, CHECKER, statement.id, now)  # four eyes: not the issuer
         await mark_paid(session, ACTOR, statement.id, "PAY-1", now)
     referral_id, partner, _, _ = story.referrals[0]
     external_ref = (
