@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -141,6 +141,14 @@ async def list_conflicts(
         statement = statement.where(col(AttributionConflict.status) == status)
     statement = paginate_query(statement, params, col(AttributionConflict.created_at), col(AttributionConflict.id))
     return [_view(tuple(row)) for row in (await session.execute(statement)).all()]
+
+
+async def count_conflicts(session: AsyncSession, status: ConflictStatus | None = None) -> int:
+    """How many conflicts there are (in ``status``): the queue's count."""
+    statement = select(func.count()).select_from(AttributionConflict)
+    if status:
+        statement = statement.where(col(AttributionConflict.status) == status)
+    return int(await session.scalar(statement) or 0)
 
 
 async def get_conflict(session: AsyncSession, conflict_id: str) -> ConflictView:

@@ -1,0 +1,93 @@
+"""The Chinese of the alliance manager's pages (CONSOLE.md, "Words")."""
+
+from __future__ import annotations
+
+from app.console.i18n import words
+
+words(
+    {
+        # overview
+        "Period": "统计期间",
+        "Last {n} months": "近 {n} 个月",
+        "Year {year}": "{year} 年",
+        "{year} Q{quarter}": "{year} 年第 {quarter} 季度",
+        "{month}": "{month}",
+        "Unknown period: showing the last 12 months": "无法识别的统计期间：已显示近 12 个月",
+        "Referral figures follow the referrals received in the period, up to now": (
+            "推荐数据按期间内收到的推荐统计，截至当前"
+        ),
+        "against": "对比",
+        "against the previous period": "环比",
+        "Previous period": "上期",
+        "CNY": "元",
+        "Referrals received": "推荐数",
+        "Received in the period": "期间内收到的推荐",
+        "Accounts opened": "开户数",
+        "Opened, of those": "其中已开户",
+        "Funded accounts": "入金账户数",
+        "Funded, of those": "其中已入金",
+        "Converted": "转化数",
+        "Converted, of those": "其中已转化（购买组合产品）",
+        "Conversion rate": "转化率",
+        "Converted / received": "转化数 / 推荐数",
+        "Fees accrued": "计提推荐费",
+        "Fee lines of these referrals, reversed ones excluded": "这些推荐产生的推荐费计提（不含已冲销）",
+        "Cost per funded account": "单户入金成本",
+        "Fees accrued / funded accounts": "计提推荐费 / 入金账户数",
+        "Revenue / fees": "收入 / 费用比",
+        "Revenue recorded for these clients / fees accrued": "这些客户产生的收入 / 计提推荐费",
+        "No referral was received in this period. Choose a longer period above.": (
+            "该期间没有收到推荐，请在上方选择更长的期间。"
+        ),
+        "Funnel": "转化漏斗",
+        "Stage": "阶段",
+        "Referrals": "推荐",
+        "Of the stage before": "占上一阶段的比例",
+        "Step rate": "阶段转化率",
+        "Received": "已接收",
+        "Eligible": "有效推荐",
+        "Account opened": "开户",
+        "Funded": "入金",
+        "Tasks": "待办事项",
+        "Handled by finance": "由财务处理",
+        "Open conflicts": "待处理归因冲突",
+        "Later referrals of a person another partner holds, waiting for a decision": (
+            "其他机构已持有该客户的后到推荐，待决定"
+        ),
+        "Statements awaiting approval": "待审批结算单",
+        "Issued statements that finance has not approved yet": "已出具、财务尚未审批的结算单",
+        "Disputed statements": "有异议结算单",
+        "Statements whose partner disputed lines": "合作机构对明细提出异议的结算单",
+        "Client structure": "客户结构",
+        "Retail client": "零售客户",
+        "HNW client": "高净值客户",
+        "Institutional client": "机构客户",
+        "HNW + institutional among those with a tier": "已定级客户中高净值与机构客户的占比",
+        "HNW + institutional share": "高净值+机构占比",
+        "Converted referrals": "转化客户",
+        "Accounts opened in the period without a referral": "期间内非推荐渠道开户的客户",
+        "Organic clients": "自然开户客户",
+        "Difference": "差异",
+        "{points} pp": "{points} 个百分点",
+        "Monthly trend by channel": "分渠道月度趋势",
+        "Channel": "渠道",
+        "Total": "合计",
+        "Bank-securities": "银证合作",
+        "Insurance-securities": "保证合作",
+        "Industry alliance": "产业联盟",
+        "Referrals received by month and channel": "分渠道月度推荐数",
+        "Converted by month and channel": "分渠道月度转化数",
+        "Fees accrued by month and channel (CNY)": "分渠道月度计提推荐费（元）",
+        "Converted clients by age": "转化客户年龄分布",
+        "25-35: the young-client goal": "25-35 岁：年轻客户目标",
+        "Age bands": "年龄分布",
+        "Age band": "年龄段",
+        "Under 25": "25 岁以下",
+        "25-35": "25-35 岁",
+        "36-45": "36-45 岁",
+        "46-55": "46-55 岁",
+        "Over 55": "55 岁以上",
+        "No age (enterprise)": "无年龄（企业）",
+        "25-35 among converted clients of known age": "已知年龄的转化客户中 25-35 岁占比",
+    }
+)
