@@ -1,19 +1,20 @@
 """The alliance manager's pages. Each reads its state from the URL (a bad value redirects to the corrected URL),
 calls the domain services with the signed-in person's tenant and actor, and renders a whole page or, for htmx,
-the region it swaps."""
+the region it swaps. Forms check the session's CSRF token (``form_for``) and answer with a redirect and a flash."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from app.console.access import SignedInPerson, page_for
+from app.console.access import SignedInPerson, form_for, page_for
 from app.console.i18n import locale_of, translator
+from app.console.manager import conflicts as conflict_view
+from app.console.manager import labels, periods
 from app.console.manager import overview as overview_view
-from app.console.manager import periods
 from app.console.manager import words as _words  # noqa: F401  (the Chinese of these pages)
 from app.console.templating import redirect, render
 from app.core import business_time
@@ -22,7 +23,25 @@ from app.core.database import SessionDep
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 ReportReader = Annotated[SignedInPerson, Depends(page_for("reports:read"))]
+AttributionManager = Annotated[SignedInPerson, Depends(page_for("attribution:manage"))]
+AttributionForm = Annotated[SignedInPerson, Depends(form_for("attribution:manage"))]
 Text = Annotated[str | None, Query()]  # checked by the page, which redirects a bad value
+
+
+def _translator(request: Request) -> Callable[..., str]:
+    return translator(locale_of(request))
+
+
+def _labels() -> dict[str, Any]:
+    return {"label": labels.label, "names": labels}
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+# --- 总览 -----------------------------------------------------------------------------------------------------------
 
 
 @router.get("/overview")
@@ -30,11 +49,8 @@ async def overview_page(request: Request, session: SessionDep, person: ReportRea
     today = business_time.today()
     chosen = periods.parse(period or periods.DEFAULT, today)
     if chosen is None:
-        return redirect(
-            f"/console/overview?period={periods.DEFAULT}",
-            flash="Unknown period: showing the last 12 months",
-            level="warning",
-        )
+        default = f"/console/overview?period={periods.DEFAULT}"
+        return redirect(default, flash="Unknown period: showing the last 12 months", level="warning")
     view = await overview_view.overview(session, person.tenant, chosen)
     context = {
         "view": view,
@@ -46,5 +62,32 @@ async def overview_page(request: Request, session: SessionDep, person: ReportRea
     return render(request, "manager/overview.html", context, fragment="manager/overview_body.html")
 
 
-def _translator(request: Request) -> Callable[..., str]:
-    return translator(locale_of(request))
+# --- 归因冲突 --------------------------------------------------------------------------------------------------------
+
+
+@router.get("/conflicts")
+async def conflicts_page(
+    request: Request,
+    session: SessionDep,
+    person: AttributionManager,
+    tab: Text = None,
+    page: Text = None,
+    selected: Annotated[str | None, Query(alias="id")] = None,
+) -> Response:
+    queue = await conflict_view.conflict_queue(session, tab, page, selected)
+    if isinstance(queue, conflict_view.Correction):
+        return redirect(queue.url, flash=queue.message, level="warning")
+    return render(
+        request, "manager/conflicts.html", {"q": queue, **_labels()}, fragment="manager/conflicts_region.html"
+    )
+
+
+@router.post("/conflicts/{conflict_id}/resolve")
+async def resolve_conflict(
+    conflict_id: str, request: Request, session: SessionDep, person: AttributionForm
+) -> Response:
+    form = await _form(request)
+    outcome = await conflict_view.resolve(
+        session, person.actor(request), conflict_id, form.get("resolution"), form.get("reason")
+    )
+    return redirect(outcome.url, flash=outcome.message, level=outcome.level)
