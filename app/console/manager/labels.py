@@ -27,7 +27,22 @@ STATEMENT_STATUS = {
     "paid": "Statement paid",
 }
 RESOLUTION = {"keep_holder": "Keep the holder", "award_duplicate": "Move to the later referral"}
-CAUSE = {"attribution_moved": "Attribution moved"}
+CAUSE = {
+    "submitted": "Submitted by the partner",
+    "attribution": "Attribution decided",
+    "window_passed": "Attribution window passed",
+    "attribution_moved": "Attribution moved",
+    "account_opened": "Back office: account opened",
+    "account_funded": "Back office: account funded",
+    "assets_snapshot": "Back office: assets snapshot",
+    "bundle_purchased": "Back office: bundle purchased",
+    "bundle_cancelled": "Back office: bundle cancelled",
+    "account_closed": "Back office: account closed",
+    "consent_revoked": "Withdrawn: consent revoked",
+    "client_request": "Withdrawn: the client asked",
+    "submitted_in_error": "Withdrawn: submitted in error",
+    "other": "Other",
+}
 
 
 def label(names: dict[str, str], value: object) -> str:

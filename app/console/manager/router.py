@@ -15,6 +15,7 @@ from app.console.i18n import locale_of, translator
 from app.console.manager import conflicts as conflict_view
 from app.console.manager import labels, periods
 from app.console.manager import overview as overview_view
+from app.console.manager import referrals as referral_view
 from app.console.manager import words as _words  # noqa: F401  (the Chinese of these pages)
 from app.console.templating import redirect, render
 from app.core import business_time
@@ -25,6 +26,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 ReportReader = Annotated[SignedInPerson, Depends(page_for("reports:read"))]
 AttributionManager = Annotated[SignedInPerson, Depends(page_for("attribution:manage"))]
 AttributionForm = Annotated[SignedInPerson, Depends(form_for("attribution:manage"))]
+UnmaskForm = Annotated[SignedInPerson, Depends(form_for("pii:unmask"))]
 Text = Annotated[str | None, Query()]  # checked by the page, which redirects a bad value
 
 
@@ -91,3 +93,55 @@ async def resolve_conflict(
         session, person.actor(request), conflict_id, form.get("resolution"), form.get("reason")
     )
     return redirect(outcome.url, flash=outcome.message, level=outcome.level)
+
+
+# --- 推荐查询 --------------------------------------------------------------------------------------------------------
+
+SEARCHED_AS = {
+    "mobile": "Searched by mobile",
+    "national_id": "Searched by ID number",
+    "credit_code": "Searched by credit code",
+}
+
+
+@router.get("/referrals")
+async def referrals_page(
+    request: Request,
+    session: SessionDep,
+    person: AttributionManager,
+    referral: Text = None,
+) -> Response:
+    shown = None
+    if referral is not None:
+        shown = await referral_view.referral_page(session, referral)
+        if shown is None:
+            return redirect("/console/referrals", flash="No such referral", level="warning")
+    return render(request, "manager/referrals.html", {"shown": shown, "searched": False, **_labels()})
+
+
+@router.post("/referrals/search")
+async def search_referrals(request: Request, session: SessionDep, person: AttributionForm) -> Response:
+    key = referral_view.search_key((await _form(request)).get("identity"))
+    if key is None:
+        return redirect(
+            "/console/referrals", flash="Enter an ID number, a credit code or a mobile number", level="error"
+        )
+    found = await referral_view.search(session, person.tenant, request.app.state.data_keyring.index, key)
+    context = {"found": found, "searched": True, "searched_as": SEARCHED_AS[key.kind], "shown": None, **_labels()}
+    return render(request, "manager/referrals.html", context)
+
+
+@router.post("/referrals/{referral_id}/unmask")
+async def unmask_referral(referral_id: str, request: Request, session: SessionDep, person: UnmaskForm) -> Response:
+    shown = await referral_view.referral_page(session, referral_id)
+    if shown is None:
+        return redirect("/console/referrals", flash="No such referral", level="warning")
+    purpose = referral_view.checked_purpose((await _form(request)).get("purpose"))
+    if purpose is None:
+        return redirect(
+            f"/console/referrals?referral={referral_id}", flash="State the purpose (3 to 300 characters)", level="error"
+        )
+    cipher = await request.app.state.data_keyring.cipher(session)
+    clear = await referral_view.unmask(session, person.actor(request), cipher, referral_id, purpose)
+    context = {"shown": shown, "clear": clear, "searched": False, **_labels()}
+    return render(request, "manager/referrals.html", context)
