@@ -27,6 +27,16 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/console/sign-out"): SIGNED_IN,
     ("GET", "/console/account"): SIGNED_IN,
     ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
+    # The alliance manager's pages (DESIGN.md "Who uses it", "Reports"): managers read all reports; finance (fees,
+    # payments) and auditors (read-only over everything) read them too, admins do not. Every staff role reads the
+    # catalog (finance settles with partners, admins issue their credentials, auditors read everything); only
+    # managers change it. Conflicts, the referral search and unmasking are the managers' alone.
+    ("GET", "/console/overview"): (MANAGER, FINANCE, AUDITOR),
+    ("GET", "/console/conflicts"): (MANAGER,),
+    ("POST", "/console/conflicts/{conflict_id}/resolve"): (MANAGER,),
+    ("GET", "/console/referrals"): (MANAGER,),
+    ("POST", "/console/referrals/search"): (MANAGER,),
+    ("POST", "/console/referrals/{referral_id}/unmask"): (MANAGER,),
 }
 
 
