@@ -32,6 +32,8 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     # catalog (finance settles with partners, admins issue their credentials, auditors read everything); only
     # managers change it. Conflicts, the referral search and unmasking are the managers' alone.
     ("GET", "/console/overview"): (MANAGER, FINANCE, AUDITOR),
+    ("GET", "/console/partners"): SIGNED_IN,
+    ("GET", "/console/partners/{partner_id}"): SIGNED_IN,
     ("GET", "/console/conflicts"): (MANAGER,),
     ("POST", "/console/conflicts/{conflict_id}/resolve"): (MANAGER,),
     ("GET", "/console/referrals"): (MANAGER,),

@@ -15,6 +15,7 @@ from app.console.i18n import locale_of, translator
 from app.console.manager import conflicts as conflict_view
 from app.console.manager import labels, periods
 from app.console.manager import overview as overview_view
+from app.console.manager import partners as partner_view
 from app.console.manager import referrals as referral_view
 from app.console.manager import words as _words  # noqa: F401  (the Chinese of these pages)
 from app.console.templating import redirect, render
@@ -23,6 +24,7 @@ from app.core.database import SessionDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
+CatalogReader = Annotated[SignedInPerson, Depends(page_for("catalog:read"))]
 ReportReader = Annotated[SignedInPerson, Depends(page_for("reports:read"))]
 AttributionManager = Annotated[SignedInPerson, Depends(page_for("attribution:manage"))]
 AttributionForm = Annotated[SignedInPerson, Depends(form_for("attribution:manage"))]
@@ -145,3 +147,50 @@ async def unmask_referral(referral_id: str, request: Request, session: SessionDe
     clear = await referral_view.unmask(session, person.actor(request), cipher, referral_id, purpose)
     context = {"shown": shown, "clear": clear, "searched": False, **_labels()}
     return render(request, "manager/referrals.html", context)
+
+
+# --- 合作机构 --------------------------------------------------------------------------------------------------------
+
+
+@router.get("/partners")
+async def partners_page(
+    request: Request,
+    session: SessionDep,
+    person: CatalogReader,
+    status: Text = None,
+    kind: Text = None,
+    page: Text = None,
+) -> Response:
+    filters, corrected = partner_view.checked_filters({"status": status, "kind": kind})
+    number = conflict_view.parse_page(page)
+    if corrected or number is None:
+        return redirect(partner_view.list_url(filters), flash="Unknown filter value removed", level="warning")
+    listing = await partner_view.partner_list(session, person.tenant, filters, number)
+    if listing.page != number:
+        return redirect(listing.url())
+    context = {"listing": listing, "filter_values": partner_view.FILTERS, **_labels()}
+    return render(request, "manager/partners.html", context)
+
+
+@router.get("/partners/{partner_id}")
+async def partner_page(
+    partner_id: str, request: Request, session: SessionDep, person: CatalogReader, tab: Text = None
+) -> Response:
+    partner = await partner_view.find_partner(session, partner_id)
+    if partner is None:
+        return redirect("/console/partners", flash="No such partner", level="warning")
+    tabs = partner_view.tabs_for(person.scopes)
+    if tab not in tabs:
+        if tab is None:
+            tab = tabs[0]
+        else:
+            return redirect(f"/console/partners/{partner.id}?tab={tabs[0]}")
+    view = await partner_view.partner_page(session, person.tenant, person, partner, tab, tabs)
+    context = {
+        "page": view,
+        "all_tabs": partner_view.TABS,
+        "tab_labels": partner_view.TAB_LABELS,
+        "metric": partner_view.metric,
+        **_labels(),
+    }
+    return render(request, "manager/partner.html", context)

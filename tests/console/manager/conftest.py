@@ -13,4 +13,3 @@ from tests.reports.conftest import Book, write_book
 @pytest.fixture
 async def book(app: FastAPI, session: AsyncSession) -> Book:
     return await write_book(session, app.state.data_keyring)
-
