@@ -10,21 +10,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from app.catalog import service as catalog
+from app.catalog.schemas import FeeRules, FeeScheduleCreate, FeeScheduleUpdate
 from app.console.access import SignedInPerson, form_for, page_for
 from app.console.i18n import locale_of, translator
 from app.console.manager import conflicts as conflict_view
 from app.console.manager import labels, periods
 from app.console.manager import overview as overview_view
 from app.console.manager import partners as partner_view
+from app.console.manager import programs as program_view
 from app.console.manager import referrals as referral_view
 from app.console.manager import words as _words  # noqa: F401  (the Chinese of these pages)
 from app.console.templating import redirect, render
 from app.core import business_time
 from app.core.database import SessionDep
+from app.core.problems import Problem
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 CatalogReader = Annotated[SignedInPerson, Depends(page_for("catalog:read"))]
+CatalogForm = Annotated[SignedInPerson, Depends(form_for("catalog:write"))]
+CatalogWriter = Annotated[SignedInPerson, Depends(page_for("catalog:write"))]
 ReportReader = Annotated[SignedInPerson, Depends(page_for("reports:read"))]
 AttributionManager = Annotated[SignedInPerson, Depends(page_for("attribution:manage"))]
 AttributionForm = Annotated[SignedInPerson, Depends(form_for("attribution:manage"))]
@@ -194,3 +200,178 @@ async def partner_page(
         **_labels(),
     }
     return render(request, "manager/partner.html", context)
+
+
+# --- 项目与费率 ------------------------------------------------------------------------------------------------------
+
+
+def _program_context(**values: Any) -> dict[str, Any]:
+    return {
+        "state_class": program_view.STATE_CLASS,
+        "rule_label": program_view.rule_label,
+        "rule_value": program_view.rule_value,
+        **_labels(),
+        **values,
+    }
+
+
+@router.get("/programs")
+async def programs_page(request: Request, session: SessionDep, person: CatalogReader, partner: Text = None) -> Response:
+    partners = await catalog.list_partners(session, program_view.EVERYTHING)
+    if partner is not None and partner not in {p.id for p in partners}:
+        return redirect("/console/programs", flash="Unknown filter value removed", level="warning")
+    entries = await program_view.program_entries(session, person.tenant, partner)
+    partners.sort(key=lambda p: p.display_name)
+    context = _program_context(entries=entries, partners=partners, chosen_partner=partner)
+    return render(request, "manager/programs.html", context)
+
+
+async def _program_or_redirect(
+    session: SessionDep, person: SignedInPerson, program_id: str
+) -> program_view.ProgramEntry | Response:
+    entry = await program_view.program_entry(session, person.tenant, program_id)
+    if entry is None:
+        return redirect("/console/programs", flash="No such program", level="warning")
+    return entry
+
+
+def _draft_values(entry: program_view.ProgramEntry) -> dict[str, str]:
+    latest = entry.versions[0].schedule if entry.versions else None
+    return program_view.form_values(latest.rules if latest else None, None, entry.products)
+
+
+@router.get("/programs/{program_id}")
+async def program_page(program_id: str, request: Request, session: SessionDep, person: CatalogReader) -> Response:
+    entry = await _program_or_redirect(session, person, program_id)
+    if isinstance(entry, Response):
+        return entry
+    context = _program_context(entry=entry, values=_draft_values(entry), form_error=None)
+    return render(request, "manager/program.html", context)
+
+
+@router.post("/programs/{program_id}/schedules")
+async def create_draft(program_id: str, request: Request, session: SessionDep, person: CatalogForm) -> Response:
+    entry = await _program_or_redirect(session, person, program_id)
+    if isinstance(entry, Response):
+        return entry
+    form = await _form(request)
+    try:
+        effective_from, rules = program_view.rules_of_form(form, entry.products)
+        async with session.begin_nested():
+            data = FeeScheduleCreate(
+                program_id=program_id, effective_from=effective_from, rules=FeeRules.model_validate(rules)
+            )
+            schedule = await catalog.create_fee_schedule(session, person.actor(request), data)
+    except (program_view.FormProblem, Problem) as problem:
+        context = _program_context(entry=entry, values=form, form_error=_form_error(problem))
+        return render(request, "manager/program.html", context, status_code=422)
+    return redirect(f"/console/fee-schedules/{schedule.id}", flash="Draft saved")
+
+
+def _form_error(problem: Exception) -> dict[str, str]:
+    if isinstance(problem, program_view.FormProblem):
+        return {"name": problem.name, "message": problem.message, "detail": problem.detail}
+    assert isinstance(problem, Problem)
+    return {"name": "", "message": "The catalog refused the change", "detail": str(problem.detail or problem.title)}
+
+
+async def _schedule_or_redirect(
+    session: SessionDep, person: SignedInPerson, schedule_id: str
+) -> tuple[Any, program_view.ProgramEntry] | Response:
+    schedule = await program_view.find_schedule(session, schedule_id)
+    entry = await program_view.program_entry(session, person.tenant, schedule.program_id) if schedule else None
+    if schedule is None or entry is None:
+        return redirect("/console/programs", flash="No such fee schedule", level="warning")
+    return schedule, entry
+
+
+def _schedule_context(schedule: Any, entry: program_view.ProgramEntry, **values: Any) -> dict[str, Any]:
+    state = program_view.schedule_state(schedule, business_time.today())
+    rows = program_view.rule_rows(schedule.rules, entry.products)
+    defaults = program_view.form_values(schedule.rules, schedule.effective_from, entry.products)
+    return _program_context(
+        schedule=schedule, entry=entry, state=state, rows=rows, **{"values": defaults, "form_error": None, **values}
+    )
+
+
+@router.get("/fee-schedules/{schedule_id}")
+async def schedule_page(schedule_id: str, request: Request, session: SessionDep, person: CatalogReader) -> Response:
+    found = await _schedule_or_redirect(session, person, schedule_id)
+    if isinstance(found, Response):
+        return found
+    return render(request, "manager/schedule.html", _schedule_context(*found))
+
+
+@router.post("/fee-schedules/{schedule_id}")
+async def edit_draft(schedule_id: str, request: Request, session: SessionDep, person: CatalogForm) -> Response:
+    found = await _schedule_or_redirect(session, person, schedule_id)
+    if isinstance(found, Response):
+        return found
+    schedule, entry = found
+    form = await _form(request)
+    try:
+        effective_from, rules = program_view.rules_of_form(form, entry.products)
+        async with session.begin_nested():
+            data = FeeScheduleUpdate(effective_from=effective_from, rules=FeeRules.model_validate(rules))
+            await catalog.update_fee_schedule(session, person.actor(request), schedule_id, data)
+    except (program_view.FormProblem, Problem) as problem:
+        await session.refresh(schedule)
+        context = _schedule_context(schedule, entry, values=form, form_error=_form_error(problem))
+        return render(request, "manager/schedule.html", context, status_code=422)
+    return redirect(f"/console/fee-schedules/{schedule_id}", flash="Draft saved")
+
+
+@router.get("/fee-schedules/{schedule_id}/activate")
+async def confirm_activation(
+    schedule_id: str, request: Request, session: SessionDep, person: CatalogWriter
+) -> Response:
+    found = await _schedule_or_redirect(session, person, schedule_id)
+    if isinstance(found, Response):
+        return found
+    schedule, entry = found
+    if schedule.status.value != "draft":
+        return redirect(f"/console/fee-schedules/{schedule_id}", flash="Only a draft can be activated", level="warning")
+    predecessor = next((v.schedule for v in entry.versions if v.schedule.status.value == "active"), None)
+    context = _program_context(schedule=schedule, entry=entry, predecessor=predecessor)
+    return render(request, "manager/activate.html", context)
+
+
+@router.post("/fee-schedules/{schedule_id}/activate")
+async def activate(schedule_id: str, request: Request, session: SessionDep, person: CatalogForm) -> Response:
+    found = await _schedule_or_redirect(session, person, schedule_id)
+    if isinstance(found, Response):
+        return found
+    try:
+        async with session.begin_nested():
+            await catalog.activate_fee_schedule(session, person.actor(request), schedule_id)
+    except Problem as refused:
+        message = str(refused.detail or refused.title)
+        return redirect(f"/console/fee-schedules/{schedule_id}", flash=message, level="error")
+    return redirect(f"/console/fee-schedules/{schedule_id}", flash="Version activated")
+
+
+@router.get("/programs/{program_id}/compare")
+async def compare_versions(
+    program_id: str, request: Request, session: SessionDep, person: CatalogReader, a: Text = None, b: Text = None
+) -> Response:
+    entry = await _program_or_redirect(session, person, program_id)
+    if isinstance(entry, Response):
+        return entry
+    versions = {v.schedule.id: v for v in entry.versions}
+    if a not in versions or b not in versions:
+        if len(entry.versions) < 2:
+            return redirect(f"/console/programs/{program_id}", flash="Two versions are needed", level="warning")
+        newest, before = entry.versions[0].schedule.id, entry.versions[1].schedule.id
+        return redirect(f"/console/programs/{program_id}/compare?a={before}&b={newest}")
+    left, right = versions[a].schedule, versions[b].schedule
+    pairs = program_view.side_by_side(left, right, entry.products)
+    context = _program_context(
+        entry=entry,
+        left=left,
+        right=right,
+        left_state=versions[a].state,
+        right_state=versions[b].state,
+        pairs=pairs,
+        differences=sum(1 for *_, differs in pairs if differs),
+    )
+    return render(request, "manager/compare.html", context)
