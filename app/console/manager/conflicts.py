@@ -60,7 +60,7 @@ class Correction:
 def parse_page(raw: str | None) -> int | None:
     if raw is None:
         return 1
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 1_000_000 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 1_000_000 else None
 
 
 async def conflict_queue(

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import date
 
 DEFAULT = "12m"
-_ROLLING = re.compile(r"^(3|6|12)m$")
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
-_YEAR = re.compile(r"^(\d{4})$")
+_ROLLING = re.compile(r"^(3|6|12)m\Z")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])\Z")
+_QUARTER = re.compile(r"^([0-9]{4})-Q([1-4])\Z")
+_YEAR = re.compile(r"^([0-9]{4})\Z")
 EARLIEST_YEAR = 2000
 
 
@@ -67,7 +67,7 @@ class Period:
 
 def parse(key: str | None, today: date) -> Period | None:
     """The period ``key`` names, its end cut at today; ``None`` when it names none (or one that has not begun)."""
-    key = (key or "").strip()
+    key = key or ""
     if rolling := _ROLLING.match(key):
         months = int(rolling.group(1))
         start = months_back(today.replace(day=1), months - 1)

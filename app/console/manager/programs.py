@@ -211,7 +211,7 @@ def _whole(form: dict[str, str], name: str, most: int) -> int | None:
     text = form.get(name, "").strip()
     if not text:
         return None
-    if not text.isdigit() or int(text) > most:
+    if not (text.isascii() and text.isdigit()) or int(text) > most:
         raise FormProblem(name, "Enter a whole number in the allowed range")
     return int(text)
 
