@@ -6,9 +6,9 @@ from __future__ import annotations
 REFERRAL_STATUS = {
     "received": "Received",
     "eligible": "Eligible",
-    "account_opened": "Account opened",
-    "funded": "Funded",
-    "converted": "Converted",
+    "account_opened": "Account open",
+    "funded": "Funded account",
+    "converted": "Converted client",
     "existing_client": "Existing client",
     "duplicate": "Duplicate",
     "expired": "Expired",

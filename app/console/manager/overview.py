@@ -77,6 +77,15 @@ class Headline:
     value: float | None
     previous: float | None
     explains: str
+    lower_is_better: bool = False
+
+    @property
+    def direction(self) -> str:
+        """``up`` (green) when the change is good news, ``down`` (red) when it is bad: a cost that rises is bad."""
+        change = self.change
+        if not change:
+            return ""
+        return "up" if (change > 0) != self.lower_is_better else "down"
 
     @property
     def shown(self) -> str:
@@ -189,6 +198,7 @@ def headlines(funnel: tuple[FunnelRow, FunnelRow], fees: tuple[FeesRow, FeesRow]
             money.cost_per_funded_account_fen,
             money_before.cost_per_funded_account_fen,
             "Fees accrued / funded accounts",
+            lower_is_better=True,
         ),
         Headline(
             "Revenue / fees",

@@ -90,6 +90,10 @@ words(
         "No age (enterprise)": "无年龄（企业）",
         "25-35 among converted clients of known age": "已知年龄的转化客户中 25-35 岁占比",
         # statuses and names (labels.py)
+        "Account open": "已开户",
+        "Funded account": "已入金",
+        "Converted client": "已转化",
+        "Handle": "处理",
         "Existing client": "存量客户",
         "Duplicate": "重复推荐",
         "Expired": "已过期",
