@@ -19,6 +19,7 @@ from app import __version__
 from app.core.config import get_settings
 from app.core.database import redacted, resolve_database_url
 from app.core.problems import Problem
+from app.people.commands import add_people_commands
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -119,25 +120,39 @@ def demo(
     _print_demo(_load_demo(url, reset_secrets=reset_secrets), as_json)
 
 
-def _load_demo(url: str, *, reset_secrets: bool = False) -> list[dict[str, str | None]]:
+Demo = tuple[list[dict[str, str | None]], list[dict[str, str | None]]]
+
+
+def _load_demo(url: str, *, reset_secrets: bool = False) -> Demo:
     from app.demo import DemoRefused, load_demo
 
+    staff_users: list[dict[str, str | None]] = []
     try:
-        return asyncio.run(load_demo(url, get_settings(), reset_secrets=reset_secrets))
+        clients = asyncio.run(load_demo(url, get_settings(), reset_secrets=reset_secrets, staff_users=staff_users))
     except DemoRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    return clients, staff_users
 
 
-def _print_demo(credentials: list[dict[str, str | None]], as_json: bool) -> None:
+def _print_demo(demo: Demo, as_json: bool) -> None:
+    credentials, staff_users = demo
     if as_json:
-        typer.echo(json.dumps(credentials, indent=2))
+        typer.echo(json.dumps({"clients": credentials, "staff_users": staff_users}, indent=2, ensure_ascii=False))
         return
     typer.echo("Demo alliance loaded. Credentials (development only):")
     for item in credentials:
         who = item["partner_id"] or item["role"] or item["kind"]
         secret = item["client_secret"] or "(shown when created; `alliance demo --reset-secrets` for new ones)"
         typer.echo(f"  {who:<22} {item['client_id']:<26} {secret}")
+    typer.echo("Console people (/console/sign-in: username, password, and the TOTP code of the secret):")
+    for person in staff_users:
+        shown = (
+            f"password {person['password']}  totp secret {person['totp_secret']}"
+            if person["password"]
+            else "(shown when created; `alliance demo --reset-secrets` for new ones)"
+        )
+        typer.echo(f"  {person['role']:<17} {person['username']:<21} {shown}")
 
 
 @cli.command()
@@ -269,11 +284,12 @@ def _print_credentials(client_id: str, secret: str | None, as_json: bool) -> Non
         typer.echo("The secret is shown once; store it now.")
 
 
-staff_cli = typer.Typer(help="Staff accounts (OAuth clients with a role).", no_args_is_help=True)
+staff_cli = typer.Typer(help="Staff: OAuth clients with a role, and people of the console.", no_args_is_help=True)
 clients_cli = typer.Typer(help="OAuth clients of partners and the back office.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
 finance_cli = typer.Typer(help="Finance: statements.", no_args_is_help=True)
 cli.add_typer(staff_cli, name="staff")
+add_people_commands(staff_cli, lambda work: _in_transaction(_database_url(), work))
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(finance_cli, name="finance")

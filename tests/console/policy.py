@@ -27,6 +27,7 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/console/sign-out"): SIGNED_IN,
     ("GET", "/console/account"): SIGNED_IN,
     ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
+    ("GET", "/console/sso/callback"): ANYONE,  # the identity provider sends the browser back here
     # The alliance manager's pages (DESIGN.md "Who uses it", "Reports"): managers read all reports; finance (fees,
     # payments) and auditors (read-only over everything) read them too, admins do not. Every staff role reads the
     # catalog (finance settles with partners, admins issue their credentials, auditors read everything); only
