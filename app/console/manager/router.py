@@ -46,6 +46,15 @@ def _labels() -> dict[str, Any]:
     return {"label": labels.label, "names": labels}
 
 
+async def _named(request: Request, session: SessionDep) -> dict[str, Any]:
+    """The labels, and ``pname(partner_id)``: a partner's legal name as registered (in Chinese), or its display
+    name for a reader who chose English (CONSOLE.md, "Words")."""
+    english = locale_of(request) == "en"
+    partners = await catalog.list_partners(session, program_view.EVERYTHING)
+    names = {p.id: p.display_name if english else p.legal_name for p in partners}
+    return {**_labels(), "pname": lambda partner_id: names.get(partner_id, "—")}
+
+
 async def _form(request: Request) -> dict[str, str]:
     form = await request.form()
     return {key: value for key, value in form.items() if isinstance(value, str)}
@@ -87,9 +96,8 @@ async def conflicts_page(
     queue = await conflict_view.conflict_queue(session, tab, page, selected)
     if isinstance(queue, conflict_view.Correction):
         return redirect(queue.url, flash=queue.message, level="warning")
-    return render(
-        request, "manager/conflicts.html", {"q": queue, **_labels()}, fragment="manager/conflicts_region.html"
-    )
+    context = {"q": queue, **await _named(request, session)}
+    return render(request, "manager/conflicts.html", context, fragment="manager/conflicts_region.html")
 
 
 @router.post("/conflicts/{conflict_id}/resolve")
@@ -124,7 +132,8 @@ async def referrals_page(
         shown = await referral_view.referral_page(session, referral)
         if shown is None:
             return redirect("/console/referrals", flash="No such referral", level="warning")
-    return render(request, "manager/referrals.html", {"shown": shown, "searched": False, **_labels()})
+    context = {"shown": shown, "searched": False, **await _named(request, session)}
+    return render(request, "manager/referrals.html", context)
 
 
 @router.post("/referrals/search")
@@ -135,7 +144,13 @@ async def search_referrals(request: Request, session: SessionDep, person: Attrib
             "/console/referrals", flash="Enter an ID number, a credit code or a mobile number", level="error"
         )
     found = await referral_view.search(session, person.tenant, request.app.state.data_keyring.index, key)
-    context = {"found": found, "searched": True, "searched_as": SEARCHED_AS[key.kind], "shown": None, **_labels()}
+    context = {
+        "found": found,
+        "searched": True,
+        "searched_as": SEARCHED_AS[key.kind],
+        "shown": None,
+        **await _named(request, session),
+    }
     return render(request, "manager/referrals.html", context)
 
 
@@ -151,7 +166,7 @@ async def unmask_referral(referral_id: str, request: Request, session: SessionDe
         )
     cipher = await request.app.state.data_keyring.cipher(session)
     clear = await referral_view.unmask(session, person.actor(request), cipher, referral_id, purpose)
-    context = {"shown": shown, "clear": clear, "searched": False, **_labels()}
+    context = {"shown": shown, "clear": clear, "searched": False, **await _named(request, session)}
     return render(request, "manager/referrals.html", context)
 
 
@@ -174,7 +189,7 @@ async def partners_page(
     listing = await partner_view.partner_list(session, person.tenant, filters, number)
     if listing.page != number:
         return redirect(listing.url())
-    context = {"listing": listing, "filter_values": partner_view.FILTERS, **_labels()}
+    context = {"listing": listing, "filter_values": partner_view.FILTERS, **await _named(request, session)}
     return render(request, "manager/partners.html", context)
 
 
@@ -197,7 +212,7 @@ async def partner_page(
         "all_tabs": partner_view.TABS,
         "tab_labels": partner_view.TAB_LABELS,
         "metric": partner_view.metric,
-        **_labels(),
+        **await _named(request, session),
     }
     return render(request, "manager/partner.html", context)
 
@@ -205,12 +220,12 @@ async def partner_page(
 # --- 项目与费率 ------------------------------------------------------------------------------------------------------
 
 
-def _program_context(**values: Any) -> dict[str, Any]:
+async def _program_context(request: Request, session: SessionDep, **values: Any) -> dict[str, Any]:
     return {
         "state_class": program_view.STATE_CLASS,
         "rule_label": program_view.rule_label,
         "rule_value": program_view.rule_value,
-        **_labels(),
+        **await _named(request, session),
         **values,
     }
 
@@ -222,7 +237,7 @@ async def programs_page(request: Request, session: SessionDep, person: CatalogRe
         return redirect("/console/programs", flash="Unknown filter value removed", level="warning")
     entries = await program_view.program_entries(session, person.tenant, partner)
     partners.sort(key=lambda p: p.display_name)
-    context = _program_context(entries=entries, partners=partners, chosen_partner=partner)
+    context = await _program_context(request, session, entries=entries, partners=partners, chosen_partner=partner)
     return render(request, "manager/programs.html", context)
 
 
@@ -245,7 +260,7 @@ async def program_page(program_id: str, request: Request, session: SessionDep, p
     entry = await _program_or_redirect(session, person, program_id)
     if isinstance(entry, Response):
         return entry
-    context = _program_context(entry=entry, values=_draft_values(entry), form_error=None)
+    context = await _program_context(request, session, entry=entry, values=_draft_values(entry), form_error=None)
     return render(request, "manager/program.html", context)
 
 
@@ -263,7 +278,7 @@ async def create_draft(program_id: str, request: Request, session: SessionDep, p
             )
             schedule = await catalog.create_fee_schedule(session, person.actor(request), data)
     except (program_view.FormProblem, Problem) as problem:
-        context = _program_context(entry=entry, values=form, form_error=_form_error(problem))
+        context = await _program_context(request, session, entry=entry, values=form, form_error=_form_error(problem))
         return render(request, "manager/program.html", context, status_code=422)
     return redirect(f"/console/fee-schedules/{schedule.id}", flash="Draft saved")
 
@@ -285,12 +300,20 @@ async def _schedule_or_redirect(
     return schedule, entry
 
 
-def _schedule_context(schedule: Any, entry: program_view.ProgramEntry, **values: Any) -> dict[str, Any]:
+async def _schedule_context(
+    request: Request, session: SessionDep, schedule: Any, entry: program_view.ProgramEntry, **values: Any
+) -> dict[str, Any]:
     state = program_view.schedule_state(schedule, business_time.today())
     rows = program_view.rule_rows(schedule.rules, entry.products)
     defaults = program_view.form_values(schedule.rules, schedule.effective_from, entry.products)
-    return _program_context(
-        schedule=schedule, entry=entry, state=state, rows=rows, **{"values": defaults, "form_error": None, **values}
+    return await _program_context(
+        request,
+        session,
+        schedule=schedule,
+        entry=entry,
+        state=state,
+        rows=rows,
+        **{"values": defaults, "form_error": None, **values},
     )
 
 
@@ -299,7 +322,7 @@ async def schedule_page(schedule_id: str, request: Request, session: SessionDep,
     found = await _schedule_or_redirect(session, person, schedule_id)
     if isinstance(found, Response):
         return found
-    return render(request, "manager/schedule.html", _schedule_context(*found))
+    return render(request, "manager/schedule.html", await _schedule_context(request, session, *found))
 
 
 @router.post("/fee-schedules/{schedule_id}")
@@ -316,7 +339,9 @@ async def edit_draft(schedule_id: str, request: Request, session: SessionDep, pe
             await catalog.update_fee_schedule(session, person.actor(request), schedule_id, data)
     except (program_view.FormProblem, Problem) as problem:
         await session.refresh(schedule)
-        context = _schedule_context(schedule, entry, values=form, form_error=_form_error(problem))
+        context = await _schedule_context(
+            request, session, schedule, entry, values=form, form_error=_form_error(problem)
+        )
         return render(request, "manager/schedule.html", context, status_code=422)
     return redirect(f"/console/fee-schedules/{schedule_id}", flash="Draft saved")
 
@@ -332,7 +357,7 @@ async def confirm_activation(
     if schedule.status.value != "draft":
         return redirect(f"/console/fee-schedules/{schedule_id}", flash="Only a draft can be activated", level="warning")
     predecessor = next((v.schedule for v in entry.versions if v.schedule.status.value == "active"), None)
-    context = _program_context(schedule=schedule, entry=entry, predecessor=predecessor)
+    context = await _program_context(request, session, schedule=schedule, entry=entry, predecessor=predecessor)
     return render(request, "manager/activate.html", context)
 
 
@@ -365,7 +390,9 @@ async def compare_versions(
         return redirect(f"/console/programs/{program_id}/compare?a={before}&b={newest}")
     left, right = versions[a].schedule, versions[b].schedule
     pairs = program_view.side_by_side(left, right, entry.products)
-    context = _program_context(
+    context = await _program_context(
+        request,
+        session,
         entry=entry,
         left=left,
         right=right,
