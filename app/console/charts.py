@@ -125,7 +125,8 @@ def _category_axis(
         return LEFT + slot * (index + 0.5)
 
     parts = [f'<line x1="{LEFT}" x2="{width - RIGHT}" y1="{plot_bottom}" y2="{plot_bottom}" stroke="#98a2b3"/>']
-    every = max(1, math.ceil(len(categories) / 12))  # at most twelve labels: they stay readable
+    widest = max((len(category) for category in categories), default=1) * 7 + 8  # about 7 units a character
+    every = max(1, math.ceil(widest / slot))  # labels never overlap: every n-th month when they would
     for index, category in enumerate(categories):
         if index % every == 0:
             parts.append(

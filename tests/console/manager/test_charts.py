@@ -3,6 +3,7 @@ given, readable axes in CNY, escaped text."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from app.console import charts
@@ -82,3 +83,14 @@ def test_age_bands_mark_the_target() -> None:
         marked_label="25-35 岁：年轻客户目标",
     )
     assert svg.count(charts.TARGET_COLOUR) == 2  # the marked bar and the legend
+
+
+def test_twelve_months_on_a_narrow_chart_keep_their_labels_apart() -> None:
+    months = [f"2026-{month:02d}" for month in range(1, 13)]
+    label = r'<text x="([0-9.]+)" y="[0-9.]+" text-anchor="middle" class="tick">'
+    svg = charts.bar_chart("推荐数", months, [charts.Series("银证合作", [1] * 12)])
+    positions = [float(x) for x in re.findall(label, svg)]
+    assert 4 <= len(positions) < 12
+    assert all(b - a >= 7 * 7 for a, b in itertools.pairwise(positions))
+    wide = charts.bar_chart("推荐数", months, [charts.Series("银证合作", [1] * 12)], width=1100)
+    assert len(re.findall(label, wide)) == 12
