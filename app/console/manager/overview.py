@@ -131,6 +131,7 @@ class Task:
     href: str
     scope: str  # who may open the queue; others see the count without the link
     explains: str
+    handled_by: str
 
 
 @dataclass
@@ -238,6 +239,7 @@ async def tasks(session: AsyncSession) -> list[Task]:
             "/console/conflicts?tab=open",
             "attribution:manage",
             "Later referrals of a person another partner holds, waiting for a decision",
+            "Handled by alliance managers",
         ),
         Task(
             "Statements awaiting approval",
@@ -245,6 +247,7 @@ async def tasks(session: AsyncSession) -> list[Task]:
             "/console/statements?status=issued",
             "finance:read",
             "Issued statements that finance has not approved yet",
+            "Handled by finance",
         ),
         Task(
             "Disputed statements",
@@ -252,6 +255,7 @@ async def tasks(session: AsyncSession) -> list[Task]:
             "/console/statements?status=disputed",
             "finance:read",
             "Statements whose partner disputed lines",
+            "Handled by finance",
         ),
     ]
 

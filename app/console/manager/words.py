@@ -50,6 +50,7 @@ words(
         "Funded": "入金",
         "Tasks": "待办事项",
         "Handled by finance": "由财务处理",
+        "Handled by alliance managers": "由联盟经理处理",
         "Open conflicts": "待处理归因冲突",
         "Later referrals of a person another partner holds, waiting for a decision": (
             "其他机构已持有该客户的后到推荐，待决定"
