@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -141,6 +141,60 @@ async def list_conflicts(
         statement = statement.where(col(AttributionConflict.status) == status)
     statement = paginate_query(statement, params, col(AttributionConflict.created_at), col(AttributionConflict.id))
     return [_view(tuple(row)) for row in (await session.execute(statement)).all()]
+
+
+async def count_conflicts(session: AsyncSession, status: ConflictStatus | None = None) -> int:
+    """How many conflicts there are (in ``status``): the queue's count."""
+    statement = select(func.count()).select_from(AttributionConflict)
+    if status:
+        statement = statement.where(col(AttributionConflict.status) == status)
+    return int(await session.scalar(statement) or 0)
+
+
+async def conflicts_page(
+    session: AsyncSession, status: ConflictStatus | None, *, offset: int, limit: int
+) -> list[ConflictView]:
+    """Conflicts newest first from ``offset`` (the console's numbered pages), as ``list_conflicts`` shows them."""
+    statement = _conflicts_query()
+    if status:
+        statement = statement.where(col(AttributionConflict.status) == status)
+    statement = statement.order_by(col(AttributionConflict.created_at).desc(), col(AttributionConflict.id).desc())
+    rows = (await session.execute(statement.offset(offset).limit(limit))).all()
+    return [_view(tuple(row)) for row in rows]
+
+
+async def conflict_neighbours(
+    session: AsyncSession, status: ConflictStatus | None, conflict_id: str
+) -> tuple[str | None, str | None]:
+    """The conflicts just before and after ``conflict_id`` in the queue's order (newest first): prev / next."""
+    order = (col(AttributionConflict.created_at).desc(), col(AttributionConflict.id).desc())
+    ranked = select(
+        col(AttributionConflict.id),
+        func.lag(AttributionConflict.id).over(order_by=order).label("before"),
+        func.lead(AttributionConflict.id).over(order_by=order).label("after"),
+    )
+    if status:
+        ranked = ranked.where(col(AttributionConflict.status) == status)
+    window = ranked.subquery()
+    row = (await session.execute(select(window.c.before, window.c.after).where(window.c.id == conflict_id))).first()
+    return (row.before, row.after) if row else (None, None)
+
+
+@dataclass(frozen=True)
+class MaskedSubject:
+    name: str | None
+    identifier: str | None
+    mobile: str | None
+
+
+async def masked_subjects(session: AsyncSession, referral_ids: list[str]) -> dict[str, MaskedSubject]:
+    """The masked identity of each referral (what staff see without unmasking), in one query."""
+    rows = await session.execute(
+        select(
+            col(Referral.id), col(Referral.name_masked), col(Referral.identifier_masked), col(Referral.mobile_masked)
+        ).where(col(Referral.id).in_(sorted(set(referral_ids))))
+    )
+    return {row[0]: MaskedSubject(row[1], row[2], row[3]) for row in rows}
 
 
 async def get_conflict(session: AsyncSession, conflict_id: str) -> ConflictView:

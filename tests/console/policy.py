@@ -42,6 +42,26 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("GET", "/console/account"): SIGNED_IN,
     ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
     ("GET", "/console/sso/callback"): ANYONE,  # the identity provider sends the browser back here
+    # The alliance manager's pages (DESIGN.md "Who uses it", "Reports"): managers read all reports; finance (fees,
+    # payments) and auditors (read-only over everything) read them too, admins do not. Every staff role reads the
+    # catalog (finance settles with partners, admins issue their credentials, auditors read everything); only
+    # managers change it. Conflicts, the referral search and unmasking are the managers' alone.
+    ("GET", "/console/overview"): (MANAGER, FINANCE, AUDITOR),
+    ("GET", "/console/partners"): SIGNED_IN,
+    ("GET", "/console/partners/{partner_id}"): SIGNED_IN,
+    ("GET", "/console/programs"): SIGNED_IN,
+    ("GET", "/console/programs/{program_id}"): SIGNED_IN,
+    ("GET", "/console/programs/{program_id}/compare"): SIGNED_IN,
+    ("GET", "/console/fee-schedules/{schedule_id}"): SIGNED_IN,
+    ("POST", "/console/programs/{program_id}/schedules"): (MANAGER,),
+    ("POST", "/console/fee-schedules/{schedule_id}"): (MANAGER,),
+    ("GET", "/console/fee-schedules/{schedule_id}/activate"): (MANAGER,),
+    ("POST", "/console/fee-schedules/{schedule_id}/activate"): (MANAGER,),
+    ("GET", "/console/conflicts"): (MANAGER,),
+    ("POST", "/console/conflicts/{conflict_id}/resolve"): (MANAGER,),
+    ("GET", "/console/referrals"): (MANAGER,),
+    ("POST", "/console/referrals/search"): (MANAGER,),
+    ("POST", "/console/referrals/{referral_id}/unmask"): (MANAGER,),
 }
 
 
