@@ -23,7 +23,7 @@ STATEMENT_STATUS = {
     "draft": "Statement draft",
     "issued": "Statement issued",
     "disputed": "Statement disputed",
-    "approved": "Statement approved",
+    "approved": "Approved statement",
     "paid": "Statement paid",
 }
 RESOLUTION = {"keep_holder": "Keep the holder", "award_duplicate": "Move to the later referral"}
@@ -31,7 +31,7 @@ CAUSE = {
     "submitted": "Submitted by the partner",
     "attribution": "Attribution decided",
     "window_passed": "Attribution window passed",
-    "attribution_moved": "Attribution moved",
+    "attribution_moved": "Attribution changed",
     "account_opened": "Back office: account opened",
     "account_funded": "Back office: account funded",
     "assets_snapshot": "Back office: assets snapshot",
