@@ -29,6 +29,9 @@ _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _MAX_REPORTED = 20
 OAUTH_PREFIX = "/oauth/"
+# The console's pages are for people: they read the parameters they know and correct the URL themselves.
+CONSOLE_PREFIX = "/console"
+EXEMPT_PREFIXES = (OAUTH_PREFIX, CONSOLE_PREFIX)
 
 
 def declared_query_parameters(route: APIRoute) -> set[str]:
@@ -40,7 +43,7 @@ def declared_query_parameters(route: APIRoute) -> set[str]:
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
-    if not request.query_params or not isinstance(route, APIRoute) or route.path.startswith(OAUTH_PREFIX):
+    if not request.query_params or not isinstance(route, APIRoute) or route.path.startswith(EXEMPT_PREFIXES):
         return
     unknown = sorted(set(request.query_params) - declared_query_parameters(route))
     if unknown:

@@ -65,3 +65,9 @@ def test_every_console_route_has_an_entry(app: FastAPI) -> None:
     assert not missing, "Console routes without an entry in tests/console/policy.py (add one each): " + repr(missing)
     stale = [route for route in CONSOLE_POLICY if route not in console_routes(app)]
     assert not stale, f"Entries for routes the console does not serve: {stale}"
+
+
+async def test_a_console_page_ignores_query_parameters_it_does_not_know(client: httpx.AsyncClient) -> None:
+    """People's links carry all sorts of extras: the page reads what it knows (no JSON 422 for a browser)."""
+    response = await client.get("/console?utm_source=mail")
+    assert response.status_code == 303
