@@ -16,6 +16,7 @@ from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
+from app.console.admin import router as admin_console
 from app.console.router import install_console
 from app.conversions.router import router as conversions_router
 from app.conversions.schemas import EventIn
@@ -119,5 +120,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         audit_router,
     ):
         app.include_router(router)
-    install_console(app)
+    install_console(app, admin_console)
     return app

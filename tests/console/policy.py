@@ -20,6 +20,18 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("MOUNT", "/console/static"): ANYONE,
     ("POST", "/console/language"): ANYONE,
     ("GET", "/console"): SIGNED_IN,
+    # Administration: admins manage credentials; auditors read the audit log and act nowhere.
+    ("GET", "/console/clients"): (ADMIN,),
+    ("GET", "/console/clients/new"): (ADMIN,),
+    ("POST", "/console/clients"): (ADMIN,),
+    ("GET", "/console/clients/{client_id}/rotate"): (ADMIN,),
+    ("POST", "/console/clients/{client_id}/rotate"): (ADMIN,),
+    ("GET", "/console/clients/{client_id}/revoke"): (ADMIN,),
+    ("POST", "/console/clients/{client_id}/revoke"): (ADMIN,),
+    ("GET", "/console/keys"): (ADMIN,),
+    ("GET", "/console/keys/rotate"): (ADMIN,),
+    ("POST", "/console/keys/rotate"): (ADMIN,),
+    ("GET", "/console/audit"): (ADMIN, AUDITOR),
 }
 
 
