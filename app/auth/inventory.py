@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,7 +51,7 @@ async def client_entries(
         .group_by(col(ClientSecret.client_id))
         .subquery()
     )
-    rows = await session.execute(
+    rows: Any = await session.execute(  # (the subquery's columns are untyped)
         select(OAuthClient, col(Partner.legal_name), secrets.c.issued, secrets.c.newest)
         .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
         .outerjoin(secrets, secrets.c.client_id == col(OAuthClient.id))
@@ -59,7 +60,10 @@ async def client_entries(
         .offset(offset)
         .limit(limit)
     )
-    entries = [ClientEntry(row[0], row[1], row[3] if row[2] and row[2] > 1 else None) for row in rows.tuples().all()]
+    entries = [
+        ClientEntry(client, partner_name, newest if issued and issued > 1 else None)
+        for client, partner_name, issued, newest in rows.all()
+    ]
     return entries, int(total or 0)
 
 
