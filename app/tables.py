@@ -8,6 +8,7 @@ from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
 from app.fees.models import FeeAccrual, Statement
+from app.people.models import ConsoleSession, Person
 from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
 from app.referrals.batches.models import ReferralBatch, ReferralBatchChunk, ReferralBatchResult
@@ -33,6 +34,7 @@ __all__ = [
     "ClientAccount",
     "ClientSecret",
     "CohortSummary",
+    "ConsoleSession",
     "ConversionEvent",
     "DataKey",
     "DurationSeries",
@@ -46,6 +48,7 @@ __all__ = [
     "OrganicSummary",
     "Partner",
     "PartnerMonthSummary",
+    "Person",
     "Program",
     "ProgramProduct",
     "ReconciliationItem",

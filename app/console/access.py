@@ -18,6 +18,7 @@ from fastapi import Request
 from app.audit.service import Actor
 from app.auth.scopes import ROLE_SCOPES, StaffRole
 from app.core.tenancy import Tenant
+from app.people import sessions
 
 CSRF_FIELD = "csrf_token"
 
@@ -72,9 +73,33 @@ class StaleForm(Exception):
     """A posted form without this session's CSRF token."""
 
 
+SESSION_COOKIE = "console_session"
+_LOOKED_UP = "console_person_lookup"
+
+
 async def current_person(request: Request) -> SignedInPerson | None:
-    """The person of this request's session cookie, or ``None``. (Sessions: see the people domain.)"""
-    return None
+    """The person of this request's session cookie, or ``None`` (no cookie, or a session that ended: idle, past
+    its lifetime, signed out, or the person disabled). One statement, once per request."""
+    if hasattr(request.state, _LOOKED_UP):
+        found: SignedInPerson | None = getattr(request.state, _LOOKED_UP)
+        return found
+    token = request.cookies.get(SESSION_COOKIE)
+    person = None
+    if token and len(token) <= 128:
+        database = request.app.state.database
+        async with database.sessionmaker() as session, session.begin():
+            holder = await sessions.holder_of(session, request.app.state.settings, token)
+        if holder is not None:
+            person = SignedInPerson(
+                person_id=holder.person_id,
+                username=holder.username,
+                display_name=holder.display_name,
+                role=holder.role,
+                session_id=holder.session_id,
+                csrf_token=holder.csrf_token,
+            )
+    setattr(request.state, _LOOKED_UP, person)
+    return person
 
 
 def sign_in_url(next_url: str) -> str:

@@ -69,6 +69,28 @@ class Settings(BaseSettings):
     # How far ahead of our clock a back-office event may be dated (the two clocks differ a little); further is refused.
     event_clock_skew_s: int = Field(default=300, ge=0, le=86_400)
 
+    # People in the console (DESIGN.md, "People"): a session ends after `console_idle_timeout_s` without a request
+    # and `console_session_lifetime_s` after sign-in, whichever comes first. Failed sign-ins inside the window: a
+    # username (or an address) that reaches its limit waits until its oldest failure leaves the window.
+    console_idle_timeout_s: int = Field(default=1800, ge=60, le=86_400)
+    console_session_lifetime_s: int = Field(default=43_200, ge=300, le=30 * 86_400)
+    console_failures_per_username: int = Field(default=5, ge=1)
+    console_failures_per_address: int = Field(default=30, ge=1)
+    console_failure_window_s: int = Field(default=900, ge=1)
+
+    # Single sign-on for people (OpenID Connect, authorization code with PKCE). Off unless the issuer is set; then
+    # the role comes from the `oidc_role_claim` of the ID token, mapped by `oidc_role_map` ({"claim value": role});
+    # a person whose claim maps to no role is refused.
+    oidc_issuer: str | None = None
+    oidc_discovery_url: str | None = None  # default: {oidc_issuer}/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scope: str = "openid profile email"
+    oidc_role_claim: str = "roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_username_claim: str = "preferred_username"
+    oidc_timeout_s: float = Field(default=10.0, gt=0)
+
     # HTTP
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest request body (batches aside).")
     public_url: str = "http://localhost:8000"
@@ -99,6 +121,15 @@ class Settings(BaseSettings):
         if not self.database_url:
             raise ValueError("DATABASE_URL must be set in production (no embedded database)")
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    @property
+    def console_cookies_secure(self) -> bool:
+        """Console cookies carry ``Secure`` everywhere but on a developer's own machine (plain http://localhost)."""
+        return self.environment != "development"
 
     @property
     def private_targets_allowed(self) -> bool:

@@ -31,6 +31,9 @@ ALLOWED = {
     ("auth/service.py", "the real time"): "client secrets, revoked tokens and used assertions live in real time",
     ("auth/keys.py", "the real time"): "signing keys are published and retired in real time",
     ("privacy/service.py", "the real time"): "data key bookkeeping, not a business rule",
+    ("people/sessions.py", "the real time"): "console sessions are credentials: idle timeout and lifetime in real "
+    "time, never lengthened nor cut by a test clock",
+    ("people/service.py", "the real time"): "one-time codes (TOTP) come from the person's phone, on its real clock",
     ("webhooks/delivery.py", "system time"): "the signature timestamp: receivers check it against their real clock",
 }
 PRODUCTION = {
