@@ -119,25 +119,39 @@ def demo(
     _print_demo(_load_demo(url, reset_secrets=reset_secrets), as_json)
 
 
-def _load_demo(url: str, *, reset_secrets: bool = False) -> list[dict[str, str | None]]:
+Demo = tuple[list[dict[str, str | None]], list[dict[str, str | None]]]
+
+
+def _load_demo(url: str, *, reset_secrets: bool = False) -> Demo:
     from app.demo import DemoRefused, load_demo
 
+    staff_users: list[dict[str, str | None]] = []
     try:
-        return asyncio.run(load_demo(url, get_settings(), reset_secrets=reset_secrets))
+        clients = asyncio.run(load_demo(url, get_settings(), reset_secrets=reset_secrets, staff_users=staff_users))
     except DemoRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    return clients, staff_users
 
 
-def _print_demo(credentials: list[dict[str, str | None]], as_json: bool) -> None:
+def _print_demo(demo: Demo, as_json: bool) -> None:
+    credentials, staff_users = demo
     if as_json:
-        typer.echo(json.dumps(credentials, indent=2))
+        typer.echo(json.dumps({"clients": credentials, "staff_users": staff_users}, indent=2, ensure_ascii=False))
         return
     typer.echo("Demo alliance loaded. Credentials (development only):")
     for item in credentials:
         who = item["partner_id"] or item["role"] or item["kind"]
         secret = item["client_secret"] or "(shown when created; `alliance demo --reset-secrets` for new ones)"
         typer.echo(f"  {who:<22} {item['client_id']:<26} {secret}")
+    typer.echo("Console people (/console/sign-in: username, password, and the TOTP code of the secret):")
+    for person in staff_users:
+        shown = (
+            f"password {person['password']}  totp secret {person['totp_secret']}"
+            if person["password"]
+            else "(shown when created; `alliance demo --reset-secrets` for new ones)"
+        )
+        typer.echo(f"  {person['role']:<17} {person['username']:<21} {shown}")
 
 
 @cli.command()
@@ -269,7 +283,7 @@ def _print_credentials(client_id: str, secret: str | None, as_json: bool) -> Non
         typer.echo("The secret is shown once; store it now.")
 
 
-staff_cli = typer.Typer(help="Staff accounts (OAuth clients with a role).", no_args_is_help=True)
+staff_cli = typer.Typer(help="Staff: OAuth clients with a role, and people of the console.", no_args_is_help=True)
 clients_cli = typer.Typer(help="OAuth clients of partners and the back office.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
 finance_cli = typer.Typer(help="Finance: statements.", no_args_is_help=True)
@@ -299,6 +313,39 @@ def staff_create(
         lambda session: create_client(session, Actor.system(), name=name, kind=PrincipalKind.staff, role=staff_role),
     )
     _print_credentials(created.client.id, created.secret, as_json)
+
+
+@staff_cli.command("create-user")
+def staff_create_user(
+    role: Annotated[str, typer.Option(help="alliance_manager | finance | admin | auditor")],
+    username: Annotated[str, typer.Option(help="The name to sign in with: lowercase letters, digits, '.', '_', '-'.")],
+    display_name: Annotated[str | None, typer.Option(help="The person's name as the console shows it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a person who signs in to the console; prints the one-time password and the TOTP enrolment URI once."""
+    from app.audit.service import Actor
+    from app.auth.scopes import StaffRole
+    from app.people.service import create_person
+
+    try:
+        staff_role = StaffRole(role)
+    except ValueError:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
+    settings = get_settings()
+    created = _in_transaction(
+        _database_url(),
+        lambda session: create_person(
+            session, Actor.system(), settings, username=username, role=staff_role, display_name=display_name
+        ),
+    )
+    if as_json:
+        shown = {"username": created.username, "role": created.role.value, "password": created.password}
+        typer.echo(json.dumps({**shown, "totp_uri": created.enrolment_uri}))
+        return
+    typer.echo(f"username:       {created.username} ({created.display_name}, {created.role.value})")
+    typer.echo(f"password:       {created.password}")
+    typer.echo(f"TOTP enrolment: {created.enrolment_uri}")
+    typer.echo("Shown once: hand the password over in person; add the URI to an authenticator app (or a QR code).")
 
 
 @clients_cli.command("create")

@@ -35,6 +35,7 @@ from app.catalog.schemas import (
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.identifiers import credit_code_check_character
+from app.people.demo import ensure_demo_people
 
 ACTOR = Actor.system("demo")
 DEMO_START = date(2026, 1, 1)
@@ -234,9 +235,16 @@ async def _ensure_clients(session: AsyncSession, reset_secrets: bool) -> dict[st
 
 
 async def load_demo(
-    database_url: str, settings: Settings, *, reset_secrets: bool = False
+    database_url: str,
+    settings: Settings,
+    *,
+    reset_secrets: bool = False,
+    staff_users: list[dict[str, str | None]] | None = None,
 ) -> list[dict[str, str | None]]:
-    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made."""
+    """Create what is missing of the demo alliance; returns every demo client, with the secrets this run made.
+    The demo's people (``app.people.demo``) are added to ``staff_users`` when given, with their passwords and
+    TOTP secrets when this run made them."""
+    staff_users = [] if staff_users is None else staff_users
     if settings.environment == "production":
         raise DemoRefused("the demo alliance is never loaded in production")
     database = Database(create_engine(database_url, settings))
@@ -244,6 +252,7 @@ async def load_demo(
         async with database.sessionmaker() as session, session.begin():
             await _ensure_catalog(session)
             secrets = await _ensure_clients(session, reset_secrets)
+            staff_users.extend(await ensure_demo_people(session, ACTOR, settings, reset_secrets=reset_secrets))
     finally:
         await database.dispose()
     return [

@@ -172,8 +172,8 @@ async def _demo_client(env: dict[str, str], client_id: str) -> Credentials:
     if process.returncode != 0:
         raise RuntimeError(f"`alliance demo` exited with {process.returncode}:\n{stderr.decode(errors='replace')}")
     text = stdout.decode()
-    start = re.search(r"^\[$", text, re.MULTILINE)
-    for item in json.loads(text[start.start() :]) if start else []:
+    start = re.search(r"^\{$", text, re.MULTILINE)
+    for item in json.loads(text[start.start() :])["clients"] if start else []:
         if item["client_id"] == client_id and item["client_secret"]:
             return Credentials(item["client_id"], item["client_secret"])
     raise RuntimeError(f"`alliance demo` gave no secret for {client_id}")

@@ -100,8 +100,8 @@ async def _demo_bank(env: dict[str, str]) -> Credentials:
     if process.returncode != 0:
         raise RuntimeError(f"`alliance demo` exited with {process.returncode}:\n{stderr.decode(errors='replace')}")
     text = stdout.decode()
-    start = re.search(r"^\[$", text, re.MULTILINE)  # the indented JSON array starts on a line of its own
-    listed = json.loads(text[start.start() :]) if start else []
+    start = re.search(r"^\{$", text, re.MULTILINE)  # the indented JSON object starts on a line of its own
+    listed = json.loads(text[start.start() :])["clients"] if start else []
     for item in listed:
         if item["client_id"] == PARTNER_CLIENT_ID and item["client_secret"]:
             return Credentials(item["client_id"], item["client_secret"])

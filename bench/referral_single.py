@@ -293,10 +293,10 @@ async def _demo(env: dict[str, str], *options: str) -> dict[str, Credentials]:
     if process.returncode != 0:
         raise RuntimeError(f"`{command}` exited with {process.returncode}:\n{stderr.decode(errors='replace')[-2000:]}")
     text = stdout.decode()
-    # The JSON array is printed indented: it starts at a line of its own, "[".
-    start = re.search(r"^\[$", text, re.MULTILINE)
+    # The JSON object is printed indented: it starts at a line of its own, "{".
+    start = re.search(r"^\{$", text, re.MULTILINE)
     try:
-        listed = json.loads(text[start.start() :]) if start else None
+        listed = json.loads(text[start.start() :])["clients"] if start else None
         return {
             str(item["client_id"]): Credentials(str(item["client_id"]), str(item["client_secret"] or ""))
             for item in listed or []

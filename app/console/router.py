@@ -20,6 +20,8 @@ from app.console.access import (
 )
 from app.console.i18n import LOCALE_COOKIE, LOCALES
 from app.console.navigation import home_for
+from app.console.sign_in import install_throttles
+from app.console.sign_in import router as sign_in_router
 from app.console.templating import render
 
 STATIC_URL = "/console/static"
@@ -68,6 +70,8 @@ def install_console(app: FastAPI, *routers: APIRouter) -> None:
     """Mount the console: its assets, its own routes and the page routers of each area."""
     app.mount(STATIC_URL, StaticFiles(directory=_STATIC), name="console-static")
     app.include_router(router)
+    app.include_router(sign_in_router)
+    install_throttles(app.state, app.state.settings)
     for page_router in routers:
         app.include_router(page_router)
     app.add_exception_handler(SignInRequired, _on_sign_in_required)

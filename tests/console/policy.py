@@ -20,6 +20,13 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("MOUNT", "/console/static"): ANYONE,
     ("POST", "/console/language"): ANYONE,
     ("GET", "/console"): SIGNED_IN,
+    # People (DESIGN.md "People", API.md "Console"): anyone may open the sign-in form and post it; signing out, the
+    # person's own account page and sign-out everywhere need a session, of any role.
+    ("GET", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-in"): ANYONE,
+    ("POST", "/console/sign-out"): SIGNED_IN,
+    ("GET", "/console/account"): SIGNED_IN,
+    ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
     # Administration: admins manage credentials; auditors read the audit log and act nowhere.
     ("GET", "/console/clients"): (ADMIN,),
     ("GET", "/console/clients/new"): (ADMIN,),

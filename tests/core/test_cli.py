@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -68,7 +69,12 @@ def test_migrate_and_demo_are_idempotent(scratch_url: str) -> None:
     assert second.returncode == 0, second.stderr
     assert "acs_" in first.stdout and "acs_" not in second.stdout
     reset = alliance("demo", "--json", "--reset-secrets", database_url=scratch_url)
-    assert all(item["client_secret"].startswith("acs_") for item in __import__("json").loads(reset.stdout))
+    listed = __import__("json").loads(reset.stdout)
+    assert all(item["client_secret"].startswith("acs_") for item in listed["clients"])
+    assert {person["role"] for person in listed["staff_users"]} == {"alliance_manager", "finance", "admin", "auditor"}
+    assert all(person["password"] and person["totp_secret"] for person in listed["staff_users"])
+    again = __import__("json").loads(alliance("demo", "--json", database_url=scratch_url).stdout)
+    assert not any(person["password"] or person["totp_secret"] for person in again["staff_users"])
 
 
 def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
@@ -78,6 +84,14 @@ def test_staff_clients_and_keys_commands(scratch_url: str) -> None:
     assert staff.returncode == 0, staff.stderr
     credentials = json.loads(staff.stdout)
     assert credentials["client_id"].startswith("cli_") and credentials["client_secret"].startswith("acs_")
+
+    person = alliance("staff", "create-user", "--role", "auditor", "--username", "Zhao.Min", database_url=scratch_url)
+    assert person.returncode == 0, person.stderr
+    assert "username:       zhao.min" in person.stdout
+    assert "otpauth://totp/Alliance:zhao.min?secret=" in person.stdout and "issuer=Alliance" in person.stdout
+    assert re.search(r"^password:\s+\S{20}$", person.stdout, re.MULTILINE)
+    taken = alliance("staff", "create-user", "--role", "auditor", "--username", "zhao.min", database_url=scratch_url)
+    assert taken.returncode == 1 and "taken" in taken.stderr and "Traceback" not in taken.stderr
 
     bad_role = alliance("staff", "create", "--role", "cashier", database_url=scratch_url)
     assert bad_role.returncode != 0 and "unknown role" in bad_role.stderr

@@ -88,7 +88,7 @@ def demo_database(server_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     with migrated_scratch_database(server_url, "alliance_serve") as url:
         loaded = alliance("demo", "--json", database_url=url)
         assert loaded.returncode == 0, loaded.stderr
-        partner = next(item for item in json.loads(loaded.stdout) if item["partner_id"])
+        partner = next(item for item in json.loads(loaded.stdout)["clients"] if item["partner_id"])
         yield url, partner
 
 
