@@ -149,7 +149,7 @@ words(
         "Person or client": "人员或凭证",
         "Clear all": "清除全部",
         "Request id": "请求编号",
-        "Address": "来源地址",
+        "From address": "来源地址",
         "Some filters were not valid and were removed": "部分筛选条件无效，已移除",
         "Days are Beijing days": "日期按北京时间计算",
         "The log records every change, by whom and when; it cannot be edited": (
