@@ -4,6 +4,7 @@ of audit details, page numbers and the URLs of lists."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -103,3 +104,41 @@ def test_text_that_cannot_be_stored_is_refused() -> None:
     assert clean_text("\ud800", max_length=5) is None
     assert clean_text(None, max_length=5) is None
     assert clean_text("toolong", max_length=5) is None
+
+
+def test_every_label_and_message_of_the_administration_pages_has_its_chinese() -> None:
+    """The labels of values, and the English sentences the pages pass to templates (errors, reasons), are words."""
+    import ast
+    from pathlib import Path
+
+    import app.console.admin  # noqa: F401  (registers the words)
+    from app.console.admin import words as admin_words
+    from app.console.i18n import chinese_of
+
+    labels = [
+        *admin_words.CLIENT_KINDS.values(),
+        *admin_words.CLIENT_STATUSES.values(),
+        *admin_words.AUTH_METHODS.values(),
+        *admin_words.GRACE_PERIODS.values(),
+        *admin_words.ACTOR_KINDS.values(),
+    ]
+    sentences = []
+    for path in Path(admin_words.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        sentences += [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+            and re.fullmatch(r"[A-Z][a-z'-]+( [^ ]+)+", node.value)
+        ]
+    missing = [word for word in labels + sentences if chinese_of(word) is None]
+    assert sentences and not missing, missing
