@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # Every dependency, direct or not, pinned: what CI and every machine install. `make lock` refreshes it.
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test lint audit fuzz bench install lock clean
+.PHONY: run test e2e lint audit fuzz bench install lock clean
 
 $(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -23,6 +23,20 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Browser tests (tests/e2e): the served app driven by the system's Chromium through Playwright. Chromium is installed
+# with apt-get when missing and we are root; otherwise the target says what to do.
+CHROMIUM := /usr/bin/chromium
+
+e2e: $(INSTALLED)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+	  else \
+	    echo "make e2e needs Chromium at $(CHROMIUM): install it (e.g. sudo apt-get install chromium), or run as root" >&2; \
+	    exit 1; \
+	  fi; }
+	$(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 # Known vulnerabilities (PyPI's advisory data) in every pinned dependency: fails on any. It needs PyPI's JSON API;
 # a package it cannot look up there is listed as skipped rather than failing the build (no --strict).

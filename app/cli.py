@@ -19,6 +19,7 @@ from app import __version__
 from app.core.config import get_settings
 from app.core.database import redacted, resolve_database_url
 from app.core.problems import Problem
+from app.people.commands import add_people_commands
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -288,6 +289,7 @@ clients_cli = typer.Typer(help="OAuth clients of partners and the back office.",
 keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
 finance_cli = typer.Typer(help="Finance: statements.", no_args_is_help=True)
 cli.add_typer(staff_cli, name="staff")
+add_people_commands(staff_cli, lambda work: _in_transaction(_database_url(), work))
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(finance_cli, name="finance")
@@ -313,39 +315,6 @@ def staff_create(
         lambda session: create_client(session, Actor.system(), name=name, kind=PrincipalKind.staff, role=staff_role),
     )
     _print_credentials(created.client.id, created.secret, as_json)
-
-
-@staff_cli.command("create-user")
-def staff_create_user(
-    role: Annotated[str, typer.Option(help="alliance_manager | finance | admin | auditor")],
-    username: Annotated[str, typer.Option(help="The name to sign in with: lowercase letters, digits, '.', '_', '-'.")],
-    display_name: Annotated[str | None, typer.Option(help="The person's name as the console shows it.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Create a person who signs in to the console; prints the one-time password and the TOTP enrolment URI once."""
-    from app.audit.service import Actor
-    from app.auth.scopes import StaffRole
-    from app.people.service import create_person
-
-    try:
-        staff_role = StaffRole(role)
-    except ValueError:
-        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
-    settings = get_settings()
-    created = _in_transaction(
-        _database_url(),
-        lambda session: create_person(
-            session, Actor.system(), settings, username=username, role=staff_role, display_name=display_name
-        ),
-    )
-    if as_json:
-        shown = {"username": created.username, "role": created.role.value, "password": created.password}
-        typer.echo(json.dumps({**shown, "totp_uri": created.enrolment_uri}))
-        return
-    typer.echo(f"username:       {created.username} ({created.display_name}, {created.role.value})")
-    typer.echo(f"password:       {created.password}")
-    typer.echo(f"TOTP enrolment: {created.enrolment_uri}")
-    typer.echo("Shown once: hand the password over in person; add the URI to an authenticator app (or a QR code).")
 
 
 @clients_cli.command("create")

@@ -35,7 +35,7 @@ from app.catalog.schemas import (
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.core.identifiers import credit_code_check_character
-from app.people.demo import ensure_demo_people
+from app.people.demo_accounts import ensure_demo_people
 
 ACTOR = Actor.system("demo")
 DEMO_START = date(2026, 1, 1)

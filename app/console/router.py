@@ -22,6 +22,7 @@ from app.console.i18n import LOCALE_COOKIE, LOCALES
 from app.console.navigation import home_for
 from app.console.sign_in import install_throttles
 from app.console.sign_in import router as sign_in_router
+from app.console.sso import router as sso_router
 from app.console.templating import render
 
 STATIC_URL = "/console/static"
@@ -71,6 +72,7 @@ def install_console(app: FastAPI, *routers: APIRouter) -> None:
     app.mount(STATIC_URL, StaticFiles(directory=_STATIC), name="console-static")
     app.include_router(router)
     app.include_router(sign_in_router)
+    app.include_router(sso_router)
     install_throttles(app.state, app.state.settings)
     for page_router in routers:
         app.include_router(page_router)

@@ -11,38 +11,33 @@ from __future__ import annotations
 
 import hmac
 import math
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from app.audit import service as audit
-from app.audit.service import Actor
 from app.auth.limits import FailureThrottle
 from app.console.access import CSRF_FIELD, SESSION_COOKIE, SignedInPerson, SignInRequired, StaleForm, current_person
 from app.console.i18n import words
+from app.console.signing import (
+    PRE_SESSION_COOKIE,
+    SIGN_IN_URL,
+    local_next,
+    request_actor_of,
+    session_response,
+    sign_in_page,
+)
+from app.console.sso import start_sso
 from app.console.templating import redirect, render
 from app.core.config import Settings
 from app.core.database import SessionDep
 from app.people import service as people
 from app.people import sessions
-from app.people.schemas import OpenedSession
 
-SIGN_IN_URL = "/console/sign-in"
-PRE_SESSION_COOKIE = "console_sign_in"
 MAX_FIELD = 256
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-
-
-def local_next(target: str | None) -> str:
-    """Only a page of the console is a place to come back to (no open redirect)."""
-    if not target or not target.startswith("/console") or target.startswith("//") or "\\" in target:
-        return "/console"
-    if target.startswith(SIGN_IN_URL):
-        return "/console"
-    return target
 
 
 def install_throttles(app_state: object, settings: Settings) -> None:
@@ -59,59 +54,6 @@ def _throttles(request: Request) -> tuple[FailureThrottle, FailureThrottle]:
 
 def _address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def request_actor_of(request: Request, username: str, kind: str = "staff") -> Actor:
-    return Actor(
-        id=f"person:{username}"[:80],
-        kind=kind,
-        request_id=getattr(request.state, "request_id", None),
-        ip_address=request.client.host if request.client else None,
-    )
-
-
-def set_cookie(response: Response, settings: Settings, name: str, value: str, *, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        path="/console",
-        httponly=True,
-        secure=settings.console_cookies_secure,
-        samesite="lax",
-    )
-
-
-def session_response(request: Request, opened: OpenedSession, next_url: str) -> Response:
-    """The answer to a successful sign-in: the session cookie, and on to the page asked for."""
-    settings: Settings = request.app.state.settings
-    response = redirect(local_next(next_url))
-    set_cookie(response, settings, SESSION_COOKIE, opened.token, max_age=settings.console_session_lifetime_s)
-    response.delete_cookie(PRE_SESSION_COOKIE, path="/console")
-    return response
-
-
-def sign_in_page(
-    request: Request, *, next_url: str, error: str | None = None, status_code: int = 200, **fields: object
-) -> Response:
-    """The sign-in form, with a fresh double-submit token."""
-    settings: Settings = request.app.state.settings
-    token = secrets.token_urlsafe(24)
-    response = render(
-        request,
-        "people/sign_in.html",
-        {
-            "next_url": local_next(next_url),
-            "form_token": token,
-            "error": error,
-            "sso_enabled": settings.oidc_enabled,
-            "local_enabled": True,
-            **fields,
-        },
-        status_code=status_code,
-    )
-    set_cookie(response, settings, PRE_SESSION_COOKIE, token, max_age=3600)
-    return response
 
 
 @router.get("/sign-in")
@@ -143,8 +85,6 @@ async def sign_in(
             request, next_url=next, error="The form has expired; please try again", status_code=403, username=username
         )
     if action == "sso" and settings.oidc_enabled:
-        from app.console.sso import start_sso
-
         return await start_sso(request, next_url=local_next(next))
     name = people.normalise_username(username)
     by_username, by_address = _throttles(request)

@@ -27,6 +27,7 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/console/sign-out"): SIGNED_IN,
     ("GET", "/console/account"): SIGNED_IN,
     ("POST", "/console/account/sign-out-everywhere"): SIGNED_IN,
+    ("GET", "/console/sso/callback"): ANYONE,  # the identity provider sends the browser back here
     # Administration: admins manage credentials; auditors read the audit log and act nowhere.
     ("GET", "/console/clients"): (ADMIN,),
     ("GET", "/console/clients/new"): (ADMIN,),

@@ -33,6 +33,8 @@ ALLOWED = {
     ("privacy/service.py", "the real time"): "data key bookkeeping, not a business rule",
     ("people/sessions.py", "the real time"): "console sessions are credentials: idle timeout and lifetime in real "
     "time, never lengthened nor cut by a test clock",
+    ("people/oidc.py", "system time"): "the single sign-on's login state lives ten minutes of real time, a "
+    "credential between two legs of one sign-in",
     ("people/service.py", "the real time"): "one-time codes (TOTP) come from the person's phone, on its real clock",
     ("webhooks/delivery.py", "system time"): "the signature timestamp: receivers check it against their real clock",
 }
