@@ -14,9 +14,9 @@ from starlette.responses import Response
 from app.audit import service as audit
 from app.console.access import SignedInPerson, page_for
 from app.console.admin.details import readable_details
-from app.console.admin.listing import PageWindow, clean_text, page_number, url_of
+from app.console.admin.listing import PageWindow, clean_text, has_empty_parameters, page_number, url_of
 from app.console.admin.words import ACTOR_KINDS
-from app.console.templating import redirect, render
+from app.console.templating import is_fragment_request, redirect, render
 from app.core.business_time import business_zone
 from app.core.database import SessionDep
 
@@ -111,6 +111,9 @@ async def audit_log(
     filters = AuditFilters.of(given)
     number = page_number(page)
     path = request.url.path
+    canonical = url_of(path, {**filters.kept, "page": str(number) if number else None})
+    if not is_fragment_request(request) and has_empty_parameters(request.query_params) and not filters.corrected:
+        return redirect(canonical)
     if filters.corrected or number == 0:
         return redirect(
             url_of(path, filters.kept), flash="Some filters were not valid and were removed", level="warning"
@@ -124,7 +127,7 @@ async def audit_log(
         (FILTER_LABELS[name], value, url_of(path, {**filters.kept, name: None}))
         for name, value in filters.active.items()
     ]
-    return render(
+    response = render(
         request,
         "admin/audit.html",
         {
@@ -139,3 +142,5 @@ async def audit_log(
         },
         fragment="admin/audit_results.html",
     )
+    response.headers["HX-Push-Url"] = canonical  # htmx shows the URL of the filters set, not of the whole form
+    return response

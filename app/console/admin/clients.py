@@ -18,7 +18,7 @@ from app.auth.scopes import SCOPES, PrincipalKind, StaffRole, allowance
 from app.catalog import service as catalog
 from app.catalog.models import Partner, PartnerStatus
 from app.console.access import SignedInPerson, form_for, page_for
-from app.console.admin.listing import PageWindow, clean_text, page_number, url_of
+from app.console.admin.listing import PageWindow, clean_text, has_empty_parameters, page_number, url_of
 from app.console.admin.words import AUTH_METHODS, CLIENT_KINDS, CLIENT_STATUSES, GRACE_PERIODS
 from app.console.templating import redirect, render
 from app.core.database import SessionDep
@@ -53,8 +53,9 @@ async def list_clients(
     chosen_status = status if status in CLIENT_STATUSES else None
     number = page_number(page)
     filters = {"kind": chosen_kind, "status": chosen_status}
-    if (kind or None) != chosen_kind or (status or None) != chosen_status or number == 0:
-        return redirect(url_of(request.url.path, filters))
+    corrected = (kind or None) != chosen_kind or (status or None) != chosen_status or number == 0
+    if corrected or has_empty_parameters(request.query_params):
+        return redirect(url_of(request.url.path, {**filters, "page": str(number) if number else None}))
     window = PageWindow(number or 1, total=0)
     entries, total = await inventory.client_entries(
         session,

@@ -21,6 +21,11 @@ def url_of(path: str, query: Mapping[str, str | None]) -> str:
     return f"{path}?{urlencode(present)}" if present else path
 
 
+def has_empty_parameters(query: Mapping[str, str]) -> bool:
+    """A filter form sends its empty fields too (``?actor=&action=x``); the URL to keep has only the set ones."""
+    return any(value == "" for value in query.values())
+
+
 def clean_text(value: object, *, max_length: int) -> str | None:
     """The trimmed text, or ``None`` when it is missing, too long or holds what cannot be stored."""
     if not isinstance(value, str):

@@ -247,3 +247,9 @@ async def test_the_list_filters_in_the_url_and_corrects_bad_values(
     assert beyond.status_code == 303 and beyond.headers["location"] == "/console/clients?status=revoked&page=1"
     nothing = await admin.client.get("/console/clients?kind=staff&status=revoked")
     assert "没有符合筛选条件的记录" in nothing.text
+
+
+async def test_the_empty_fields_of_the_client_filter_stay_out_of_the_url(console_as: ConsoleAs) -> None:
+    admin = await console_as("admin")
+    response = await admin.client.get("/console/clients?kind=&status=revoked&page=1")
+    assert response.status_code == 303 and response.headers["location"] == "/console/clients?status=revoked&page=1"

@@ -200,3 +200,14 @@ async def test_the_log_speaks_english_when_chosen(console_as: ConsoleAs) -> None
     page = await auditor.client.get("/console/audit")
 
     assert "<h1>Audit log</h1>" in page.text and "Days are Beijing days" in page.text
+
+
+async def test_the_empty_fields_of_the_filter_form_stay_out_of_the_url(console_as: ConsoleAs) -> None:
+    auditor = await console_as("auditor")
+    form = "actor=&action=client.created&object_type=&object_id=&from=&to="
+
+    browser = await auditor.client.get(f"/console/audit?{form}")
+    htmx = await auditor.client.get(f"/console/audit?{form}", headers={"HX-Request": "true"})
+
+    assert browser.status_code == 303 and browser.headers["location"] == "/console/audit?action=client.created"
+    assert htmx.status_code == 200 and htmx.headers["hx-push-url"] == "/console/audit?action=client.created"
