@@ -3,7 +3,8 @@ from the routes' own declarations; a route added anywhere in the console is walk
 
 * No session: a page leads to sign-in; a form is refused and changes nothing.
 * A role the policy does not admit: the 403 page, and nothing changes.
-* An admitted role: never 403, never 5xx; an unknown id in the path answers the 404 page.
+* An admitted role: never 403, never 5xx; an unknown id in the path answers the 404 page (or leads to another
+  console page, the list with a message).
 * A form without the session's CSRF token: refused, and nothing changes.
 * Every page (and error page) loads nothing from another host, and every local asset it names answers 200.
 * In Chinese, no page shows a registered English word untranslated; every word a template or console module
@@ -48,8 +49,13 @@ def _form(person: SignedIn | None, route: Route) -> dict[str, str] | None:
     return {"csrf_token": person.csrf_token} if person else {"csrf_token": "no-session"}
 
 
-def _is_the_404_page(response: httpx.Response) -> bool:
-    return response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+def _answers_an_unknown_id(response: httpx.Response) -> bool:
+    """The 404 page, or a redirect to another console page (the list, with a message): never a page as if it were
+    there, never sign-in."""
+    if response.status_code == 404:
+        return response.headers["content-type"].startswith("text/html")
+    location = response.headers.get("location", "")
+    return response.status_code == 303 and location.startswith("/console") and not location.startswith(SIGN_IN)
 
 
 async def test_without_a_session_pages_lead_to_sign_in_and_forms_change_nothing(
@@ -110,7 +116,7 @@ async def test_an_admitted_role_is_never_refused_and_never_meets_a_fault(
                 response = await person.client.request(route.method, url, data=_form(person, route))
                 if response.status_code == 403 or response.status_code >= 500:
                     problems.append(f"{role} {route.method} {url}: {response.status_code}")
-                elif route.parameters and unknown and not _is_the_404_page(response):
+                elif route.parameters and unknown and not _answers_an_unknown_id(response):
                     problems.append(f"{role} {route.method} {url}: {response.status_code}, not the 404 page")
     assert not problems, "\n".join(problems)
 

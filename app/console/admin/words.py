@@ -7,7 +7,7 @@ from app.auth.scopes import SCOPES
 from app.console.i18n import words
 
 CLIENT_KINDS = {"partner": "Partner client", "back_office": "Back-office client", "staff": "Staff client"}
-CLIENT_STATUSES = {"active": "In use", "revoked": "Revoked"}
+CLIENT_STATUSES = {"active": "Client in use", "revoked": "Revoked"}
 AUTH_METHODS = {
     "client_secret_basic": "Secret in the Authorization header",
     "client_secret_post": "Secret in the request body",
@@ -50,7 +50,7 @@ words(
         "Partner client": "合作机构凭证",
         "Back-office client": "后台系统凭证",
         "Staff client": "内部工具凭证",
-        "In use": "使用中",
+        "Client in use": "使用中",
         "Revoked": "已吊销",
         "Secret in the Authorization header": "密钥放在 Authorization 请求头",
         "Secret in the request body": "密钥放在请求体",

@@ -253,3 +253,16 @@ async def test_the_empty_fields_of_the_client_filter_stay_out_of_the_url(console
     admin = await console_as("admin")
     response = await admin.client.get("/console/clients?kind=&status=revoked&page=1")
     assert response.status_code == 303 and response.headers["location"] == "/console/clients?status=revoked&page=1"
+
+
+async def test_an_unknown_client_answers_the_404_page_and_changes_nothing(
+    console_as: ConsoleAs, session: AsyncSession
+) -> None:
+    admin = await console_as("admin")
+    before = await session.scalar(select(func.count()).select_from(AuditEvent))
+    for url in ("/console/clients/cli_nobody/rotate", "/console/clients/cli_nobody/revoke"):
+        page = await admin.client.get(url)
+        posted = await admin.post(url, grace_s="0", confirm="yes")
+        assert page.status_code == posted.status_code == 404
+        assert "页面不存在" in page.text and "页面不存在" in posted.text
+    assert await session.scalar(select(func.count()).select_from(AuditEvent)) == before
