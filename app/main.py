@@ -16,6 +16,7 @@ from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
+from app.console.admin import router as admin_console
 from app.console.finance import router as finance_pages
 from app.console.manager.router import router as manager_console
 from app.console.router import install_console
@@ -125,5 +126,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     if settings.sandbox_enabled:
         # Production has no test clocks at all (DESIGN.md, "Sandbox"): their routes are not even there.
         app.include_router(sandbox_clock_router)
-    install_console(app, manager_console, finance_pages)
+    install_console(app, manager_console, finance_pages, admin_console)
     return app

@@ -6,10 +6,11 @@ the command line use ``Actor.system``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -106,3 +107,59 @@ async def objects_with(session: AsyncSession, action: str) -> set[str]:
     """The ids of the objects an action was ever recorded on (for example every period closed)."""
     rows = await session.scalars(select(col(AuditEvent.object_id)).where(col(AuditEvent.action) == action).distinct())
     return {object_id for object_id in rows.all() if object_id is not None}
+
+@dataclass(frozen=True, slots=True)
+class AuditSearch:
+    """What a person looks for in the log: each field narrows it; ``since`` inclusive, ``until`` exclusive."""
+
+    actor_ids: tuple[str, ...] = ()  # any of them
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _searched(search: AuditSearch) -> list[Any]:
+    conditions: list[Any] = []
+    if search.actor_ids:
+        conditions.append(col(AuditEvent.actor_id).in_(search.actor_ids))
+    if search.action:
+        conditions.append(col(AuditEvent.action) == search.action)
+    if search.object_type:
+        conditions.append(col(AuditEvent.object_type) == search.object_type)
+    if search.object_id:
+        conditions.append(col(AuditEvent.object_id) == search.object_id)
+    if search.since:
+        conditions.append(col(AuditEvent.created_at) >= search.since)
+    if search.until:
+        conditions.append(col(AuditEvent.created_at) < search.until)
+    return conditions
+
+
+async def search_events(
+    session: AsyncSession, search: AuditSearch, *, offset: int, limit: int
+) -> tuple[list[AuditEvent], int]:
+    """One page of the matching events, newest first, and how many match in all."""
+    conditions = _searched(search)
+    total = await session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))
+    rows = await session.scalars(
+        select(AuditEvent)
+        .where(*conditions)
+        .order_by(col(AuditEvent.created_at).desc(), col(AuditEvent.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows.all()), int(total or 0)
+
+
+async def recorded_actions(session: AsyncSession) -> list[str]:
+    """Every action the log holds, for a filter to choose from."""
+    return list(
+        (await session.scalars(select(col(AuditEvent.action)).distinct().order_by(col(AuditEvent.action)))).all()
+    )
+
+
+async def recorded_object_types(session: AsyncSession) -> list[str]:
+    statement = select(col(AuditEvent.object_type)).where(col(AuditEvent.object_type).is_not(None)).distinct()
+    return sorted(value for value in (await session.scalars(statement)).all() if value)

@@ -59,6 +59,11 @@ async def sso_callback(
     error_description: Annotated[str, Query(max_length=1000)] = "",
     session_state: Annotated[str, Query(max_length=512)] = "",
     iss: Annotated[str, Query(max_length=500)] = "",
+    # Sent by some providers (Google, Microsoft Entra) beside the code; not used.
+    scope: Annotated[str, Query(max_length=2000)] = "",
+    authuser: Annotated[str, Query(max_length=20)] = "",
+    hd: Annotated[str, Query(max_length=200)] = "",
+    prompt: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     settings: Settings = request.app.state.settings
     next_url = "/console"

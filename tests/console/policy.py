@@ -62,6 +62,18 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("GET", "/console/referrals"): (MANAGER,),
     ("POST", "/console/referrals/search"): (MANAGER,),
     ("POST", "/console/referrals/{referral_id}/unmask"): (MANAGER,),
+    # Administration: admins manage credentials; auditors read the audit log and act nowhere.
+    ("GET", "/console/clients"): (ADMIN,),
+    ("GET", "/console/clients/new"): (ADMIN,),
+    ("POST", "/console/clients"): (ADMIN,),
+    ("GET", "/console/clients/{client_id}/rotate"): (ADMIN,),
+    ("POST", "/console/clients/{client_id}/rotate"): (ADMIN,),
+    ("GET", "/console/clients/{client_id}/revoke"): (ADMIN,),
+    ("POST", "/console/clients/{client_id}/revoke"): (ADMIN,),
+    ("GET", "/console/keys"): (ADMIN,),
+    ("GET", "/console/keys/rotate"): (ADMIN,),
+    ("POST", "/console/keys/rotate"): (ADMIN,),
+    ("GET", "/console/audit"): (ADMIN, AUDITOR),
 }
 
 

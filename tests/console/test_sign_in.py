@@ -10,13 +10,15 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.models import AuditEvent
 from app.audit.service import Actor
 from app.auth.scopes import StaffRole
 from app.console.access import SESSION_COOKIE
 from app.core.config import Settings
+from app.core.database import Database
+from app.main import create_app
 from app.people import service as people
 from app.people.models import ConsoleSession, Person
 from app.people.schemas import NewPerson
@@ -168,3 +170,48 @@ async def test_sign_out_everywhere_ends_every_session_of_the_person(
     assert open_rows == []
     assert (await other_device.get("/console")).headers["location"].startswith("/console/sign-in")
     await other_device.aclose()
+
+
+async def test_too_many_failures_from_one_address_lock_it_whatever_the_username(
+    settings: Settings, connection: AsyncConnection, li_wei: NewPerson
+) -> None:
+    strict = settings.model_copy(update={"console_failures_per_address": 3})
+    app = create_app(strict, Database(connection, join_savepoint=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://testserver") as browser:
+        for name in ("wang.fang", "zhang.wei", "liu.yang"):
+            assert (await post_sign_in(browser, name, "guess", "000000")).status_code == 401
+        locked = await post_sign_in(browser, "li.wei", PASSWORD, code_of(li_wei))
+    assert locked.status_code == 429 and "分钟后再试" in locked.text
+
+
+async def test_in_development_the_cookie_is_not_secure_plain_http_on_localhost(
+    settings: Settings, connection: AsyncConnection, li_wei: NewPerson
+) -> None:
+    development = settings.model_copy(update={"environment": "development"})
+    app = create_app(development, Database(connection, join_savepoint=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as browser:
+        response = await post_sign_in(browser, "li.wei", PASSWORD, code_of(li_wei))
+    cookie = next(value for value in response.headers.get_list("set-cookie") if value.startswith(SESSION_COOKIE))
+    flags = {part.strip().lower() for part in cookie.split(";")}
+    assert "secure" not in flags and {"httponly", "samesite=lax"} <= flags
+
+
+async def test_the_password_is_an_argon2id_hash_and_the_totp_secret_is_sealed(
+    li_wei: NewPerson, session: AsyncSession
+) -> None:
+    person = (await session.scalars(select(Person).where(Person.username == "li.wei"))).one()
+    assert person.password_hash and person.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in person.password_hash
+    assert person.sealed_totp_secret and li_wei.totp_secret.encode() not in person.sealed_totp_secret
+
+
+async def test_an_htmx_request_without_a_session_is_sent_to_sign_in_whole(browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/console/account", headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/console/sign-in?next=/console/account"
+
+
+async def test_the_sign_in_page_is_in_english_when_chosen(browser: httpx.AsyncClient) -> None:
+    browser.cookies.set("console_lang", "en")
+    page = await browser.get("/console/sign-in")
+    assert "Sign in to the alliance console" in page.text and "One-time code" in page.text
