@@ -189,7 +189,7 @@ async def account(
     context = {
         "open_sessions": open_sessions,
         "idle_minutes": settings.console_idle_timeout_s // 60,
-        "lifetime_hours": round(settings.console_session_lifetime_s / 3600, 1),
+        "lifetime_hours": f"{settings.console_session_lifetime_s / 3600:g}",
     }
     return render(request, "people/account.html", context)
 

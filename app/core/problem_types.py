@@ -294,6 +294,14 @@ _TYPES = (
         "The OAuth client's settings are not usable "
         "(for example a JWKS without a usable signing key); `detail` says which.",
     ),
+    # People (the console's accounts; raised by `alliance staff create-user`).
+    (
+        "invalid-person",
+        "Invalid person",
+        "The person cannot be created as given: a username is 2-64 characters of lowercase letters, digits, '.', "
+        "'_' or '-'; `detail` says which rule.",
+    ),
+    ("username-taken", "Username taken", "Another person already signs in with this username; choose another."),
     # Reports.
     (
         "invalid-report-query",
