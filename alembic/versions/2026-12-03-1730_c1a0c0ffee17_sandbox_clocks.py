@@ -4,7 +4,7 @@ A partner's test clock in a sandbox (DESIGN.md, "Time" and "Sandbox"): no row, t
 row, its time stands at ``now`` until the clock is advanced again.
 
 Revision ID: c1a0c0ffee17
-Revises: 9f4fd152ce4d
+Revises: i18fin4e7c01
 Create Date: 2026-12-03 17:30:00+00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "c1a0c0ffee17"
-down_revision: str | None = "9f4fd152ce4d"
+down_revision: str | None = "i18fin4e7c01"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
