@@ -108,6 +108,7 @@ async def objects_with(session: AsyncSession, action: str) -> set[str]:
     rows = await session.scalars(select(col(AuditEvent.object_id)).where(col(AuditEvent.action) == action).distinct())
     return {object_id for object_id in rows.all() if object_id is not None}
 
+
 @dataclass(frozen=True, slots=True)
 class AuditSearch:
     """What a person looks for in the log: each field narrows it; ``since`` inclusive, ``until`` exclusive."""

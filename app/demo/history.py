@@ -26,6 +26,7 @@ from app.core import clock
 from app.core.business_time import Month, business_day, month_of
 from app.core.config import Settings
 from app.core.pagination import PageParams
+from app.core.partner_filter import EVERY_PARTNER
 from app.core.tenancy import Tenant
 from app.demo import settling
 from app.demo.story import CLIENT_OF, Story, Submission, Withdrawal, at_local, days
@@ -100,7 +101,7 @@ class Player:
 
     async def jobs(self) -> None:
         for job in JOBS:
-            await job.run(self.session, self.settings, clock.now())
+            await job.run(self.session, self.settings, clock.now(), EVERY_PARTNER)
 
     async def review_conflicts(self) -> None:
         """The alliance manager keeps the first partner's attribution once a conflict has waited two weeks."""
