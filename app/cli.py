@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from app import __version__
+from app.conversions.commands import add_import_commands
 from app.core.config import get_settings
 from app.core.database import redacted, resolve_database_url
 from app.core.problems import Problem
@@ -290,6 +290,7 @@ keys_cli = typer.Typer(help="Key management.", no_args_is_help=True)
 finance_cli = typer.Typer(help="Finance: statements.", no_args_is_help=True)
 cli.add_typer(staff_cli, name="staff")
 add_people_commands(staff_cli, lambda work: _in_transaction(_database_url(), work))
+add_import_commands(cli, _database_url, _migrate)
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(finance_cli, name="finance")
@@ -455,39 +456,6 @@ def keys_rotate_data(
         while done := _in_transaction(url, one_batch, migrate=False):
             total += done
         typer.echo(f"{target.table}.{target.column}: {total} re-encrypted")
-
-
-@cli.command("import-events")
-def import_events(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The back office's CSV.")],
-) -> None:
-    """Import a daily file of conversion events (same rules as the API: idempotent, bad lines reported)."""
-    from app.conversions.importer import import_file
-    from app.core.database import Database as _Database
-    from app.core.database import create_engine
-    from app.privacy.service import blind_index
-
-    settings = get_settings()
-    url = _database_url()
-    _migrate(url)
-    total_lines = max(0, sum(1 for _ in path.open(encoding="utf-8-sig")) - 1)
-
-    async def run() -> tuple[Counter[str], list[str]]:
-        database = _Database(create_engine(url, settings))
-        try:
-            with typer.progressbar(length=total_lines, label="events") as bar:
-                return await import_file(database, blind_index(settings), path, bar.update)
-        finally:
-            await database.dispose()
-
-    try:
-        totals, rejections = asyncio.run(run())
-    except (ValueError, UnicodeDecodeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(", ".join(f"{name}: {totals.get(name, 0)}" for name in ("applied", "deferred", "duplicate", "rejected")))
-    for rejection in rejections:
-        typer.echo(f"  {rejection}", err=True)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ ALLOWED = {
     ("auth/server.py", "system time"): "client assertion lifetime: the partner signs it with its real clock",
     ("auth/service.py", "the real time"): "client secrets, revoked tokens and used assertions live in real time",
     ("auth/keys.py", "the real time"): "signing keys are published and retired in real time",
+    ("auth/inventory.py", "the real time"): "whether a retired signing key still verifies is real time (auth/keys.py)",
     ("privacy/service.py", "the real time"): "data key bookkeeping, not a business rule",
     ("people/sessions.py", "the real time"): "console sessions are credentials: idle timeout and lifetime in real "
     "time, never lengthened nor cut by a test clock",
