@@ -11,8 +11,9 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
 from app.audit.service import Actor
+from app.auth.limits import TokenBuckets
 from app.auth.scopes import SCOPES, PrincipalKind
-from app.auth.service import token_standing
+from app.auth.standing import TokenStandings
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.core.database import SessionDep
 from app.core.problems import Forbidden, Problem, Unauthorized
@@ -103,14 +104,18 @@ async def authenticate(
         claims = verify_access_token(token, keys, app_state.settings)
     except InvalidToken as exc:
         raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
-    standing = await token_standing(session, claims["client_id"], claims["jti"])
+    # The rate is checked before any database work once this process knows the client's rate (from its standing).
+    limits: TokenBuckets = app_state.api_rate_limits
+    _refuse_over_rate(known_rate_wait := limits.take_known(claims["client_id"]))
+    standings: TokenStandings = app_state.token_standings
+    standing = await standings.of(session, claims["client_id"], claims.get("partner_id"), claims["jti"])
     if standing is None or not standing.client_active or not standing.partner_active or standing.token_revoked:
         detail = "The access token was revoked or its client is no longer active."
         raise InvalidAccessToken(detail, headers=_challenge("invalid_token", detail))
-    wait = app_state.api_rate_limits.take(claims["client_id"], standing.rate_limit_per_second)
-    if wait:
-        retry_after = str(max(1, round(wait + 0.5)))
-        raise RateLimited("This client's request rate is exceeded.", headers={"Retry-After": retry_after})
+    if known_rate_wait is None:
+        _refuse_over_rate(limits.take(claims["client_id"], standing.rate_limit_per_second))
+    else:
+        limits.remember_rate(claims["client_id"], standing.rate_limit_per_second)
     principal = Principal(
         client_id=claims["client_id"],
         kind=PrincipalKind(claims.get("kind", PrincipalKind.partner)),
@@ -126,6 +131,12 @@ async def authenticate(
             headers=_challenge("insufficient_scope", "The token lacks a scope this call needs.", needed),
         )
     return principal
+
+
+def _refuse_over_rate(wait: float | None) -> None:
+    if wait:
+        retry_after = str(max(1, round(wait + 0.5)))
+        raise RateLimited("This client's request rate is exceeded.", headers={"Retry-After": retry_after})
 
 
 def requires(*scopes: str) -> Any:
