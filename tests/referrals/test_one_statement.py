@@ -41,10 +41,10 @@ async def served(scratch_url: str, settings: Settings) -> AsyncIterator[tuple[Fa
     scratch = settings.model_copy(update={"database_url": scratch_url, "rate_limit_per_second": 100_000})
     engine = create_engine(scratch_url, scratch)
     app = create_app(scratch, Database(engine))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            await eventually(lambda: _listening(app), "the notice listener")
-            yield app, engine, http
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://x") as http:
+        await eventually(lambda: _listening(app), "the notice listener")
+        yield app, engine, http
 
 
 async def _listening(app: FastAPI) -> bool:
