@@ -403,7 +403,7 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
-  local ref = body:match('"external_ref":"([^"]+)"')
+  local ref = body:match('"external_ref":%s*"([^"]+)"')
   if ref then answered[#answered + 1] = status .. " " .. ref end
 end
 
