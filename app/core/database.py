@@ -128,7 +128,8 @@ class Database:
             await self.bind.dispose()
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off per request.
     database: Database = request.app.state.database
     return database
 
