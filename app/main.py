@@ -14,6 +14,8 @@ from app.auth.limits import FailureThrottle, TokenBuckets
 from app.auth.oauth_router import router as oauth_router
 from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
+from app.auth.standing import CHANNEL as STANDING_CHANNEL
+from app.auth.standing import TokenStandings
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
 from app.console.admin import router as admin_console
@@ -70,7 +72,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_objects()
+        standings: TokenStandings = app.state.token_standings
+        listener = database.listener(STANDING_CHANNEL, standings.changed, standings.listen)
+        if listener is not None:
+            listener.start()
         yield
+        if listener is not None:
+            await listener.stop()
         await database.dispose()
 
     app = FastAPI(
@@ -90,6 +98,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.data_keyring = DataKeyring(settings)
     app.state.authorization_server = build_authorization_server(settings)
     app.state.jwks_fetcher = JwksFetcher(settings)
+    app.state.token_standings = TokenStandings()
     app.state.api_rate_limits = TokenBuckets(settings.rate_limit_per_second)
     app.state.client_failures = FailureThrottle(settings.auth_failures_per_client, settings.auth_failure_window_s)
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)

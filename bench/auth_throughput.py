@@ -183,6 +183,8 @@ def _service_env(database: PgTarget) -> dict[str, str]:
         "ALLIANCE_DATABASE_URL": database.dsn,
         "ALLIANCE_LOG_LEVEL": "WARNING",
         "ALLIANCE_RATE_LIMIT_PER_SECOND": str(RATE_LIMIT_PER_SECOND),
+        # The `alliance` command imports the package the venv was installed from; the bench measures this tree.
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
     }
 
 

@@ -38,6 +38,7 @@ import asyncpg
 import httpx
 
 from bench import referral_gen
+from bench.auth_throughput import _COUNT_STATUSES as COUNT_STATUSES
 from bench.auth_throughput import (
     RATE_LIMIT_PER_SECOND,
     Credentials,
@@ -48,6 +49,8 @@ from bench.auth_throughput import (
     _stop,
     _tail,
 )
+from bench.auth_throughput import Load as StatusLoad
+from bench.auth_throughput import _wrk as status_counting_wrk
 from bench.ceiling_http import WRK_INSTALL_HINT, WrkReport, parse_wrk
 from bench.common import ROOT, BenchContext, BenchResult, PgTarget, connect, scratch_database, skipped, stage
 
@@ -57,6 +60,7 @@ DURATION_S, QUICK_DURATION_S = 10, 3
 WARMUP_S = 2
 WRK_TIMEOUT_S = 10  # as auth_throughput: a response slower than this is an error
 PATH = "/v1/referrals"
+PROGRAMS_PATH = "/v1/programs"
 PARTNER_CLIENT_ID = "cli_demo_bank"
 PROGRAM_ID = "prg_demo_bank_vip"
 # Bodies per second of load: the bare ceiling's rate (the service does more per request, so it is slower) times this.
@@ -165,12 +169,44 @@ async def run(ctx: BenchContext) -> BenchResult:
             loads.append(load)
             with stage("reconciling the database with the answers"):
                 reconciled = await _reconcile(database, loads, bodies, base_url, headers)
+            with stage(f"GET {PROGRAMS_PATH}, the bank's programs: wrk -t{THREADS} -c{CONNECTIONS} -d{duration}s"):
+                programs = await _programs_load(wrk, base_url, headers["Authorization"], duration)
             errors = any(_errors(each) for each in loads)
             log_tail = _tail(server_log) if errors or reconciled.problems else ""
             body_bytes = statistics.mean(len(body.encode()) for _, body in pools[-1].lines)
     if log_tail:
         print(f"  the server's log ends with:\n{log_tail}", flush=True)
-    return _result(ctx, load, loads, reconciled, duration, sizes, body_bytes, client_rate, log_tail)
+    result = _result(ctx, load, loads, reconciled, duration, sizes, body_bytes, client_rate, log_tail)
+    return _with_programs(ctx, result, programs)
+
+
+async def _programs_load(wrk: str, base_url: str, authorization: str, duration_s: int) -> StatusLoad:
+    """A partner's protected GET (its programs, with the same token) under the load of ``ceiling_http``."""
+    script = f"wrk.method = 'GET'\nwrk.headers['Authorization'] = {_lua_string(authorization)}\n" + COUNT_STATUSES
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
+        path = Path(directory) / "programs.lua"
+        path.write_text(script)
+        return await status_counting_wrk(wrk, base_url + PROGRAMS_PATH, path, CONNECTIONS, duration_s)
+
+
+def _with_programs(ctx: BenchContext, result: BenchResult, programs: StatusLoad) -> BenchResult:
+    rate = programs.report.requests_per_s
+    result.metrics["programs_requests_per_s"] = rate
+    ratio = ctx.ratio_to("ceiling_http", "requests_per_s", rate)
+    if ratio is not None:
+        result.metrics["programs_ratio_to_ceiling_http"] = ratio
+    for percentile in ("50", "99"):
+        if percentile in programs.report.latency_ms:
+            result.metrics[f"programs_latency_p{percentile}_ms"] = programs.report.latency_ms[percentile]
+    result.metrics["programs_non_2xx"] = programs.report.non_2xx
+    result.params["programs_statuses"] = programs.statuses
+    result.headline += f"; GET {PROGRAMS_PATH} {rate:,.0f} req/s" + (f" ({ratio:.0%})" if ratio is not None else "")
+    if programs.errors:
+        result.status = "failed"
+        result.note += (
+            f"; GET {PROGRAMS_PATH}: statuses {programs.statuses}, socket errors {programs.report.socket_errors}"
+        )
+    return result
 
 
 def _errors(load: Load) -> int:
@@ -367,7 +403,7 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
-  local ref = body:match('"external_ref":"([^"]+)"')
+  local ref = body:match('"external_ref":%s*"([^"]+)"')
   if ref then answered[#answered + 1] = status .. " " .. ref end
 end
 

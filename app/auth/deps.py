@@ -11,8 +11,9 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
 from app.audit.service import Actor
+from app.auth.limits import TokenBuckets
 from app.auth.scopes import SCOPES, PrincipalKind
-from app.auth.service import token_standing
+from app.auth.standing import TokenStandings
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.core import clock
 from app.core.config import Settings
@@ -106,14 +107,18 @@ async def authenticate(
         claims = verify_access_token(token, keys, app_state.settings)
     except InvalidToken as exc:
         raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
-    standing = await token_standing(session, claims["client_id"], claims["jti"])
+    # The rate is checked before any database work once this process knows the client's rate (from its standing).
+    limits: TokenBuckets = app_state.api_rate_limits
+    _refuse_over_rate(known_rate_wait := limits.take_known(claims["client_id"]))
+    standings: TokenStandings = app_state.token_standings
+    standing = await standings.of(session, claims["client_id"], claims.get("partner_id"), claims["jti"])
     if standing is None or not standing.client_active or not standing.partner_active or standing.token_revoked:
         detail = "The access token was revoked or its client is no longer active."
         raise InvalidAccessToken(detail, headers=_challenge("invalid_token", detail))
-    wait = app_state.api_rate_limits.take(claims["client_id"], standing.rate_limit_per_second)
-    if wait:
-        retry_after = str(max(1, round(wait + 0.5)))
-        raise RateLimited("This client's request rate is exceeded.", headers={"Retry-After": retry_after})
+    if known_rate_wait is None:
+        _refuse_over_rate(limits.take(claims["client_id"], standing.rate_limit_per_second))
+    else:
+        limits.remember_rate(claims["client_id"], standing.rate_limit_per_second)
     principal = Principal(
         client_id=claims["client_id"],
         kind=PrincipalKind(claims.get("kind", PrincipalKind.partner)),
@@ -139,6 +144,12 @@ async def _enter_partner_clock(session: SessionDep, partner_id: str, settings: S
     test_clock = await partner_clock(session, partner_id)
     if test_clock is not None:
         clock.enter_for_request(test_clock, settings)
+
+
+def _refuse_over_rate(wait: float | None) -> None:
+    if wait:
+        retry_after = str(max(1, round(wait + 0.5)))
+        raise RateLimited("This client's request rate is exceeded.", headers={"Retry-After": retry_after})
 
 
 def requires(*scopes: str) -> Any:

@@ -20,10 +20,20 @@ class TokenBuckets:
 
     default_rate: int
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _rates: dict[str, int] = field(default_factory=dict)
+
+    def take_known(self, key: str) -> float | None:
+        """``take`` at the rate last given for ``key``; None (and nothing taken) when none was given yet."""
+        rate = self._rates.get(key)
+        return None if rate is None else self.take(key, rate)
+
+    def remember_rate(self, key: str, rate: int | None) -> None:
+        self._rates[key] = rate or self.default_rate
 
     def take(self, key: str, rate: int | None = None) -> float:
         """0 when the request may proceed, else the seconds to wait."""
         rate = rate or self.default_rate
+        self._rates[key] = rate
         capacity = 2.0 * rate
         now = time.monotonic()
         tokens, updated = self._buckets.get(key, (capacity, now))

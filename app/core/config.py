@@ -29,8 +29,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ALLIANCE_DATABASE_URL", "DATABASE_URL")
     )
     embedded_pgdata: Path = Path(".alliance/pgdata")
-    db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # Connections opened beyond the pool are closed again as soon as they are returned: under a steady load that
+    # is a connect (and asyncpg's type introspection) per request. The pool is sized for the load instead.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
+import asyncpg
 import structlog
 from fastapi import Depends, Request
 from sqlalchemy import event
@@ -63,7 +66,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout, and a connection found dropped mid-request is answered
+        # 503 (``_flag_disconnects``) while the pool replaces it.
         pool_recycle=1800,
         # Statement parameters (secrets, tokens, personal data) never appear in exception messages or logs.
         hide_parameters=True,
@@ -76,16 +80,20 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
                 "application_name": "alliance",
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "timezone": "UTC",
-                # asyncpg prepares every statement. After five runs PostgreSQL may keep a generic plan for good,
-                # chosen with the statistics of that moment: on a young table that grows fast (a batch's referrals)
-                # a plan made when the table was nearly empty scans it whole for every lookup, for the life of the
-                # connection. A custom plan per run costs a fraction of a millisecond and follows the table's size.
-                "plan_cache_mode": "force_custom_plan",
+                # Statements keep PostgreSQL's default plan caching; the batch lookups that need a custom plan
+                # per run ask for it in their own transaction (``CUSTOM_PLANS``).
             },
         },
     )
     event.listen(engine.sync_engine, "handle_error", _flag_disconnects)
     return engine
+
+
+# asyncpg prepares every statement. After five runs PostgreSQL may keep a generic plan for good, chosen with the
+# statistics of that moment: on a young table that grows fast (a batch's referrals) a plan made when the table was
+# nearly empty scans it whole for every lookup, for the life of the connection. A custom plan per run costs a
+# fraction of a millisecond and follows the table's size: the transactions that run such lookups execute this first.
+CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 class Database:
@@ -106,12 +114,22 @@ class Database:
         log.info("database_selected", url=redacted(url))
         return cls(create_engine(url, settings))
 
+    def listener(
+        self, channel: str, on_notice: Callable[[str], None], on_state: Callable[[bool], None]
+    ) -> NoticeListener | None:
+        """A listener on ``channel`` (not started); None when bound to one connection (the tests' transaction,
+        in which no notice is ever delivered)."""
+        if not isinstance(self.bind, AsyncEngine):
+            return None
+        return NoticeListener(self.bind, channel, on_notice, on_state)
+
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
             await self.bind.dispose()
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off per request.
     database: Database = request.app.state.database
     return database
 
@@ -126,3 +144,68 @@ async def _request_session(
 
 
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+# --- notices ------------------------------------------------------------------------------------------------------
+
+LISTEN_RETRY_S = 0.5
+
+
+class NoticeListener:
+    """One connection of its own that LISTENs on ``channel`` for the life of the process, outside the pool.
+
+    ``on_state(True)`` once it listens, ``on_state(False)`` as soon as its connection is lost (it then connects
+    again every ``LISTEN_RETRY_S``); ``on_notice(payload)`` for each notice, in the order they were committed.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        channel: str,
+        on_notice: Callable[[str], None],
+        on_state: Callable[[bool], None],
+    ) -> None:
+        self.engine, self.channel = engine, channel
+        self.on_notice, self.on_state = on_notice, on_state
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"listen:{self.channel}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.on_state(False)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                connection = await self._connect()
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("notice_listener_unavailable", channel=self.channel, error=type(exc).__name__)
+                await asyncio.sleep(LISTEN_RETRY_S)
+                continue
+            lost = asyncio.Event()
+            try:
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(self.channel, lambda *args: self.on_notice(str(args[-1])))
+                self.on_state(True)
+                await lost.wait()
+                log.warning("notice_listener_lost", channel=self.channel)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("notice_listener_failed", channel=self.channel, error=type(exc).__name__)
+            finally:
+                self.on_state(False)
+                if not connection.is_closed():
+                    connection.terminate()
+            await asyncio.sleep(LISTEN_RETRY_S)
+
+    async def _connect(self) -> asyncpg.Connection:
+        url = self.engine.url.set(drivername="postgresql")
+        return await asyncpg.connect(
+            url.render_as_string(hide_password=False),
+            timeout=5,
+            server_settings={"application_name": "alliance-listener"},
+        )

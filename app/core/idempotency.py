@@ -217,3 +217,40 @@ async def _once_only_key_required(request: Request, session: SessionDep, key: Re
 
 IdempotentCreate = Annotated[OnceOnly, Depends(_once_only)]
 IdempotentCreateKeyRequired = Annotated[OnceOnly, Depends(_once_only_key_required)]
+
+
+# For a create that runs as one statement: the CTE ``stored``, the live answer the key (``:owner``, ``:key``)
+# already has, if any, with its body as the text of the stored jsonb (see ``claimed_answer_cte``).
+STORED_ANSWER_CTE = """
+    stored AS (
+        SELECT request_hash, status_code, CAST(response_body AS text) AS body FROM idempotency_records
+        WHERE owner = :owner AND key = :key AND expires_at >= CAST(:now AS timestamptz)
+    )"""
+
+
+def claimed_answer_cte(answer: str) -> str:
+    """For a create that runs as one statement: the CTE ``claimed``, claiming the key (``:owner``, ``:key``,
+    ``:request_hash``, at ``:now`` until ``:expires_at``; a new or an expired key only) with the answer that
+    ``answer`` (a CTE of one row: status_code, body as jsonb) holds, and returning it with its body as the text of
+    the stored jsonb: the answer sent and every replay of it are the same bytes. A claim that loses to a concurrent
+    request with the same key waits for it and returns nothing."""
+    return f"""
+    claimed AS (
+        INSERT INTO idempotency_records AS record
+            (owner, key, request_hash, status_code, response_body, created_at, expires_at)
+        SELECT :owner, :key, :request_hash, a.status_code, a.body, CAST(:now AS timestamptz),
+               CAST(:expires_at AS timestamptz)
+        FROM {answer} AS a
+        ON CONFLICT (owner, key) DO UPDATE SET
+            request_hash = excluded.request_hash, status_code = excluded.status_code,
+            response_body = excluded.response_body, created_at = excluded.created_at,
+            expires_at = excluded.expires_at
+        WHERE record.expires_at < CAST(:now AS timestamptz)
+        RETURNING record.status_code, CAST(record.response_body AS text) AS body
+    )"""
+
+
+def stored_answer(status_code: int, body: str, *, replayed: bool) -> Response:
+    """An answer whose body is the text of the jsonb stored with its key (see ``claimed_answer_cte``)."""
+    headers = {REPLAY_HEADER: "true"} if replayed else None
+    return Response(body, status_code=status_code, media_type="application/json", headers=headers)

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.auth.deps import Principal, requires
+from app.core import clock
+from app.core.business_time import business_day
 from app.core.database import SessionDep
-from app.core.idempotency import Answer, IdempotentCreateKeyRequired
+from app.core.idempotency import Answer, IdempotentCall, IdempotentCreateKeyRequired, fingerprint, stored_answer
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.referrals import overrides, oversight, registry, service
+from app.referrals import overrides, oversight, registry, service, submission
 from app.referrals.models import (
     ConflictStatus,
     Referral,
@@ -105,12 +107,31 @@ async def submit_referral(
     principal: Annotated[Principal, requires("referrals:write")],
     once: IdempotentCreateKeyRequired,
 ) -> Response:
+    keyring = request.app.state.data_keyring
+    cipher = await keyring.cipher(session)
+
     async def submit() -> Answer:
-        keyring = request.app.state.data_keyring
-        cipher = await keyring.cipher(session)
         submitted = await service.submit_referral(session, principal.tenant, body, cipher, keyring.index)
         return Answer(201 if submitted.created else 200, referral_out(submitted.referral))
 
+    # The common cases in one statement; the others (see app.referrals.submission) by the general path.
+    assert once.key is not None  # the header is required
+    now = clock.now()
+    candidate = service.encrypted_candidate(0, body, body.program_id, 0, cipher, keyring.index, business_day(now))
+    done = await submission.submit_in_one_statement(
+        session,
+        owner=principal.client_id,
+        key=once.key,
+        request_hash=fingerprint(request.method, request.url.path, body),
+        partner_id=principal.tenant.own_partner_id,
+        candidate=candidate,
+        now=now,
+    )
+    if done.answer is not None:
+        return stored_answer(done.answer.status_code, done.answer.body, replayed=done.answer.replayed)
+    if done.claimed:
+        answer = await submit()
+        return await IdempotentCall(session, principal.client_id, once.key).remember(answer.status_code, answer.body)
     return await once.create(principal.client_id, body, submit)
 
 

@@ -87,6 +87,19 @@ def build_candidate(
     line: int, data: ReferralCreate, program: Program, cipher: DataCipher, index: BlindIndex, today: date
 ) -> Candidate:
     """Encrypt and index a validated referral; nothing in clear leaves this function but masks and age band."""
+    return encrypted_candidate(line, data, program.id, program.attribution_window_days, cipher, index, today)
+
+
+def encrypted_candidate(
+    line: int,
+    data: ReferralCreate,
+    program_id: str,
+    window_days: int,
+    cipher: DataCipher,
+    index: BlindIndex,
+    today: date,
+) -> Candidate:
+    """``build_candidate`` for a program known by its id and window only."""
     subject = data.subject
     mobile: str | None
     if isinstance(subject, IndividualSubject):
@@ -99,8 +112,8 @@ def build_candidate(
         birth_year, assets, employer = None, None, None
     return Candidate(
         line=line,
-        program_id=program.id,
-        attribution_window_days=program.attribution_window_days,
+        program_id=program_id,
+        attribution_window_days=window_days,
         external_ref=data.external_ref,
         kind=data.kind.value,
         identity_hash=identity_index(index, data.kind, identifier),

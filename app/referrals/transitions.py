@@ -238,3 +238,43 @@ async def _record_timeline(session: AsyncSession, changes: Sequence[StatusChange
     ]
     announce = Then(_NOTICES, {"now": now})
     await insert_rows(session, _TIMELINE, _TIMELINE_COLUMNS, rows, returning=_TRANSITION_COLUMNS, then=announce)
+
+
+def intake_sql(created: str) -> str:
+    """The timelines and notices of referrals just created, as CTEs of the statement that inserts them (a single
+    submission): ``created`` names that statement's CTE of (id, partner_id, status, external_ref, program_id). The
+    statement binds ``:now``, ``:received_event`` and ``:attributed_event`` (the timeline rows' ids).
+
+    The same timeline as ``record_intake``: received, then what attribution decided; only the second is a change
+    of status, announced."""
+    for status in (S.eligible, S.existing_client):
+        check(None, S.received)
+        check(S.received, status)
+    notices = queue_notices_sql(
+        f"""
+        SELECT t.partner_id, 'referral.status_changed',
+               jsonb_build_object('referral_id', t.referral_id, 'from_status', t.from_status,
+                                  'to_status', t.to_status, 'cause', t.cause,
+                                  'occurred_at', CAST(:now AS timestamptz),
+                                  'external_ref', c.external_ref, 'program_id', c.program_id)
+        FROM intake_timeline AS t JOIN {created} AS c ON c.id = t.referral_id
+        WHERE t.from_status <> t.to_status
+        """
+    )
+    return f"""
+    intake_timeline AS (
+        INSERT INTO referral_events (id, referral_id, partner_id, from_status, to_status, cause, details, created_at)
+        SELECT e.id, c.id, c.partner_id, e.from_status, COALESCE(e.to_status, c.status), e.cause,
+               CAST('{{}}' AS jsonb), :now
+        FROM {created} AS c
+        CROSS JOIN (VALUES
+            (1, CAST(:received_event AS varchar), CAST(NULL AS varchar), CAST('{S.received.value}' AS varchar),
+             'submitted'),
+            (2, CAST(:attributed_event AS varchar), CAST('{S.received.value}' AS varchar), CAST(NULL AS varchar),
+             'attribution')
+        ) AS e(step, id, from_status, to_status, cause)
+        ORDER BY e.step
+        RETURNING referral_id, partner_id, from_status, to_status, cause
+    ),
+    intake_notices AS ({notices})
+    """

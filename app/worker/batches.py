@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 
 import structlog
+from sqlalchemy import text
 
 from app.core import business_time, clock
-from app.core.database import Database
+from app.core.database import CUSTOM_PLANS, Database
 from app.privacy.service import DataKeyring
 from app.referrals.batches import processing
 from app.referrals.batches.models import BatchStatus, ReferralBatch
@@ -63,6 +64,7 @@ async def _lane(
         today = business_time.today()
         async with database.sessionmaker() as session, session.begin():
             try:
+                await session.execute(text(CUSTOM_PLANS))  # the chunk's lookups, see CUSTOM_PLANS
                 cipher = await keyring.cipher(session)
                 lines = await processing.next_staged_chunk(session, batch.id, 0, cipher)
                 # Checked again once claimed: a chunk that failed in another lane is unlocked by its rollback,

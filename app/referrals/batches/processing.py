@@ -18,6 +18,7 @@ from sqlmodel import col
 from app.catalog.models import PartnerStatus, Program
 from app.catalog.service import get_partner
 from app.core.bulk import copy_records
+from app.core.database import CUSTOM_PLANS
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.privacy.crypto import BlindIndex, DataCipher
 from app.referrals.attribution import Candidate, Outcome, attribute
@@ -156,6 +157,7 @@ async def apply_chunk(
 
     Chunks of one batch may be applied side by side: the batch row is locked only by the closing update of the
     counters, so their transactions wait for each other only at the very end."""
+    await session.execute(text(CUSTOM_PLANS))  # the lookups of what the partner sent before (see CUSTOM_PLANS)
     status = await session.scalar(select(col(ReferralBatch.status)).where(col(ReferralBatch.id) == batch.id))
     if status not in (BatchStatus.pending, BatchStatus.processing):
         return status is BatchStatus.completed
