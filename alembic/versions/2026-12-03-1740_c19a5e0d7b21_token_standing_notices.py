@@ -55,9 +55,15 @@ def upgrade() -> None:
         "CREATE TRIGGER revoked_tokens_standing_changed AFTER INSERT ON revoked_tokens FOR EACH ROW "
         "EXECUTE FUNCTION notify_token_standing('token', 'jti')"
     )
+    # A sandbox partner's test clock is read with the standing: its advance is a change of the partner's standing.
+    op.execute(
+        "CREATE TRIGGER sandbox_clocks_standing_changed AFTER INSERT OR UPDATE OR DELETE ON sandbox_clocks "
+        "FOR EACH ROW EXECUTE FUNCTION notify_token_standing('partner', 'partner_id')"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER sandbox_clocks_standing_changed ON sandbox_clocks")
     op.execute("DROP TRIGGER revoked_tokens_standing_changed ON revoked_tokens")
     for table, _, _, _ in reversed(_WATCHED):
         op.execute(f"DROP TRIGGER {table}_standing_removed ON {table}")

@@ -16,11 +16,10 @@ from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.standing import TokenStandings
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.core import clock
-from app.core.config import Settings
+from app.core.clock import FrozenClock
 from app.core.database import SessionDep
 from app.core.problems import Forbidden, Problem, Unauthorized
 from app.core.tenancy import Tenant
-from app.sandbox.clocks import partner_clock
 
 
 class RateLimited(Problem):
@@ -133,17 +132,10 @@ async def authenticate(
             f"This call needs the scope(s): {needed}.",
             headers=_challenge("insufficient_scope", "The token lacks a scope this call needs.", needed),
         )
-    if principal.is_partner and principal.partner_id and app_state.settings.sandbox_enabled:
-        await _enter_partner_clock(session, principal.partner_id, app_state.settings)
+    if standing.test_clock_now is not None and principal.is_partner and app_state.settings.sandbox_enabled:
+        # In a sandbox, the rest of a partner's request reads the partner's test clock (DESIGN.md, "Time").
+        clock.enter_for_request(FrozenClock(standing.test_clock_now), app_state.settings)
     return principal
-
-
-async def _enter_partner_clock(session: SessionDep, partner_id: str, settings: Settings) -> None:
-    """In a sandbox, the rest of a partner's request reads the partner's test clock, if it has one (DESIGN.md,
-    "Time"); production never gets here."""
-    test_clock = await partner_clock(session, partner_id)
-    if test_clock is not None:
-        clock.enter_for_request(test_clock, settings)
 
 
 def _refuse_over_rate(wait: float | None) -> None:

@@ -30,6 +30,7 @@ from app.core import clock
 from app.core.outbound_urls import UnsafeTarget, normalise_target
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import NotFound, Unprocessable
+from app.sandbox.models import SandboxClock
 
 # OWASP's minimum argon2id profile: client secrets are 256-bit random, so the hash guards against a stolen
 # table, not against guessing; a heavier profile would only slow every token request.
@@ -324,6 +325,9 @@ class TokenStanding:
     partner_active: bool
     token_revoked: bool
     rate_limit_per_second: int | None
+    # A sandbox partner's test clock, read with the standing so that a partner's call costs no extra round trip
+    # (``None``: the partner follows real time; production has no test clocks).
+    test_clock_now: datetime | None = None
 
 
 async def token_standing(session: AsyncSession, client_id: str, jti: str) -> TokenStanding | None:
@@ -336,6 +340,9 @@ async def token_standing(session: AsyncSession, client_id: str, jti: str) -> Tok
                 select(col(RevokedToken.jti)).where(col(RevokedToken.jti) == jti).exists(),
                 col(OAuthClient.rate_limit_per_second),
                 col(Partner.rate_limit_tier),
+                select(col(SandboxClock.now))
+                .where(col(SandboxClock.partner_id) == col(OAuthClient.partner_id))
+                .scalar_subquery(),
             )
             .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
             .where(col(OAuthClient.id) == client_id)
@@ -343,12 +350,13 @@ async def token_standing(session: AsyncSession, client_id: str, jti: str) -> Tok
     ).first()
     if row is None:
         return None
-    client_status, partner_status, revoked, client_rate, tier = row
+    client_status, partner_status, revoked, client_rate, tier, test_clock_now = row
     return TokenStanding(
         client_active=client_status == ClientStatus.active,
         partner_active=partner_status is None or partner_status == PartnerStatus.active,
         token_revoked=bool(revoked),
         rate_limit_per_second=client_rate or (RATE_LIMIT_TIERS[tier] if tier else None),
+        test_clock_now=test_clock_now,
     )
 
 

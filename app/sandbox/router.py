@@ -112,6 +112,10 @@ async def advance_clock(body: AdvanceIn, request: Request, session: SessionDep, 
     result = await service.advance(
         session, principal.actor(request), request.app.state.settings, partner_id, to=body.to, by=by
     )
+    # The clock is read with the token's standing, which this process may cache: the partner's next call must see
+    # the new time (other processes forget it on the database's notice, sent when this commits).
+    await session.commit()
+    request.app.state.token_standings.changed(f"partner:{partner_id}")
     return AdvanceOut(
         partner_id=result.partner_id,
         previous_now=result.previous_now,
