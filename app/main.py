@@ -39,6 +39,7 @@ from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
 from app.reports.router import router as reports_router
+from app.sandbox.simulation_router import router as simulation_router
 from app.settlement.router import finance_router as settlement_router
 from app.webhooks.router import router as webhooks_router
 
@@ -119,5 +120,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         audit_router,
     ):
         app.include_router(router)
+    if settings.sandbox_enabled:
+        # Production has no simulated back office at all (DESIGN.md, "Sandbox"): its route is not even there.
+        app.include_router(simulation_router)
     install_console(app)
     return app

@@ -29,6 +29,7 @@ from app.core import clock
 from app.core.config import get_settings
 from app.core.models import new_id
 from app.core.problems import field_errors
+from app.core.tenancy import Tenant, scoped
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
 from app.referrals.models import ReferralKind, ReferralStatus
@@ -157,6 +158,15 @@ async def ingest_events(
                 referral_id=event.referral_id,
             )
     return [results[position] for position in range(len(raw_events))]
+
+
+async def events_by_source_id(
+    session: AsyncSession, tenant: Tenant, source_event_ids: Sequence[str]
+) -> list[ConversionEvent]:
+    """Events by the back office's ids, as ``tenant`` sees them (a partner: those applied to its referrals)."""
+    statement = select(ConversionEvent).where(col(ConversionEvent.source_event_id).in_(source_event_ids))
+    rows = await session.scalars(scoped(statement, tenant, col(ConversionEvent.partner_id)))
+    return sorted(rows, key=application_order)
 
 
 async def _lock_accounts(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ClientAccount]:

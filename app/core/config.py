@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Environment = Literal["development", "test", "production"]
+Environment = Literal["development", "sandbox", "test", "production"]
 
 # Well-known values that must never protect real data; development uses them so that a newcomer needs nothing.
 DEVELOPMENT_MASTER_KEY = "ZGV2ZWxvcG1lbnQtbWFzdGVyLWtleS0wMDAwMDAwMDA="
@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     def private_targets_allowed(self) -> bool:
         if self.webhook_allow_private_targets is not None:
             return self.webhook_allow_private_targets
+        return self.environment != "production"
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        """The simulated back office and test clocks: in a sandbox and in development (and the test suite, which
+        checks them); never in production."""
         return self.environment != "production"
 
     @property

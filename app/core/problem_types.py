@@ -228,6 +228,14 @@ _TYPES = (
         "The statement cannot be approved while "
         "items of the partner's claim are unmatched or disputed; resolve them first.",
     ),
+    # Sandbox.
+    (
+        "simulation-not-possible",
+        "The back office cannot report this now",
+        "The simulated back office reports what could happen to the referral's client as it stands: an "
+        "account opens only for an eligible referral that holds none yet, and every other event needs the "
+        "account opened first. `detail` says which; read the referral's status and simulate the missing step.",
+    ),
     # Reconciliation.
     (
         "invalid-claim",

@@ -15,6 +15,10 @@ The readings of the design behind the less obvious entries:
   read them too; admins do not. A partner reads its own funnel (API.md) and its own time to convert.
 - Finance acts on statements and reconciliation; auditors read them; nobody else sees other partners' money.
 - The audit log is read by admins and auditors.
+- The sandbox's simulated back office moves a partner's own referrals ("the partner moves its own sandbox
+  referrals through opening, funding, ..."): partners only, with ``referrals:write``, the scope that already lets
+  them change their referrals (submit, withdraw). Staff may advance a partner's clock, not act as its back office;
+  the real back-office client has the feed itself.
 
 The console (``/console``) admits people by session, not tokens: its routes have their own table,
 ``tests/console/policy.py``, and are left out here.
@@ -96,6 +100,8 @@ POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/v1/referrals/{referral_id}"): partner("referrals:read"),
     ("GET", "/v1/referrals/{referral_id}/events"): partner("referrals:read"),
     ("POST", "/v1/referrals/{referral_id}/withdraw"): partner("referrals:write"),
+    # --- the sandbox (absent in production)
+    ("POST", "/v1/sandbox/referrals/{referral_id}/simulate"): partner("referrals:write"),
     ("POST", "/v1/referral-batches"): partner("referrals:write"),
     ("GET", "/v1/referral-batches"): partner("referrals:read"),
     ("GET", "/v1/referral-batches/{batch_id}"): partner("referrals:read"),
