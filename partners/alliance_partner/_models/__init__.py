@@ -69,6 +69,13 @@ from alliance_partner._models.reports import (
     TimeToConvertReport,
     TimingRow,
 )
+from alliance_partner._models.sandbox import (
+    ClockAdvance,
+    SandboxClock,
+    SimulatedEvent,
+    SimulatedEventType,
+    Simulation,
+)
 from alliance_partner._models.statements import (
     Claim,
     ClaimLine,
@@ -103,6 +110,7 @@ __all__ = [
     "Claim",
     "ClaimLine",
     "ClassTotals",
+    "ClockAdvance",
     "Component",
     "Consent",
     "ConsentChannel",
@@ -142,7 +150,11 @@ __all__ = [
     "ReportPeriod",
     "Resolution",
     "RevenueShare",
+    "SandboxClock",
     "SecretRotated",
+    "SimulatedEvent",
+    "SimulatedEventType",
+    "Simulation",
     "StageTiming",
     "Statement",
     "StatementLine",
