@@ -71,6 +71,8 @@ from alliance_partner._models.reports import (
 )
 from alliance_partner._models.sandbox import (
     ClockAdvance,
+    ClockJob,
+    ClosedMonth,
     SandboxClock,
     SimulatedEvent,
     SimulatedEventType,
@@ -111,6 +113,8 @@ __all__ = [
     "ClaimLine",
     "ClassTotals",
     "ClockAdvance",
+    "ClockJob",
+    "ClosedMonth",
     "Component",
     "Consent",
     "ConsentChannel",

@@ -23,22 +23,47 @@ SimulatedEventType = Literal[
 
 @dataclass(frozen=True)
 class SandboxClock:
-    """Your sandbox's test clock: the time every rule reads for you, and how far it was moved from real time.
+    """Your sandbox's test clock: ``now`` is the time every rule reads for you. Until you first advance it, it
+    follows real time (``frozen`` false); from then on it stands at ``now`` between advances, ``advanced_by_s``
+    seconds ahead in all. It only moves forward."""
 
-    It moves only forward, and only when you (or the firm's staff) advance it."""
-
+    partner_id: str
     now: datetime
-    advanced_by_s: float
+    advanced_by_s: int
+    frozen: bool
+
+
+@dataclass(frozen=True)
+class ClockJob:
+    """One job that fell due while the clock moved: ``expire_referrals``, ``erase_unconverted`` or
+    ``release_held_fees``, when it ran and how many rows it changed."""
+
+    job: str
+    at: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
+class ClosedMonth:
+    """A month that ended while the clock moved, closed for you: its draft statement, which finance issues."""
+
+    period: str
+    at: datetime
+    released_lines: int
+    statemented_lines: int
+    created_statements: int
+    statement_ids: list[str]
 
 
 @dataclass(frozen=True)
 class ClockAdvance:
-    """What advancing the clock did: where it stands now, and every job that fell due on the way (expiry, hold
-    release, retention, month close), in the order they ran, as the API describes each."""
+    """What advancing the clock did, in time order: the jobs that fell due and the months closed on the way."""
 
-    now: datetime
-    advanced_by_s: float
-    ran: list[dict[str, Any]]
+    partner_id: str
+    previous_now: datetime
+    clock: SandboxClock
+    jobs: list[ClockJob]
+    months_closed: list[ClosedMonth]
 
 
 @dataclass(frozen=True)
