@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from alliance_partner import AsyncClient, Client, ConflictError, NotFoundError, Simulation
+from alliance_partner import (
+    AsyncClient,
+    Client,
+    ClockAdvance,
+    ConflictError,
+    NotFoundError,
+    SandboxClock,
+    Simulation,
+)
 
 from tests.factories.referrals import individual
 from tests.partners.conftest import Recorder, credentials_of, in_thread
@@ -58,6 +66,26 @@ async def test_the_sync_client_runs_the_same_plans(
         return [closed.referral_status, closed.events[0].type]
 
     assert await in_thread(story) == ["account_opened", "account_closed"]
+
+
+async def test_the_clock_is_read_and_advanced_through_both_clients(
+    make_sandbox_desk: Any,  # noqa: F811
+    async_sdk: Callable[..., AsyncClient],
+    sync_sdk: Callable[..., Client],
+) -> None:
+    desk = await make_sandbox_desk()
+    api, client = async_sdk(credentials_of(desk)), sync_sdk(credentials_of(desk))
+
+    before = await api.sandbox.get_clock()
+    moved = await api.sandbox.advance_clock(by_days=3)
+    later = await in_thread(lambda: client.sandbox.advance_clock(to=moved.clock.now + timedelta(hours=1)))
+    read = await in_thread(client.sandbox.get_clock)
+
+    assert isinstance(before, SandboxClock) and isinstance(moved, ClockAdvance)
+    assert (before.partner_id, before.frozen) == (desk.partner.id, False)
+    assert moved.clock.frozen and moved.clock.now - moved.previous_now == timedelta(days=3)
+    assert later.previous_now == moved.clock.now and read.now == moved.clock.now + timedelta(hours=1)
+    assert read.advanced_by_s == 3 * 86_400 + 3_600
 
 
 def test_the_clock_takes_exactly_one_of_to_and_by_days() -> None:
