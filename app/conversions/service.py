@@ -29,7 +29,6 @@ from app.core import clock
 from app.core.config import get_settings
 from app.core.models import new_id
 from app.core.problems import field_errors
-from app.core.tenancy import Tenant, scoped
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
 from app.referrals.models import ReferralKind, ReferralStatus
@@ -160,12 +159,15 @@ async def ingest_events(
     return [results[position] for position in range(len(raw_events))]
 
 
-async def events_by_source_id(
-    session: AsyncSession, tenant: Tenant, source_event_ids: Sequence[str]
+async def reported_events(
+    session: AsyncSession, client_ref: str, source_event_ids: Sequence[str]
 ) -> list[ConversionEvent]:
-    """Events by the back office's ids, as ``tenant`` sees them (a partner: those applied to its referrals)."""
-    statement = select(ConversionEvent).where(col(ConversionEvent.source_event_id).in_(source_event_ids))
-    rows = await session.scalars(scoped(statement, tenant, col(ConversionEvent.partner_id)))
+    """These events of one client account, by the back office's ids, in the order they apply."""
+    rows = await session.scalars(
+        select(ConversionEvent).where(
+            col(ConversionEvent.client_ref) == client_ref, col(ConversionEvent.source_event_id).in_(source_event_ids)
+        )
+    )
     return sorted(rows, key=application_order)
 
 

@@ -66,11 +66,12 @@ async def simulate(
     await _check(session, referral, request)
     now = clock.now()
     source_event_id = f"{SOURCE_PREFIX}{new_id('sim')}"
+    client_ref = account_of(referral)
     event: dict[str, object] = {
         "source_event_id": source_event_id,
         "type": request.type.value,
         "occurred_at": now,
-        "client_ref": account_of(referral),
+        "client_ref": client_ref,
     }
     if request.type is EventType.account_opened:
         event["credit_code" if referral.kind is ReferralKind.enterprise else "national_id"] = _identifier(
@@ -83,7 +84,8 @@ async def simulate(
     [result] = await conversions.ingest_events(session, index, [event], now)
     if result.result == "rejected":
         raise SimulationNotPossible(f"The feed refused the event: {result.reason}")
-    events = await conversions.events_by_source_id(session, tenant, [source_event_id])
+    # The account is the referral's own: its events are the partner's, attributed or not (opened too late).
+    events = await conversions.reported_events(session, client_ref, [source_event_id])
     fee_lines = await lines_of_events(session, tenant, [applied.id for applied in events])
     await session.refresh(referral)
     await audit.record(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 
 from app.auth.deps import Principal, requires
+from app.conversions.models import EventStatus
 from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreate
 from app.core.problems import problem_responses
@@ -72,7 +73,7 @@ async def simulate(
                     amount=event.amount_fen,
                     currency=event.currency,
                     product_code=event.product_code,
-                    result="applied" if event.status.value == "applied" else "deferred",
+                    result="applied" if event.status is EventStatus.applied else "deferred",
                     effects=event.effects,
                 )
                 for event in done.events

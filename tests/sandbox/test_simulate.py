@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.models import AuditEvent
 from app.conversions.models import ConversionEvent
+from app.core import clock
 from app.core.config import Settings
 from app.core.database import Database
 from app.main import create_app
+from app.referrals.models import Referral
 from app.webhooks.models import WebhookEndpoint
 from tests.factories.referrals import PartnerDesk, individual
 from tests.sandbox.conftest import OTHER_PRODUCT, PRODUCT
@@ -219,3 +222,22 @@ async def test_production_has_no_simulation_route(
             headers=desk.caller.headers,
         )
     assert response.status_code == 404
+
+
+async def test_an_account_opened_after_the_window_expires_the_referral(
+    client: httpx.AsyncClient, make_sandbox_desk: Any, session: AsyncSession
+) -> None:
+    desk = await make_sandbox_desk()
+    referral = await refer(client, desk)
+    await session.execute(
+        update(Referral).where(Referral.id == referral["id"]).values(window_ends_at=clock.now() - timedelta(days=1))
+    )
+
+    opened = (await simulate(client, desk, referral["id"], type="account_opened")).json()
+
+    assert opened["referral_status"] == "expired"
+    [event] = opened["events"]  # the partner's own event, though no partner holds the account now
+    assert event["effects"] == {"attributed": False, "reason": "outside the attribution window"}
+    assert opened["fee_lines"] == []
+    refused = await simulate(client, desk, referral["id"], type="account_funded", amount=HNW_FUNDING)
+    assert refused.status_code == 409
