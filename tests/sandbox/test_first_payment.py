@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from standardwebhooks import Webhook
 
 from app.core.config import Settings
@@ -92,6 +93,7 @@ def receiver() -> Iterator[Receiver]:
 
 @dataclass
 class Deployment:
+    app: FastAPI
     http: httpx.AsyncClient
     database: Database
     settings: Settings
@@ -127,7 +129,7 @@ async def deployment(sandbox_database: str) -> AsyncIterator[Deployment]:
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             secrets = {str(item["client_id"]): str(item["client_secret"]) for item in clients}
-            yield Deployment(http, database, settings, secrets)
+            yield Deployment(app, http, database, settings, secrets)
     finally:
         await database.dispose()
 
