@@ -45,6 +45,7 @@ from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
 from app.reports.router import router as reports_router
 from app.sandbox.router import router as sandbox_clock_router
+from app.sandbox.simulation_router import router as simulation_router
 from app.settlement.router import finance_router as settlement_router
 from app.webhooks.router import router as webhooks_router
 
@@ -133,7 +134,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     ):
         app.include_router(router)
     if settings.sandbox_enabled:
-        # Production has no test clocks at all (DESIGN.md, "Sandbox"): their routes are not even there.
+        # Production has no test clocks nor simulated back office at all (DESIGN.md, "Sandbox"): their routes
+        # are not even there.
         app.include_router(sandbox_clock_router)
+        app.include_router(simulation_router)
     install_console(app, manager_console, finance_pages, admin_console)
     return app

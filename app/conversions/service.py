@@ -159,6 +159,18 @@ async def ingest_events(
     return [results[position] for position in range(len(raw_events))]
 
 
+async def reported_events(
+    session: AsyncSession, client_ref: str, source_event_ids: Sequence[str]
+) -> list[ConversionEvent]:
+    """These events of one client account, by the back office's ids, in the order they apply."""
+    rows = await session.scalars(
+        select(ConversionEvent).where(
+            col(ConversionEvent.client_ref) == client_ref, col(ConversionEvent.source_event_id).in_(source_event_ids)
+        )
+    )
+    return sorted(rows, key=application_order)
+
+
 async def _lock_accounts(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ClientAccount]:
     await session.execute(
         insert(_ACCOUNTS).on_conflict_do_nothing(),

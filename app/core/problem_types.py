@@ -251,6 +251,13 @@ _TYPES = (
         "Name the partner",
         "Staff act on one partner's test clock at a time: name it with `partner_id`.",
     ),
+    (
+        "simulation-not-possible",
+        "The back office cannot report this now",
+        "The simulated back office reports what could happen to the referral's client as it stands: an "
+        "account opens only for an eligible referral that holds none yet, and every other event needs the "
+        "account opened first. `detail` says which; read the referral's status and simulate the missing step.",
+    ),
     # Reconciliation.
     (
         "invalid-claim",

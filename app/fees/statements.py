@@ -291,6 +291,19 @@ async def all_lines(session: AsyncSession, statement_id: str) -> list[FeeAccrual
     )
 
 
+async def lines_of_events(session: AsyncSession, tenant: Tenant, event_ids: list[str]) -> list[FeeAccrual]:
+    """The ledger lines these conversion events created (earnings, caps, clawbacks), in the order written."""
+    statement = select(FeeAccrual).where(col(FeeAccrual.conversion_event_id).in_(event_ids))
+    statement = scoped(statement, tenant, col(FeeAccrual.partner_id))
+    return list(
+        (
+            await session.scalars(
+                statement.order_by(col(FeeAccrual.created_at), col(FeeAccrual.rule), col(FeeAccrual.id))
+            )
+        ).all()
+    )
+
+
 # --- lifecycle ----------------------------------------------------------------------------------------------------
 
 

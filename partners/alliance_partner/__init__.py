@@ -46,6 +46,9 @@ from alliance_partner._models import (
     Claim,
     ClaimLine,
     ClassTotals,
+    ClockAdvance,
+    ClockJob,
+    ClosedMonth,
     Component,
     Consent,
     DeliveryAttempt,
@@ -72,7 +75,10 @@ from alliance_partner._models import (
     ReportGroup,
     ReportPeriod,
     RevenueShare,
+    SandboxClock,
     SecretRotated,
+    SimulatedEvent,
+    Simulation,
     StageTiming,
     Statement,
     StatementLine,
@@ -87,6 +93,7 @@ from alliance_partner._models import (
 )
 from alliance_partner._pagination import AsyncPager, SyncPager
 from alliance_partner._retry import RetryPolicy
+from alliance_partner._sandbox import AsyncSandbox, Sandbox
 from alliance_partner._uploads import rows_to_csv
 from alliance_partner._version import __version__
 from alliance_partner._webhooks import sign_webhook, verify_webhook
@@ -97,6 +104,7 @@ __all__ = [
     "AllianceError",
     "AsyncClient",
     "AsyncPager",
+    "AsyncSandbox",
     "AuthMethod",
     "AuthenticationError",
     "BadRequestError",
@@ -112,6 +120,9 @@ __all__ = [
     "ClaimLine",
     "ClassTotals",
     "Client",
+    "ClockAdvance",
+    "ClockJob",
+    "ClosedMonth",
     "Component",
     "ConflictError",
     "Consent",
@@ -144,8 +155,12 @@ __all__ = [
     "ReportPeriod",
     "RetryPolicy",
     "RevenueShare",
+    "Sandbox",
+    "SandboxClock",
     "SecretRotated",
     "ServerError",
+    "SimulatedEvent",
+    "Simulation",
     "StageTiming",
     "Statement",
     "StatementLine",

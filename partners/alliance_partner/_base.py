@@ -52,7 +52,8 @@ RESULTS_PAGE_SIZE = 500
 BATCH_MEDIA_TYPES: dict[str, str] = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 #: Every API operation the SDK calls: method name → (HTTP method, path template). Both clients have a method of
-#: each name; a test checks this map against the service's OpenAPI document.
+#: each name (a dotted name is a method of a group: ``sandbox.simulate`` is ``client.sandbox.simulate``); a test
+#: checks this map against the service's OpenAPI document.
 OPERATIONS: dict[str, tuple[str, str]] = {
     "list_programs": ("GET", "/v1/programs"),
     "get_program": ("GET", "/v1/programs/{program_id}"),
@@ -84,6 +85,10 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "dispute_statement": ("POST", "/v1/statements/{statement_id}/disputes"),
     "get_funnel_report": ("GET", "/v1/reports/funnel"),
     "get_time_to_convert_report": ("GET", "/v1/reports/time-to-convert"),
+    # The sandbox's, grouped under ``client.sandbox`` (sandbox and development deployments only).
+    "sandbox.get_clock": ("GET", "/v1/sandbox/clock"),
+    "sandbox.advance_clock": ("POST", "/v1/sandbox/clock/advance"),
+    "sandbox.simulate": ("POST", "/v1/sandbox/referrals/{referral_id}/simulate"),
 }
 
 _NOT_SET: Any = object()

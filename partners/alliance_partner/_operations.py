@@ -43,12 +43,16 @@ from alliance_partner._models import (
     WebhookEventType,
     WithdrawalReason,
 )
-from alliance_partner._plans import BatchProgress, Listing, Plan, Progress, Sleep, listing, operation
+from alliance_partner._plans import BatchProgress, Listing, Plan, Progress, Sleep, listing, namespace, operation
+from alliance_partner._sandbox import AsyncSandbox, Sandbox
 from alliance_partner._uploads import BatchSource, ClaimSource
 
 
 class Operations(CallingClient[TransportT]):
     """The partner API's operations; a list returns a pager at once, every other call its answer."""
+
+    #: The test clock and the simulated back office (sandbox and development deployments only).
+    sandbox = namespace(Sandbox, AsyncSandbox)
 
     # --- programs ---------------------------------------------------------------------------------------------
 

@@ -214,3 +214,27 @@ class listing(_ClientMethod, Generic[P, T]):
     def _returns(hint: Any, awaited: bool) -> Any:
         (item,) = get_args(hint)
         return AsyncPager[item] if awaited else SyncPager[item]  # type: ignore[valid-type]
+
+
+B = TypeVar("B", bound=Blocking)
+A = TypeVar("A", bound=Awaited)
+
+
+class namespace(Generic[B, A]):
+    """A group of operations under one name (``client.sandbox.simulate(...)``), written once like every other:
+    ``blocking`` and ``awaited`` are the group's plans carried out by a ``Client`` and an ``AsyncClient``. On the
+    class, the group's class for that client (``Client.sandbox.simulate`` is a method, for ``help`` and IDEs)."""
+
+    def __init__(self, blocking: type[B], awaited: type[A]) -> None:
+        self._blocking, self._awaited = blocking, awaited
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> type[B] | type[A]: ...
+    @overload
+    def __get__(self, client: Blocking, owner: type[Any]) -> B: ...
+    @overload
+    def __get__(self, client: Awaited, owner: type[Any]) -> A: ...
+    def __get__(self, client: Any, owner: type[Any]) -> Any:
+        if client is None:
+            return self._awaited if issubclass(owner, Awaited) else self._blocking
+        return self._awaited(client) if isinstance(client, Awaited) else self._blocking(client)

@@ -20,6 +20,10 @@ The readings of the design behind the less obvious entries:
   an advance expires and erases its referrals); every staff role reads any partner's (the catalog's readers: they
   help partners integrate), alliance managers move one (they onboard partners) and so does finance (an advance
   closes the partner's months).
+- The sandbox's simulated back office moves a partner's own referrals ("the partner moves its own sandbox
+  referrals through opening, funding, ..."): partners only, with ``referrals:write``, the scope that already lets
+  them change their referrals (submit, withdraw). Staff may advance a partner's clock, not act as its back office;
+  the real back-office client has the feed itself.
 
 The console (``/console``) admits people by session, not tokens: its routes have their own table,
 ``tests/console/policy.py``, and are left out here.
@@ -101,6 +105,8 @@ POLICY: dict[tuple[str, str], Access] = {
     ("GET", "/v1/referrals/{referral_id}"): partner("referrals:read"),
     ("GET", "/v1/referrals/{referral_id}/events"): partner("referrals:read"),
     ("POST", "/v1/referrals/{referral_id}/withdraw"): partner("referrals:write"),
+    # --- the sandbox (absent in production)
+    ("POST", "/v1/sandbox/referrals/{referral_id}/simulate"): partner("referrals:write"),
     ("POST", "/v1/referral-batches"): partner("referrals:write"),
     ("GET", "/v1/referral-batches"): partner("referrals:read"),
     ("GET", "/v1/referral-batches/{batch_id}"): partner("referrals:read"),

@@ -214,6 +214,7 @@ def fixed(body: dict[str, Any]) -> Callable[[Objects], Awaitable[dict[str, Any]]
 # The JSON body each partner route needs to get past validation to its lookup (built from A's objects).
 REQUESTS: dict[tuple[str, str], Callable[[Objects], Awaitable[dict[str, Any]]]] = {
     ("POST", "/v1/referrals/{referral_id}/withdraw"): fixed({"reason": "client_request"}),
+    ("POST", "/v1/sandbox/referrals/{referral_id}/simulate"): fixed({"type": "account_opened"}),
     ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): fixed({"description": "renamed by its owner"}),
     ("POST", "/v1/statements/{statement_id}/claims"): fixed({"lines": CLAIM}),
     ("POST", "/v1/statements/{statement_id}/disputes"): _dispute,
@@ -260,6 +261,7 @@ async def send(world: World, call: Call, who: PartnerDesk) -> httpx.Response:
 
 
 def owner_order(routes: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Reads first, deletions last: the order in which the owner can make every call on the same objects."""
+    """Reads first, deletions and withdrawals last: the order in which the owner can make every call on the same
+    objects (a withdrawn referral takes no further step)."""
     rank = {"GET": 0, "DELETE": 2}
-    return sorted(routes, key=lambda route: rank.get(route[0], 1))
+    return sorted(routes, key=lambda route: 2 if route[1].endswith("/withdraw") else rank.get(route[0], 1))

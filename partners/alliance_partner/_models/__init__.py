@@ -69,6 +69,15 @@ from alliance_partner._models.reports import (
     TimeToConvertReport,
     TimingRow,
 )
+from alliance_partner._models.sandbox import (
+    ClockAdvance,
+    ClockJob,
+    ClosedMonth,
+    SandboxClock,
+    SimulatedEvent,
+    SimulatedEventType,
+    Simulation,
+)
 from alliance_partner._models.statements import (
     Claim,
     ClaimLine,
@@ -103,6 +112,9 @@ __all__ = [
     "Claim",
     "ClaimLine",
     "ClassTotals",
+    "ClockAdvance",
+    "ClockJob",
+    "ClosedMonth",
     "Component",
     "Consent",
     "ConsentChannel",
@@ -142,7 +154,11 @@ __all__ = [
     "ReportPeriod",
     "Resolution",
     "RevenueShare",
+    "SandboxClock",
     "SecretRotated",
+    "SimulatedEvent",
+    "SimulatedEventType",
+    "Simulation",
     "StageTiming",
     "Statement",
     "StatementLine",

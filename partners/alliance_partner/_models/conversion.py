@@ -9,14 +9,14 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from alliance_partner._models import batches, common, programs, referrals, reports, statements, webhooks
+from alliance_partner._models import batches, common, programs, referrals, reports, sandbox, statements, webhooks
 
 T = TypeVar("T")
 
 #: Every name the models' annotations use (aliases, models, ``datetime``...).
 _NAMESPACE: dict[str, Any] = {
     name: value
-    for topic in (common, referrals, programs, batches, webhooks, statements, reports)
+    for topic in (common, referrals, programs, batches, webhooks, statements, reports, sandbox)
     for name, value in vars(topic).items()
 }
 
