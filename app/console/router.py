@@ -4,10 +4,13 @@ routers of each area, and the handlers that turn a missing session into a redire
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
@@ -24,6 +27,9 @@ from app.console.sign_in import install_throttles
 from app.console.sign_in import router as sign_in_router
 from app.console.sso import router as sso_router
 from app.console.templating import render
+from app.core.problems import Problem
+
+ApiHandler = Callable[[Request, Any], Response | Awaitable[Response]]
 
 STATIC_URL = "/console/static"
 _STATIC = Path(__file__).parent / "static"
@@ -79,3 +85,24 @@ def install_console(app: FastAPI, *routers: APIRouter) -> None:
     app.add_exception_handler(SignInRequired, _on_sign_in_required)
     app.add_exception_handler(PageForbidden, _on_forbidden)
     app.add_exception_handler(StaleForm, _on_stale_form)
+    for failure in (Problem, RequestValidationError):
+        app.add_exception_handler(failure, _as_a_page_in_the_console(app.exception_handlers[failure]))
+
+
+def _as_a_page_in_the_console(api_handler: ApiHandler) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A failure on a console page is a page for a person (never a JSON document); the API keeps its problems."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith("/console") or request.url.path.startswith(STATIC_URL):
+            answer = api_handler(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
+        if isinstance(exc, Problem):
+            status, title, detail = exc.status, exc.title, exc.detail
+            if title == "Conflict":  # the generic 409; "Conflict" on the console means an attribution conflict
+                title = "This cannot be done in the current state"
+        else:
+            status, title, detail = 422, "This form is incomplete or invalid; please check it and try again", None
+        context = {"status": status, "title": title, "detail": detail}
+        return render(request, "errors/problem.html", context, status_code=status)
+
+    return handler

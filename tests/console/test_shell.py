@@ -71,3 +71,31 @@ async def test_a_console_page_ignores_query_parameters_it_does_not_know(client: 
     """People's links carry all sorts of extras: the page reads what it knows (no JSON 422 for a browser)."""
     response = await client.get("/console?utm_source=mail")
     assert response.status_code == 303
+
+
+async def test_a_failure_on_a_console_page_is_a_page_and_the_api_keeps_its_problems(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    from fastapi import APIRouter
+
+    from app.core.problems import NotFound
+
+    probe = APIRouter()
+
+    @probe.get("/console/__probe_missing")
+    async def missing() -> None:
+        raise NotFound("No such statement.")
+
+    @probe.get("/v1/__probe_missing")
+    async def api_missing() -> None:
+        raise NotFound("No such statement.")
+
+    app.include_router(probe)
+    try:
+        page = await client.get("/console/__probe_missing")
+        assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+        assert "未找到该记录" in page.text and "No such statement." in page.text
+        api = await client.get("/v1/__probe_missing")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    finally:
+        app.router.routes[:] = [route for route in app.router.routes if "__probe" not in getattr(route, "path", "")]
