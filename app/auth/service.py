@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -330,8 +330,11 @@ class TokenStanding:
     test_clock_now: datetime | None = None
 
 
-async def token_standing(session: AsyncSession, client_id: str, jti: str) -> TokenStanding | None:
-    """Whether a verified token may still be used: one query on every protected call."""
+async def token_standing(
+    session: AsyncSession, client_id: str, jti: str, partner_id: str | None = None
+) -> TokenStanding | None:
+    """Whether a verified token may still be used: one query on every protected call. For a partner's token (its
+    ``partner_id`` claim) the partner's sandbox test clock is read with it."""
     row = (
         await session.execute(
             select(
@@ -340,9 +343,9 @@ async def token_standing(session: AsyncSession, client_id: str, jti: str) -> Tok
                 select(col(RevokedToken.jti)).where(col(RevokedToken.jti) == jti).exists(),
                 col(OAuthClient.rate_limit_per_second),
                 col(Partner.rate_limit_tier),
-                select(col(SandboxClock.now))
-                .where(col(SandboxClock.partner_id) == col(OAuthClient.partner_id))
-                .scalar_subquery(),
+                select(col(SandboxClock.now)).where(col(SandboxClock.partner_id) == partner_id).scalar_subquery()
+                if partner_id
+                else null(),
             )
             .outerjoin(Partner, col(Partner.id) == col(OAuthClient.partner_id))
             .where(col(OAuthClient.id) == client_id)

@@ -51,7 +51,7 @@ class TokenStandings:
         if entry is not None and entry.client_id == client_id and time.monotonic() - entry.loaded_at < MAX_AGE_S:
             return entry.standing
         generation = self.generation
-        standing = await token_standing(session, client_id, jti)
+        standing = await token_standing(session, client_id, jti, partner_id)
         if self.listening and generation == self.generation:
             self._entries[jti] = _Entry(client_id, partner_id, standing, time.monotonic())
             while len(self._entries) > MAX_ENTRIES:

@@ -203,6 +203,9 @@ async def test_from_first_referral_to_first_payment(deployment: Deployment, rece
         ]
     ]
 
+    # The demo's history leaves the bank's latest lines in their hold: settle them first (as the guide says), so
+    # that the statement below holds this story's lines only.
+    await advance(api, bank, 35)
     program = (await api.get(f"/v1/programs/{PROGRAM}", headers=bank)).json()
     rules = program["fee_schedule_in_force"]["rules"]
     hnw_bounty = rules["funded_bounty"]["by_tier"]["hnw"]
@@ -240,8 +243,10 @@ async def test_from_first_referral_to_first_payment(deployment: Deployment, rece
     moved = await advance(api, bank, 62)
     assert "release_held_fees" in [job["job"] for job in moved["jobs"]]
     statement_ids = [sid for month in moved["months_closed"] for sid in month["statement_ids"]]
-    assert len(statement_ids) == 1, moved
-    [statement_id] = statement_ids
+    # The demo's history leaves its last month to close, so the bank's advance may close that one too.
+    carrying = [sid for sid in statement_ids if await holds_lines_of(api, issuer, sid, first["external_ref"])]
+    assert len(carrying) == 1, moved
+    [statement_id] = carrying
     issued = await api.post(f"/v1/finance/statements/{statement_id}/issue", headers=issuer)
     assert issued.status_code == 200, issued.text
 
@@ -308,3 +313,8 @@ async def test_from_first_referral_to_first_payment(deployment: Deployment, rece
         for line in page
     ]
     assert {line["status"] for line in lines_now} == {"paid"}
+
+
+async def holds_lines_of(api: httpx.AsyncClient, finance: dict[str, str], statement_id: str, external_ref: str) -> bool:
+    lines = (await api.get(f"/v1/finance/statements/{statement_id}/lines?limit=200", headers=finance)).json()["data"]
+    return any(line["external_ref"] == external_ref for line in lines)

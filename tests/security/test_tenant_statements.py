@@ -44,7 +44,6 @@ OBJECT_ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{8,}$")
 # Statements that read a tenant-owned table across partners because a rule of DESIGN.md needs it, each recognised
 # by what only it contains: (table, marker in the statement) -> the rule.
 ACROSS_PARTNERS: dict[tuple[str, str], str] = {
-    ("oauth_clients", "oauth_clients.id ="): "authentication reads the caller's own client by its id (no tenant yet)",
     ("referrals", "identity_hash"): "attribution rule 3: another partner's active referral for the same identity",
 }
 
