@@ -1,6 +1,7 @@
 """The referral lifecycle driven by back-office events (DESIGN.md, "Referral funnel"), as pure state changes on
-loaded rows: the service loads in bulk, this decides, the service writes the accounts in bulk and hands the
-referrals' status changes to ``app.referrals.transitions.transition``, which checks and writes them.
+loaded rows (plain rows on the feed's path, table objects elsewhere): the service loads in bulk, this decides, the
+service writes the accounts in bulk and hands the referrals' status changes to
+``app.referrals.transitions.transition``, which checks and writes them.
 
 ``account_opened`` links the account to the identity's eligible referral inside its window (→ account_opened);
 the first funding fixes the tier (→ funded); a tier rise inside the qualification period is recorded; buying a
@@ -9,13 +10,20 @@ bundled product of the referral's program converts it. Events of an account not 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.conversions.models import AccountStatus, ClientAccount, ConversionEvent, EventStatus, EventType, Tier
-from app.referrals.models import Referral, ReferralStatus
+from app.conversions.rows import AccountRow, EventRow
+from app.referrals.models import Referral, ReferralRow, ReferralStatus
 from app.referrals.transitions import StatusChange
+
+# The lifecycle reads and changes these attributes only: the feed gives it plain rows, tests may give table objects.
+Account = ClientAccount | AccountRow
+Event = ConversionEvent | EventRow
+AnyReferral = Referral | ReferralRow
 
 HNW_FROM_FEN = 1_000_000 * 100
 INSTITUTIONAL_FROM_FEN = 5_000_000 * 100
@@ -43,18 +51,18 @@ class Lifecycle:
     the referrals it was given (loaded and locked by ``app.referrals.service.lock_for_accounts``): those are
     ``changes``, for ``app.referrals.transitions.transition`` to write; the referral rows are not touched."""
 
-    accounts: dict[str, ClientAccount]
-    referrals_by_identity: dict[bytes, Referral]
-    referrals_by_id: dict[str, Referral]
+    accounts: Mapping[str, Account]
+    referrals_by_identity: Mapping[bytes, AnyReferral]
+    referrals_by_id: Mapping[str, AnyReferral]
     terms: dict[str, ProgramTerms]
     changes: list[StatusChange] = field(default_factory=list)
     _statuses: dict[str, ReferralStatus] = field(default_factory=dict)
 
-    def status_of(self, referral: Referral) -> ReferralStatus:
+    def status_of(self, referral: AnyReferral) -> ReferralStatus:
         """The referral's status after the changes decided so far."""
         return self._statuses.get(referral.id, referral.status)
 
-    def apply(self, event: ConversionEvent, now: datetime) -> None:
+    def apply(self, event: Event, now: datetime) -> None:
         account = self.accounts[event.client_ref]
         if event.type is not EventType.account_opened and account.status is AccountStatus.unopened:
             event.status = EventStatus.deferred
@@ -71,9 +79,9 @@ class Lifecycle:
 
     def _move(
         self,
-        referral: Referral,
+        referral: AnyReferral,
         to_status: ReferralStatus,
-        event: ConversionEvent,
+        event: Event,
         *,
         client_ref: str | None = None,
         **details: Any,
@@ -83,10 +91,10 @@ class Lifecycle:
 
     def _note(
         self,
-        referral: Referral,
+        referral: AnyReferral,
         to_status: ReferralStatus,
         cause: str,
-        event: ConversionEvent,
+        event: Event,
         *,
         client_ref: str | None = None,
         **details: Any,
@@ -104,7 +112,7 @@ class Lifecycle:
             )
         )
 
-    def _account_opened(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _account_opened(self, event: Event, account: Account) -> dict[str, Any]:
         if account.status is not AccountStatus.unopened:
             return {"ignored": "account already opened"}
         account.status = AccountStatus.open
@@ -125,7 +133,7 @@ class Lifecycle:
         self._move(referral, ReferralStatus.account_opened, event, client_ref=account.client_ref)
         return {"attributed": True}
 
-    def _account_funded(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _account_funded(self, event: Event, account: Account) -> dict[str, Any]:
         account.assets_fen += event.amount_fen or 0
         effects: dict[str, Any] = {"assets_fen": account.assets_fen}
         if account.funded_at is None:
@@ -140,7 +148,7 @@ class Lifecycle:
             effects["tier"] = account.tier.value if account.tier else None
         return effects
 
-    def _assets_snapshot(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _assets_snapshot(self, event: Event, account: Account) -> dict[str, Any]:
         account.assets_fen = event.amount_fen or 0
         effects: dict[str, Any] = {"assets_fen": account.assets_fen}
         if account.funded_at is not None:
@@ -148,7 +156,7 @@ class Lifecycle:
             effects["tier"] = account.tier.value if account.tier else None
         return effects
 
-    def _maybe_raise_tier(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _maybe_raise_tier(self, event: Event, account: Account) -> dict[str, Any]:
         assert account.tier is not None and account.opened_at is not None
         new_tier = tier_of(account.assets_fen, account.enterprise)
         if _TIER_RANK[new_tier] <= _TIER_RANK[account.tier]:
@@ -165,7 +173,7 @@ class Lifecycle:
             self._note(referral, status, "tier_raised", event, from_tier=old.value, to_tier=new_tier.value)
         return {"tier_raised": [old.value, new_tier.value]}
 
-    def _bundle_purchased(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _bundle_purchased(self, event: Event, account: Account) -> dict[str, Any]:
         referral = self._referral_of(account)
         if referral is None:
             return {}
@@ -176,18 +184,18 @@ class Lifecycle:
             return {"converted": True}
         return {"product_in_program": in_program}
 
-    def _bundle_cancelled(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _bundle_cancelled(self, event: Event, account: Account) -> dict[str, Any]:
         return {}
 
-    def _revenue_recorded(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _revenue_recorded(self, event: Event, account: Account) -> dict[str, Any]:
         return {}
 
-    def _account_closed(self, event: ConversionEvent, account: ClientAccount) -> dict[str, Any]:
+    def _account_closed(self, event: Event, account: Account) -> dict[str, Any]:
         account.status = AccountStatus.closed
         account.closed_at = event.occurred_at
         return {}
 
-    def _referral_of(self, account: ClientAccount) -> Referral | None:
+    def _referral_of(self, account: Account) -> AnyReferral | None:
         return self.referrals_by_id.get(account.referral_id) if account.referral_id else None
 
 

@@ -16,16 +16,17 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.catalog.models import Program
 from app.catalog.service import program_products
 from app.conversions.lifecycle import Lifecycle, ProgramTerms
-from app.conversions.models import SAME_TIME_ORDER, ClientAccount, ConversionEvent, EventStatus
+from app.conversions.models import SAME_TIME_ORDER, ConversionEvent, EventStatus
+from app.conversions.rows import Accounts, EventRow, lock_accounts, pending_events, write_accounts, write_events
 from app.conversions.schemas import EventIn, EventResult
 from app.core import clock
+from app.core.bulk import JsonText, insert_rows
 from app.core.config import get_settings
 from app.core.models import new_id
 from app.core.problems import field_errors
@@ -35,10 +36,7 @@ from app.referrals.models import ReferralKind, ReferralStatus
 from app.referrals.service import identity_index, lock_for_accounts
 from app.referrals.transitions import transition
 
-# Bulk inserts go through the tables: the ORM's bulk path splits rows whose empty columns differ into separate
-# statements.
 _EVENTS = ConversionEvent.__table__  # type: ignore[attr-defined]
-_ACCOUNTS = ClientAccount.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -99,27 +97,47 @@ def validate_events(raw_events: Sequence[Any], now: datetime) -> tuple[list[_Acc
     return accepted, results
 
 
-def _row(event: EventIn, index: BlindIndex, now: datetime) -> dict[str, Any]:
+_EVENT_COLUMNS = (
+    "id",
+    "source_event_id",
+    "type",
+    "occurred_at",
+    "client_ref",
+    "amount_fen",
+    "currency",
+    "product_code",
+    "identity_hash",
+    "enterprise",
+    "status",
+    "effects",
+    "created_at",
+)
+
+
+def _row(event: EventIn, index: BlindIndex, now: datetime) -> tuple[Any, ...]:
     identity = None
     if event.national_id:
         identity = identity_index(index, ReferralKind.vip, event.national_id)
     elif event.credit_code:
         identity = identity_index(index, ReferralKind.enterprise, event.credit_code)
-    return {
-        "id": new_id("cev"),
-        "source_event_id": event.source_event_id,
-        "type": event.type,
-        "occurred_at": event.occurred_at,
-        "client_ref": event.client_ref,
-        "amount_fen": event.amount,
-        "currency": event.currency,
-        "product_code": event.product_code,
-        "identity_hash": identity,
-        "enterprise": event.credit_code is not None,
-        "status": EventStatus.deferred,
-        "effects": {},
-        "created_at": now,
-    }
+    return (
+        new_id("cev"),
+        event.source_event_id,
+        event.type.value,
+        event.occurred_at,
+        event.client_ref,
+        event.amount,
+        event.currency,
+        event.product_code,
+        identity,
+        event.credit_code is not None,
+        EventStatus.deferred.value,
+        _NO_EFFECTS,
+        now,
+    )
+
+
+_NO_EFFECTS = JsonText("{}")
 
 
 async def ingest_events(
@@ -133,14 +151,13 @@ async def ingest_events(
     accepted, results = validate_events(raw_events, now)
     if accepted:
         rows = [_row(item.event, index, now) for item in accepted]
-        inserted = set(
-            (
-                await session.execute(
-                    insert(_EVENTS).on_conflict_do_nothing().returning(_EVENTS.c.source_event_id),
-                    rows,
-                )
-            ).scalars()
-        )
+        # One statement (staged by COPY): the events not stored yet, by their source id.
+        inserted = {
+            source_id
+            for (source_id,) in await insert_rows(
+                session, _EVENTS, _EVENT_COLUMNS, rows, on_conflict_do_nothing=True, returning=("source_event_id",)
+            )
+        }
         fresh = [item for item in accepted if item.event.source_event_id in inserted]
         for item in accepted:
             if item.event.source_event_id not in inserted:
@@ -171,58 +188,35 @@ async def reported_events(
     return sorted(rows, key=application_order)
 
 
-async def _lock_accounts(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ClientAccount]:
-    await session.execute(
-        insert(_ACCOUNTS).on_conflict_do_nothing(),
-        [{"client_ref": ref, "created_at": now, "updated_at": now} for ref in client_refs],
-    )
-    rows = await session.scalars(
-        select(ClientAccount)
-        .where(col(ClientAccount.client_ref).in_(client_refs))
-        .order_by(col(ClientAccount.client_ref))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {account.client_ref: account for account in rows}
-
-
-def application_order(event: ConversionEvent) -> tuple[str, datetime, int, str]:
+def application_order(event: ConversionEvent | EventRow) -> tuple[str, datetime, int, str]:
     """By client, then time; events sharing a time in funnel order, then by source id (DESIGN.md, "Time")."""
     return (event.client_ref, event.occurred_at, SAME_TIME_ORDER[event.type], event.source_event_id)
 
 
-async def apply_pending(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, ConversionEvent]:
-    """Apply every deferred event of these accounts, in time order; returns them by source id."""
+async def apply_pending(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, EventRow]:
+    """Apply every deferred event of these accounts, in time order; returns them by source id.
+
+    Accounts, events and referrals are read as plain rows (accounts and referrals locked, in key order), the
+    lifecycle and the fee engine run over them in memory, and each table's changes are written in one statement."""
     if not client_refs:
         return {}
-    accounts = await _lock_accounts(session, client_refs, now)
-    events = list(
-        (
-            await session.scalars(
-                select(ConversionEvent)
-                .where(
-                    col(ConversionEvent.client_ref).in_(client_refs),
-                    col(ConversionEvent.status) == EventStatus.deferred,
-                )
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    )
+    accounts = await lock_accounts(session, client_refs, now)
+    events = await pending_events(session, client_refs)
     events.sort(key=application_order)
     lifecycle = await _load_lifecycle(session, accounts, events)
     for event in events:
         lifecycle.apply(event, now)
-    await _write_back(session, lifecycle, now)
-    await session.flush()
+    await write_events(session, events)
+    await write_accounts(session, accounts)
+    # The referrals' changes are referrals' to check and write.
+    await transition(session, lifecycle.changes, now)
     await accrue(session, events, accounts, lifecycle.referrals_by_id, now)
     return {event.source_event_id: event for event in events}
 
 
-async def _load_lifecycle(
-    session: AsyncSession, accounts: dict[str, ClientAccount], events: list[ConversionEvent]
-) -> Lifecycle:
-    identities = [event.identity_hash for event in events if event.identity_hash is not None]
-    linked = [account.referral_id for account in accounts.values() if account.referral_id]
+async def _load_lifecycle(session: AsyncSession, accounts: Accounts, events: list[EventRow]) -> Lifecycle:
+    identities = sorted({event.identity_hash for event in events if event.identity_hash is not None})
+    linked = sorted({account.referral_id for account in accounts.values() if account.referral_id})
     referrals = await lock_for_accounts(session, identities, linked)
     program_ids = sorted({referral.program_id for referral in referrals})
     terms: dict[str, ProgramTerms] = {}
@@ -233,16 +227,10 @@ async def _load_lifecycle(
                 program.qualification_period_days, frozenset(product.code for product in products[program.id])
             )
     return Lifecycle(
-        accounts=accounts,
+        accounts=dict(accounts),
         referrals_by_identity={
             r.identity_hash: r for r in referrals if r.identity_hash and r.status is ReferralStatus.eligible
         },
         referrals_by_id={referral.id: referral for referral in referrals},
         terms=terms,
     )
-
-
-async def _write_back(session: AsyncSession, lifecycle: Lifecycle, now: datetime) -> None:
-    # Accounts and events are rows loaded (and locked) in this session: the flush writes their changes, grouped
-    # by SQLAlchemy into executemany batches. The referrals' changes are referrals' to check and write.
-    await transition(session, lifecycle.changes, now)

@@ -10,31 +10,30 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
 from app.catalog.schemas import FeeRules
 from app.catalog.service import mark_fee_schedules_used
-from app.conversions.models import ClientAccount, ConversionEvent, EventStatus, EventType
-from app.core.business_time import business_day, business_month, month_named
+from app.conversions.lifecycle import Account, AnyReferral, Event
+from app.conversions.models import EventStatus, EventType
+from app.core.bulk import equals_any, insert_rows
+from app.core.business_time import business_day, business_month
 from app.core.models import new_id
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
+from app.fees.cap_usage import CAPPED_RULES, EARNING_RULES, add_cap_usage, capped, lock_cap_usage, partner_months
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
-from app.referrals.models import Referral
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
-EARNING_RULES = (FeeRule.funded_bounty, FeeRule.tier_top_up, FeeRule.bundle_fee, FeeRule.revenue_share)
-# What counts against a cap: earnings net of earlier cuts, and of what an attribution move took away.
-CAPPED_RULES = (*EARNING_RULES, FeeRule.cap, FeeRule.attribution_moved)
+__all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
 _TIER_ORDER = ("retail", "hnw", "institutional")
 
 
@@ -48,8 +47,8 @@ def months_after(start: datetime, months: int) -> datetime:
 @dataclass
 class Line:
     source_key: str
-    referral: Referral
-    event: ConversionEvent | None
+    referral: AnyReferral
+    event: Event | None
     fee_schedule_id: str | None
     rule: FeeRule
     amount_fen: int
@@ -80,9 +79,7 @@ class _Context:
         return None
 
 
-async def _load_context(
-    session: AsyncSession, referrals: dict[str, Referral], events: Sequence[ConversionEvent]
-) -> _Context:
+async def _load_context(session: AsyncSession, referrals: dict[str, AnyReferral], events: Sequence[Event]) -> _Context:
     program_ids = sorted({referral.program_id for referral in referrals.values()})
     programs = {p.id: p for p in await session.scalars(select(Program).where(col(Program.id).in_(program_ids)))}
     schedules: dict[str, list[FeeSchedule]] = defaultdict(list)
@@ -108,36 +105,23 @@ async def _load_context(
         )
         for referral_id, lines in lines_by_referral.items()
     }
+    # The months the call's lines fall in, and those of the earlier lines a clawback may cancel: locked at once.
     moments = [(referrals[event.referral_id or ""].partner_id, event.occurred_at) for event in events]
-    partner_months = sorted({(partner_id, business_month(moment)) for partner_id, moment in moments})
-    await lock_cap_months(session, moments)
-    used_by_partner_month: dict[tuple[str, str], int] = {}
-    for partner_id, month in partner_months:
-        bounds = month_named(month)
-        assert bounds is not None
-        start, end = bounds.start, bounds.end
-        used_by_partner_month[(partner_id, month)] = int(
-            await session.scalar(
-                select(func.coalesce(func.sum(FeeAccrual.amount_fen), 0)).where(
-                    col(FeeAccrual.partner_id) == partner_id,
-                    col(FeeAccrual.rule).in_(CAPPED_RULES),
-                    col(FeeAccrual.status) != AccrualStatus.reversed,
-                    col(FeeAccrual.occurred_at) >= start,
-                    col(FeeAccrual.occurred_at) < end,
-                )
-            )
-            or 0
-        )
+    moments += [
+        (line.partner_id, line.occurred_at)
+        for lines in lines_by_referral.values()
+        for line in lines
+        if line.status is AccrualStatus.pending
+    ]
+    used_by_partner_month = await lock_cap_months(session, moments)
     return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
 
 
-async def lock_cap_months(session: AsyncSession, moments: Iterable[tuple[str, datetime]]) -> None:
+async def lock_cap_months(session: AsyncSession, moments: Iterable[tuple[str, datetime]]) -> dict[tuple[str, str], int]:
     """Serialise the calls touching these (partner, moment)s' months (a monthly cap is shared), in one order for
-    all so that calls taking several never deadlock: a caller touching two partners takes all at once, first."""
-    for partner_id, month in sorted({(partner_id, business_month(moment)) for partner_id, moment in moments}):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"fees:{partner_id}:{month}"}
-        )
+    all so that calls taking several never deadlock: a caller touching two partners takes all at once, first.
+    Returns what each (partner, month) already uses of its cap."""
+    return await lock_cap_usage(session, partner_months(moments))
 
 
 def standing(lines: list[FeeAccrual]) -> list[FeeAccrual]:
@@ -152,7 +136,7 @@ class Accrual:
     """Turns one call's applied events into lines, keeping cap usage and earlier lines up to date as it goes."""
 
     context: _Context
-    accounts: dict[str, ClientAccount]
+    accounts: Mapping[str, Account]
     now: datetime
     lines: list[Line] = field(default_factory=list)
     cancelled_ids: set[str] = field(default_factory=set)
@@ -162,7 +146,7 @@ class Accrual:
         self.lines.append(line)
         self._new_by_referral[line.referral.id].append(line)
 
-    def on_event(self, event: ConversionEvent, referral: Referral) -> None:
+    def on_event(self, event: Event, referral: AnyReferral) -> None:
         program = self.context.programs[referral.program_id]
         schedule = self.context.schedule_on(program.id, event.occurred_at)
         account = self.accounts[event.client_ref]
@@ -175,9 +159,9 @@ class Accrual:
 
     def _earn(
         self,
-        event: ConversionEvent,
-        referral: Referral,
-        account: ClientAccount,
+        event: Event,
+        referral: AnyReferral,
+        account: Account,
         program: Program,
         schedule: FeeSchedule,
         rules: FeeRules,
@@ -208,9 +192,9 @@ class Accrual:
 
     def _bounty(
         self,
-        event: ConversionEvent,
-        referral: Referral,
-        account: ClientAccount,
+        event: Event,
+        referral: AnyReferral,
+        account: Account,
         program: Program,
         schedule: FeeSchedule,
         rules: FeeRules,
@@ -259,8 +243,8 @@ class Accrual:
 
     def _add(
         self,
-        event: ConversionEvent,
-        referral: Referral,
+        event: Event,
+        referral: AnyReferral,
         program: Program,
         schedule: FeeSchedule,
         rules: FeeRules,
@@ -309,7 +293,7 @@ class Accrual:
                 )
             )
 
-    def _rooms(self, referral: Referral, moment: datetime, rules: FeeRules) -> dict[str, int]:
+    def _rooms(self, referral: AnyReferral, moment: datetime, rules: FeeRules) -> dict[str, int]:
         rooms: dict[str, int] = {}
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
@@ -318,17 +302,17 @@ class Accrual:
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
-    def _room(self, referral: Referral, moment: datetime, rules: FeeRules, value: int) -> int:
+    def _room(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> int:
         return max(0, min([value, *self._rooms(referral, moment, rules).values()]))
 
-    def _binding_cap(self, referral: Referral, moment: datetime, rules: FeeRules, value: int) -> str:
+    def _binding_cap(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> str:
         rooms = self._rooms(referral, moment, rules)
         return min(rooms, key=lambda name: rooms[name])
 
     # --- clawback ----------------------------------------------------------------------------------------------
 
     def _claw_back(
-        self, event: ConversionEvent, referral: Referral, account: ClientAccount, program: Program, rules: FeeRules
+        self, event: Event, referral: AnyReferral, account: Account, program: Program, rules: FeeRules
     ) -> None:
         targets: tuple[FeeRule, ...]
         if event.type is EventType.account_closed:
@@ -391,9 +375,9 @@ class Accrual:
 
 async def accrue(
     session: AsyncSession,
-    events: Sequence[ConversionEvent],
-    accounts: dict[str, ClientAccount],
-    referrals: dict[str, Referral],
+    events: Sequence[Event],
+    accounts: Mapping[str, Account],
+    referrals: Mapping[str, AnyReferral],
     now: datetime,
     *,
     key_prefix: str = "",
@@ -415,44 +399,87 @@ async def accrue(
     return await _write(session, accrual, now)
 
 
+_COLUMNS = (
+    "id",
+    "source_key",
+    "partner_id",
+    "referral_id",
+    "external_ref",
+    "conversion_event_id",
+    "fee_schedule_id",
+    "rule",
+    "amount_fen",
+    "currency",
+    "status",
+    "occurred_at",
+    "hold_until",
+    "reverses_id",
+    "arithmetic",
+    "created_at",
+    "updated_at",
+)
+
+
 async def _write(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
+    """The call's lines in one statement (those already written by an earlier run are skipped), the earlier lines
+    its clawbacks cancel in another, and what both change of the monthly caps' usage in a third."""
     rows = [
-        {
-            "id": line.id,
-            "source_key": line.source_key,
-            "partner_id": line.referral.partner_id,
-            "referral_id": line.referral.id,
-            "external_ref": line.referral.external_ref,
-            "conversion_event_id": line.event.id if line.event else None,
-            "fee_schedule_id": line.fee_schedule_id,
-            "rule": line.rule,
-            "amount_fen": line.amount_fen,
-            "currency": "CNY",
-            "status": line.status,
-            "occurred_at": line.occurred_at,
-            "hold_until": line.hold_until,
-            "reverses_id": line.reverses_id,
-            "arithmetic": line.arithmetic,
-            "created_at": now,
-            "updated_at": now,
-        }
+        (
+            line.id,
+            line.source_key,
+            line.referral.partner_id,
+            line.referral.id,
+            line.referral.external_ref,
+            line.event.id if line.event else None,
+            line.fee_schedule_id,
+            line.rule.value,
+            line.amount_fen,
+            "CNY",
+            line.status.value,
+            line.occurred_at,
+            line.hold_until,
+            line.reverses_id,
+            line.arithmetic,
+            now,
+            now,
+        )
         for line in accrual.lines
     ]
-    written = 0
-    if rows:
-        written = len(
-            (await session.execute(insert(_LEDGER).on_conflict_do_nothing().returning(_LEDGER.c.id), rows)).all()
-        )
+    inserted = {
+        row[0]
+        for row in await insert_rows(session, _LEDGER, _COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",))
+    }
+    usage = [
+        (line.referral.partner_id, line.occurred_at, line.amount_fen)
+        for line in accrual.lines
+        if line.id in inserted and capped(line.rule, line.status)
+    ]
     if accrual.cancelled_ids:
-        await session.execute(
-            update(FeeAccrual)
-            .where(col(FeeAccrual.id).in_(accrual.cancelled_ids), col(FeeAccrual.status) == AccrualStatus.pending)
-            .values(status=AccrualStatus.reversed, updated_at=now)
+        cancelled = set(
+            (
+                await session.scalars(
+                    update(FeeAccrual)
+                    .where(
+                        equals_any(col(FeeAccrual.id), sorted(accrual.cancelled_ids)),
+                        col(FeeAccrual.status) == AccrualStatus.pending,
+                    )
+                    .values(status=AccrualStatus.reversed, updated_at=now)
+                    .returning(col(FeeAccrual.id))
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
         )
+        usage += [
+            (line.partner_id, line.occurred_at, -line.amount_fen)
+            for lines in accrual.context.lines_by_referral.values()
+            for line in lines
+            if line.id in cancelled and line.rule in CAPPED_RULES
+        ]
+    await add_cap_usage(session, usage)
     await mark_fee_schedules_used(
         session, {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}, now
     )
-    return written
+    return len(inserted)
 
 
 async def release_held(session: AsyncSession, now: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:

@@ -111,3 +111,15 @@ class Statement(SQLModel, table=True):
     paid_by: str | None = Field(default=None, max_length=80)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+
+
+class FeeCapUsage(SQLModel, table=True):
+    """What a partner's lines use of its monthly cap in one business month: the sum of the capped rules' lines
+    (``app.fees.engine.CAPPED_RULES``) not reversed, kept exact by every write of such a line (``app.fees.cap_usage``),
+    so that accrual locks and reads one row instead of summing the ledger."""
+
+    __tablename__ = "fee_cap_usage"
+
+    partner_id: str = Field(primary_key=True, foreign_key="partners.id", max_length=40)
+    month: str = Field(primary_key=True, max_length=7, description="YYYY-MM, business month")
+    used_fen: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)

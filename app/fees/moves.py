@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.models import new_ids
+from app.fees.cap_usage import add_cap_usage
 from app.fees.engine import EARNING_RULES, accrue, lock_cap_months, standing
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral
@@ -124,4 +125,7 @@ async def _reverse(session: AsyncSession, targets: list[FeeAccrual], move_id: st
             .where(col(FeeAccrual.id).in_(held), col(FeeAccrual.status) == AccrualStatus.pending)
             .values(status=AccrualStatus.reversed, updated_at=now)
         )
+    # Either way the line stops counting against its month's cap: its reversal is written payable, or both are
+    # reversed (every target is of a capped rule, its reversal too).
+    await add_cap_usage(session, [(line.partner_id, line.occurred_at, -line.amount_fen) for line in targets])
     return LedgerChange(len(targets), -sum(line.amount_fen for line in targets))

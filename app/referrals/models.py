@@ -3,6 +3,7 @@ attribution conflicts, the registry of the firm's existing clients, and batches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -99,6 +100,21 @@ class Referral(SQLModel, table=True):
     batch_id: str | None = Field(default=None, max_length=40)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+
+
+@dataclass(slots=True, frozen=True)
+class ReferralRow:
+    """What the conversion feed and the fee engine read of a referral (locked by ``lock_for_accounts``), as plain
+    data: its status changes only through ``app.referrals.transitions.transition``."""
+
+    id: str
+    partner_id: str
+    program_id: str
+    external_ref: str
+    status: ReferralStatus
+    identity_hash: bytes | None
+    window_ends_at: datetime
+    created_at: datetime
 
 
 class ReferralEvent(SQLModel, table=True):

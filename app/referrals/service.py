@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -32,6 +33,7 @@ from app.referrals.models import (
     Referral,
     ReferralEvent,
     ReferralKind,
+    ReferralRow,
     ReferralStatus,
 )
 from app.referrals.schemas import EnterpriseSubject, IndividualSubject, ReferralCreate
@@ -246,32 +248,33 @@ async def referral_events(session: AsyncSession, tenant: Tenant, referral_id: st
     return list(rows.all())
 
 
+_LOCK_FOR_ACCOUNTS = sa.text(
+    """
+    SELECT id, partner_id, program_id, external_ref, status, identity_hash, window_ends_at, created_at
+    FROM referrals
+    WHERE id IN (SELECT id FROM referrals
+                 WHERE identity_hash = ANY(CAST(:identities AS bytea[])) AND status = 'eligible'
+                 UNION ALL SELECT unnest(CAST(:ids AS varchar[])))
+    ORDER BY id
+    FOR UPDATE
+    """
+)
+
+
 async def lock_for_accounts(
     session: AsyncSession, identities: Sequence[bytes], referral_ids: Sequence[str]
-) -> list[Referral]:
-    """For the conversion feed, the referrals its accounts may touch, locked until the transaction ends: the
-    eligible referrals of the ``identities`` accounts open for, and the referrals ``referral_ids`` accounts are
-    linked to. Their status changes only through ``app.referrals.transitions.transition``."""
-    referrals: list[Referral] = []
-    if identities:
-        referrals += (
-            await session.scalars(
-                select(Referral)
-                .where(col(Referral.identity_hash).in_(identities), col(Referral.status) == ReferralStatus.eligible)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    if referral_ids:
-        referrals += (
-            await session.scalars(
-                select(Referral)
-                .where(col(Referral.id).in_(referral_ids))
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    return referrals
+) -> list[ReferralRow]:
+    """For the conversion feed, the referrals its accounts may touch, locked until the transaction ends (in one
+    statement, in key order): the eligible referrals of the ``identities`` accounts open for, and the referrals
+    ``referral_ids`` accounts are linked to. Their status changes only through
+    ``app.referrals.transitions.transition``."""
+    if not identities and not referral_ids:
+        return []
+    rows = await session.execute(_LOCK_FOR_ACCOUNTS, {"identities": list(identities), "ids": list(referral_ids)})
+    return [
+        ReferralRow(row[0], row[1], row[2], row[3], ReferralStatus(row[4]), row[5], row[6], row[7])
+        for row in rows.all()
+    ]
 
 
 # --- withdrawal and erasure -----------------------------------------------------------------------------------------
