@@ -48,13 +48,24 @@ SELECT 'ref_bench_' || n, $1, $2, 'ACR-' || n, 'vip', 'eligible', hash, opened -
 FROM unnest($3::int[], $4::bytea[], $5::timestamptz[]) AS person(n, hash, opened)
 """
 
+# The bench's own rows only: the demo alliance comes with a year of history of its own.
 CHECK_SQL = """
-SELECT (SELECT count(*) FROM conversion_events) AS events,
-       (SELECT count(*) FROM conversion_events WHERE status = 'applied') AS applied,
-       (SELECT count(*) FROM fee_accruals) AS lines,
-       (SELECT coalesce(sum(amount_fen), 0) FROM fee_accruals WHERE status <> 'reversed') AS total_fen,
-       (SELECT count(*) FROM fee_accruals WHERE rule = 'cap') AS cap_lines,
-       (SELECT count(*) FROM referrals WHERE status = 'converted') AS converted
+SELECT (SELECT count(*) FROM conversion_events WHERE source_event_id LIKE 'bench-%') AS events,
+       (SELECT count(*) FROM conversion_events WHERE source_event_id LIKE 'bench-%' AND status = 'applied') AS applied,
+       (SELECT count(*) FROM fee_accruals WHERE referral_id LIKE 'ref_bench_%') AS lines,
+       (SELECT coalesce(sum(amount_fen), 0) FROM fee_accruals
+        WHERE referral_id LIKE 'ref_bench_%' AND status <> 'reversed') AS total_fen,
+       (SELECT count(*) FROM fee_accruals WHERE referral_id LIKE 'ref_bench_%' AND rule = 'cap') AS cap_lines,
+       (SELECT count(*) FROM referrals WHERE id LIKE 'ref_bench_%' AND status = 'converted') AS converted,
+       (SELECT count(*) FROM (
+            SELECT u.partner_id, u.month FROM fee_cap_usage AS u
+            FULL JOIN (SELECT partner_id, to_char(occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month,
+                              sum(amount_fen) AS used
+                       FROM fee_accruals
+                       WHERE rule IN ('funded_bounty', 'tier_top_up', 'bundle_fee', 'revenue_share', 'cap',
+                                      'attribution_moved') AND status <> 'reversed'
+                       GROUP BY 1, 2) AS l USING (partner_id, month)
+            WHERE coalesce(u.used_fen, 0) <> coalesce(l.used, 0)) AS off) AS usage_off
 """
 
 
@@ -134,6 +145,11 @@ async def run(ctx: BenchContext) -> BenchResult:
         problems.append(f"{applied} events answered applied, {check['applied']} stored applied, for {total}")
     if check["converted"] != clients:
         problems.append(f"{check['converted']} referrals converted, for {clients}")
+    if check["usage_off"]:
+        problems.append(f"{check['usage_off']} (partner, month)s whose fee_cap_usage differs from the ledger")
+    # Flat time: the calls of the first tenth against those of the last (the ledger grows in between).
+    tenth = max(1, len(latencies) // 10)
+    first_s, last_s = statistics.mean(latencies[:tenth]), statistics.mean(latencies[-tenth:])
     return BenchResult(
         name=NAME,
         status="failed" if problems else "ok",
@@ -144,6 +160,9 @@ async def run(ctx: BenchContext) -> BenchResult:
             "total_s": elapsed,
             "call_median_s": statistics.median(latencies),
             "call_max_s": max(latencies),
+            "call_first_10pct_s": first_s,
+            "call_last_10pct_s": last_s,
+            "last_to_first": last_s / first_s,
             "ledger_lines": float(check["lines"]),
             "cap_lines": float(check["cap_lines"]),
         },

@@ -28,7 +28,7 @@ from app.conversions.schemas import EventIn, EventResult
 from app.core import clock
 from app.core.bulk import JsonText, insert_rows
 from app.core.config import get_settings
-from app.core.models import new_id
+from app.core.models import new_ids
 from app.core.problems import field_errors
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
@@ -114,14 +114,14 @@ _EVENT_COLUMNS = (
 )
 
 
-def _row(event: EventIn, index: BlindIndex, now: datetime) -> tuple[Any, ...]:
+def _row(event_id: str, event: EventIn, index: BlindIndex, now: datetime) -> tuple[Any, ...]:
     identity = None
     if event.national_id:
         identity = identity_index(index, ReferralKind.vip, event.national_id)
     elif event.credit_code:
         identity = identity_index(index, ReferralKind.enterprise, event.credit_code)
     return (
-        new_id("cev"),
+        event_id,
         event.source_event_id,
         event.type.value,
         event.occurred_at,
@@ -150,7 +150,8 @@ async def ingest_events(
     now = now or clock.now()
     accepted, results = validate_events(raw_events, now)
     if accepted:
-        rows = [_row(item.event, index, now) for item in accepted]
+        ids = new_ids("cev", len(accepted))
+        rows = [_row(event_id, item.event, index, now) for event_id, item in zip(ids, accepted, strict=True)]
         # One statement (staged by COPY): the events not stored yet, by their source id.
         inserted = {
             source_id

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,8 +26,8 @@ from app.catalog.service import mark_fee_schedules_used
 from app.conversions.lifecycle import Account, AnyReferral, Event
 from app.conversions.models import EventStatus, EventType
 from app.core.bulk import equals_any, insert_rows
-from app.core.business_time import business_day, business_month
-from app.core.models import new_id
+from app.core.business_time import business_day, business_month, timezone_name
+from app.core.models import new_id, new_ids
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.fees.cap_usage import CAPPED_RULES, EARNING_RULES, add_cap_usage, capped, lock_cap_usage, partner_months
@@ -35,6 +36,16 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 __all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
 _TIER_ORDER = ("retail", "hnw", "institutional")
+
+
+@lru_cache(maxsize=1 << 16)
+def _month_in(zone: str, moment: datetime) -> str:
+    return business_month(moment)
+
+
+def _month(moment: datetime) -> str:
+    """``business_month``, remembered: a call asks it of the same instants again and again."""
+    return _month_in(timezone_name(), moment)
 
 
 def months_after(start: datetime, months: int) -> datetime:
@@ -141,6 +152,13 @@ class Accrual:
     lines: list[Line] = field(default_factory=list)
     cancelled_ids: set[str] = field(default_factory=set)
     _new_by_referral: dict[str, list[Line]] = field(default_factory=lambda: defaultdict(list))
+    _ids: list[str] = field(default_factory=list)
+
+    def _new_id(self) -> str:
+        # Ids drawn from the system's random source a thousand at a time, not one call per line.
+        if not self._ids:
+            self._ids = new_ids("acr", 1024)
+        return self._ids.pop()
 
     def _append(self, line: Line) -> None:
         self.lines.append(line)
@@ -269,11 +287,12 @@ class Accrual:
             hold_until,
             status,
             arithmetic,
+            id=self._new_id(),
         )
         self._append(line)
         allowed = self._room(referral, event.occurred_at, rules, value)
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
-        key = (referral.partner_id, business_month(event.occurred_at))
+        key = (referral.partner_id, _month(event.occurred_at))
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
             which = self._binding_cap(referral, event.occurred_at, rules, value)
@@ -290,6 +309,7 @@ class Accrual:
                     status,
                     {"cap": which, "line_fen": value, "allowed_fen": allowed},
                     reverses_id=line.id,
+                    id=self._new_id(),
                 )
             )
 
@@ -298,7 +318,7 @@ class Accrual:
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, _month(moment)), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
@@ -365,6 +385,7 @@ class Accrual:
                         "within_days": program.clawback_period_days,
                     },
                     reverses_id=original.id,
+                    id=self._new_id(),
                 )
             )
 
