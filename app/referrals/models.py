@@ -60,13 +60,13 @@ class Referral(SQLModel, table=True):
         sa.Index("uq_referrals_identity_holder", "identity_hash", unique=True, postgresql_where=sa.text(HOLDING_SQL)),
         sa.Index("ix_referrals_partner_created", "partner_id", "created_at", "id"),
         sa.Index("ix_referrals_created_at_id", "created_at", "id"),
-        sa.Index("ix_referrals_identity_hash", "identity_hash"),
-        sa.Index("ix_referrals_mobile_hash", "mobile_hash"),
+        # Staff search by the blind indexes (equality only): erased rows (NULL) are left out.
+        sa.Index("ix_referrals_identity_hash", "identity_hash", postgresql_where=sa.text("identity_hash IS NOT NULL")),
+        sa.Index("ix_referrals_mobile_hash", "mobile_hash", postgresql_where=sa.text("mobile_hash IS NOT NULL")),
         sa.Index("ix_referrals_eligible_window", "window_ends_at", postgresql_where=sa.text("status = 'eligible'")),
-        # Partial indexes where most rows would be dead weight: every insert of an eligible referral (the bulk of
-        # batch intake) skips them.
+        # A partial index where most rows would be dead weight: every insert of an eligible referral (the bulk of
+        # batch intake) skips it. Each index and the query that needs it: docs/indexes.md.
         sa.Index("ix_referrals_awaiting_erasure", "outcome_at", postgresql_where=sa.text(AWAITING_ERASURE_SQL)),
-        sa.Index("ix_referrals_client_ref", "client_ref", postgresql_where=sa.text("client_ref IS NOT NULL")),
     )
 
     id: str = id_field("ref")

@@ -189,20 +189,22 @@ async def transition(session: AsyncSession, changes: Sequence[StatusChange], now
 async def record_intake(
     session: AsyncSession, partner_id: str, referral_ids: Sequence[str], status: ReferralStatus, now: datetime
 ) -> None:
-    """The timelines of referrals just created in ``status``: received, then what attribution decided."""
+    """The timelines of referrals just created in ``status``: received, then what attribution decided. One
+    statement, built in SQL from the referrals' ids (a batch chunk's thousands of referrals: no row per event is
+    built, nor sent, by Python), announcing the second event as ``_record_timeline`` would."""
     check(None, S.received)
     check(S.received, status)
-    await _record_timeline(
-        session,
-        [
-            change
-            for referral_id in referral_ids
-            for change in (
-                StatusChange(referral_id, partner_id, None, S.received, "submitted"),
-                StatusChange(referral_id, partner_id, S.received, status, "attribution"),
-            )
-        ],
-        now,
+    if not referral_ids:
+        return
+    await session.execute(
+        _INTAKE,
+        {
+            "referral_ids": list(referral_ids),
+            "event_ids": new_ids("rev", 2 * len(referral_ids)),
+            "partner_id": partner_id,
+            "status": status.value,
+            "now": now,
+        },
     )
 
 
@@ -226,6 +228,28 @@ _NOTICES = queue_notices_sql(
     ) AS types(event_type)
     JOIN referrals AS r ON r.id = t.referral_id
     WHERE t.from_status <> t.to_status
+    """
+)
+
+
+# Each referral's two events, in the order of the referrals and then of the steps (``seq`` follows it), with the
+# ids made in that order; then their notices, as ``_NOTICES`` reads them from ``inserted``.
+_INTAKE = sa.text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO referral_events (id, referral_id, partner_id, from_status, to_status, cause, details, created_at)
+        SELECT events.ids[2 * r.position - 2 + e.step], r.id, CAST(:partner_id AS varchar), e.from_status,
+               e.to_status, e.cause, CAST('{{}}' AS jsonb), :now
+        FROM unnest(CAST(:referral_ids AS varchar[])) WITH ORDINALITY AS r(id, position)
+        CROSS JOIN (VALUES
+            (1, CAST(NULL AS varchar), CAST('{S.received.value}' AS varchar), CAST('submitted' AS varchar)),
+            (2, CAST('{S.received.value}' AS varchar), CAST(:status AS varchar), CAST('attribution' AS varchar))
+        ) AS e(step, from_status, to_status, cause)
+        CROSS JOIN (SELECT CAST(:event_ids AS varchar[]) AS ids) AS events
+        ORDER BY r.position, e.step
+        RETURNING referral_id, partner_id, from_status, to_status, cause
+    )
+    {_NOTICES}
     """
 )
 

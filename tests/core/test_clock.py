@@ -24,6 +24,8 @@ READS = {
 ALLOWED = {
     ("core/clock.py", "system time"): "the clock itself",
     ("core/clock.py", "the real time"): "the clock itself",
+    ("core/models.py", "the real time"): "ids are ordered by the wall clock's milliseconds: unique and ordered "
+    "whatever a test's clock says",
     ("core/models.py", "the database's time"): "server_default only: every insert through the models sets the "
     "column from the clock; the default serves rows written by migrations",
     ("auth/tokens.py", "system time"): "access token iat/exp: verified against real time by every JWT library",
