@@ -55,6 +55,7 @@ class EventRow:
     organic: bool | None = None
     effects: dict[str, Any] = field(default_factory=dict)
     applied_at: datetime | None = None
+    currency: str | None = None  # stored with a fresh event; not read back
 
 
 async def driver(session: AsyncSession) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,10 +27,10 @@ from app.conversions.models import SAME_TIME_ORDER, ConversionEvent, EventStatus
 from app.conversions.rows import Accounts, EventRow, lock_accounts, pending_events, write_accounts, write_events
 from app.conversions.schemas import EventIn, EventResult
 from app.core import clock
-from app.core.bulk import JsonText, insert_rows
+from app.core.bulk import insert_rows
 from app.core.config import get_settings
 from app.core.models import new_ids
-from app.core.problems import field_errors
+from app.core.problems import Conflict, field_errors
 from app.fees.engine import accrue
 from app.privacy.crypto import BlindIndex
 from app.referrals.models import ReferralKind, ReferralStatus
@@ -109,35 +110,37 @@ _EVENT_COLUMNS = (
     "identity_hash",
     "enterprise",
     "status",
+    "referral_id",
+    "partner_id",
+    "organic",
     "effects",
+    "applied_at",
     "created_at",
 )
 
 
-def _row(event_id: str, event: EventIn, index: BlindIndex, now: datetime) -> tuple[Any, ...]:
+def _fresh_row(event_id: str, event: EventIn, index: BlindIndex) -> EventRow:
     identity = None
     if event.national_id:
         identity = identity_index(index, ReferralKind.vip, event.national_id)
     elif event.credit_code:
         identity = identity_index(index, ReferralKind.enterprise, event.credit_code)
-    return (
+    return EventRow(
         event_id,
         event.source_event_id,
-        event.type.value,
+        event.type,
         event.occurred_at,
         event.client_ref,
         event.amount,
-        event.currency,
         event.product_code,
         identity,
         event.credit_code is not None,
-        EventStatus.deferred.value,
-        _NO_EFFECTS,
-        now,
+        EventStatus.deferred,
+        currency=event.currency,
     )
 
 
-_NO_EFFECTS = JsonText("{}")
+_STORED = sa.text("SELECT source_event_id FROM conversion_events WHERE source_event_id = ANY(CAST(:ids AS varchar[]))")
 
 
 async def ingest_events(
@@ -146,35 +149,64 @@ async def ingest_events(
     """Store and apply a call's events; one result per event, in the order given.
 
     ``now`` is when the platform records them (the clock by default): fee holds run from it.
+
+    The accounts the events are of are locked first: a source id stored by an earlier call of the same account is
+    then seen, and the new events are stored once, as they stand once applied (one statement, staged by COPY).
     """
     now = now or clock.now()
     accepted, results = validate_events(raw_events, now)
     if accepted:
-        ids = new_ids("cev", len(accepted))
-        rows = [_row(event_id, item.event, index, now) for event_id, item in zip(ids, accepted, strict=True)]
-        # One statement (staged by COPY): the events not stored yet, by their source id.
-        inserted = {
-            source_id
-            for (source_id,) in await insert_rows(
-                session, _EVENTS, _EVENT_COLUMNS, rows, on_conflict_do_nothing=True, returning=("source_event_id",)
-            )
+        accounts = await lock_accounts(session, sorted({item.event.client_ref for item in accepted}), now)
+        stored = set((await session.scalars(_STORED, {"ids": [item.event.source_event_id for item in accepted]})).all())
+        ids = iter(new_ids("cev", len(accepted)))
+        fresh = {
+            item.index: _fresh_row(next(ids), item.event, index)
+            for item in accepted
+            if item.event.source_event_id not in stored
         }
-        fresh = [item for item in accepted if item.event.source_event_id in inserted]
         for item in accepted:
-            if item.event.source_event_id not in inserted:
+            if item.index not in fresh:
                 results[item.index] = EventResult(
                     index=item.index, source_event_id=item.event.source_event_id, result="duplicate"
                 )
-        applied = await apply_pending(session, sorted({item.event.client_ref for item in fresh}), now)
-        for item in fresh:
-            event = applied[item.event.source_event_id]
-            results[item.index] = EventResult(
-                index=item.index,
+        await apply_pending(session, accounts, list(fresh.values()), now)
+        for position, event in fresh.items():
+            results[position] = EventResult(
+                index=position,
                 source_event_id=event.source_event_id,
                 result="applied" if event.status is EventStatus.applied else "deferred",
                 referral_id=event.referral_id,
             )
     return [results[position] for position in range(len(raw_events))]
+
+
+async def _store(session: AsyncSession, events: Sequence[EventRow], now: datetime) -> None:
+    rows = [
+        (
+            event.id,
+            event.source_event_id,
+            event.type.value,
+            event.occurred_at,
+            event.client_ref,
+            event.amount_fen,
+            event.currency,
+            event.product_code,
+            event.identity_hash,
+            event.enterprise,
+            event.status.value,
+            event.referral_id,
+            event.partner_id,
+            event.organic,
+            event.effects,
+            event.applied_at,
+            now,
+        )
+        for event in events
+    ]
+    inserted = await insert_rows(session, _EVENTS, _EVENT_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",))
+    if len(inserted) != len(rows):
+        # Another call of other accounts stored one of these source ids since they were looked up.
+        raise Conflict("Some of these events were stored by another call meanwhile; send them again.")
 
 
 async def reported_events(
@@ -194,20 +226,23 @@ def application_order(event: ConversionEvent | EventRow) -> tuple[str, datetime,
     return (event.client_ref, event.occurred_at, SAME_TIME_ORDER[event.type], event.source_event_id)
 
 
-async def apply_pending(session: AsyncSession, client_refs: list[str], now: datetime) -> dict[str, EventRow]:
-    """Apply every deferred event of these accounts, in time order; returns them by source id.
+async def apply_pending(
+    session: AsyncSession, accounts: Accounts, fresh: Sequence[EventRow], now: datetime
+) -> dict[str, EventRow]:
+    """Apply the ``fresh`` events and every deferred event of these (locked) accounts, in time order, then store
+    the fresh ones as they stand; returns all by source id.
 
-    Accounts, events and referrals are read as plain rows (accounts and referrals locked, in key order), the
-    lifecycle and the fee engine run over them in memory, and each table's changes are written in one statement."""
-    if not client_refs:
+    Events and referrals are read as plain rows (referrals locked, in key order), the lifecycle and the fee engine
+    run over them in memory, and each table's changes are written in one statement."""
+    if not accounts:
         return {}
-    accounts = await lock_accounts(session, client_refs, now)
-    events = await pending_events(session, client_refs)
-    events.sort(key=application_order)
+    earlier = await pending_events(session, list(accounts))
+    events = sorted([*earlier, *fresh], key=application_order)
     lifecycle = await _load_lifecycle(session, accounts, events)
     for event in events:
         lifecycle.apply(event, now)
-    await write_events(session, events)
+    await _store(session, fresh, now)
+    await write_events(session, earlier)
     await write_accounts(session, accounts)
     # The referrals' changes are referrals' to check and write.
     await transition(session, lifecycle.changes, now)
