@@ -223,7 +223,8 @@ async def _load_lifecycle(
 ) -> Lifecycle:
     identities = [event.identity_hash for event in events if event.identity_hash is not None]
     linked = [account.referral_id for account in accounts.values() if account.referral_id]
-    referrals = await lock_for_accounts(session, identities, linked)
+    partners = [account.partner_id for account in accounts.values() if account.referral_id and account.partner_id]
+    referrals = await lock_for_accounts(session, identities, linked, partners if len(partners) == len(linked) else ())
     program_ids = sorted({referral.program_id for referral in referrals})
     terms: dict[str, ProgramTerms] = {}
     if program_ids:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -29,6 +30,7 @@ from app.privacy.service import EncryptedColumn
 from app.referrals.attribution import Candidate, attribute
 from app.referrals.models import (
     UNCONVERTED_OUTCOMES,
+    IdentityHolder,
     Referral,
     ReferralEvent,
     ReferralKind,
@@ -247,28 +249,39 @@ async def referral_events(session: AsyncSession, tenant: Tenant, referral_id: st
 
 
 async def lock_for_accounts(
-    session: AsyncSession, identities: Sequence[bytes], referral_ids: Sequence[str]
+    session: AsyncSession,
+    identities: Sequence[bytes],
+    referral_ids: Sequence[str],
+    partner_ids: Sequence[str] = (),
 ) -> list[Referral]:
     """For the conversion feed, the referrals its accounts may touch, locked until the transaction ends: the
-    eligible referrals of the ``identities`` accounts open for, and the referrals ``referral_ids`` accounts are
-    linked to. Their status changes only through ``app.referrals.transitions.transition``."""
+    eligible referrals of the ``identities`` accounts open for (found through their holders), and the referrals
+    ``referral_ids`` (of the partners ``partner_ids``, when given) accounts are linked to. Their status changes
+    only through ``app.referrals.transitions.transition``."""
     referrals: list[Referral] = []
     if identities:
+        # An eligible referral holds its person: found by the identity, then read on its partner's rows.
+        held = select(col(IdentityHolder.partner_id), col(IdentityHolder.referral_id)).where(
+            col(IdentityHolder.identity_hash).in_(identities)
+        )
         referrals += (
             await session.scalars(
                 select(Referral)
-                .where(col(Referral.identity_hash).in_(identities), col(Referral.status) == ReferralStatus.eligible)
+                .where(
+                    sa.tuple_(col(Referral.partner_id), col(Referral.id)).in_(held),
+                    col(Referral.status) == ReferralStatus.eligible,
+                )
                 .with_for_update()
                 .execution_options(populate_existing=True)
             )
         ).all()
     if referral_ids:
+        condition: sa.ColumnElement[bool] = col(Referral.id).in_(referral_ids)
+        if partner_ids:
+            condition = sa.and_(col(Referral.partner_id).in_(sorted(set(partner_ids))), condition)
         referrals += (
             await session.scalars(
-                select(Referral)
-                .where(col(Referral.id).in_(referral_ids))
-                .with_for_update()
-                .execution_options(populate_existing=True)
+                select(Referral).where(condition).with_for_update().execution_options(populate_existing=True)
             )
         ).all()
     return referrals
