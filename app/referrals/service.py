@@ -184,8 +184,14 @@ async def submit_referral(
     [outcome] = await attribute(session, partner_id, [candidate], now)
     if outcome.referral_id is None:
         raise ExternalRefTaken(outcome.error or "external_ref already used", field=outcome.error_field)
-    referral = await session.get(Referral, outcome.referral_id, populate_existing=True)
-    assert referral is not None
+    # Read on the partner's own rows (its shard on a cluster, docs/scaling.md).
+    referral = (
+        await session.scalars(
+            select(Referral)
+            .where(col(Referral.partner_id) == partner_id, col(Referral.id) == outcome.referral_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
     return Submitted(referral, outcome.created)
 
 
