@@ -9,6 +9,9 @@ or person sent before → that referral, 200; a reference used for another perso
 (it must expire first, through ``transitions.transition``), another partner holding the person (a duplicate and
 its conflict), and a key claimed meanwhile by a concurrent request. An insert that loses a race to a concurrent
 holder or reference after the key was claimed is settled by the general path too, and its answer remembered.
+
+The current holder is read from ``identity_holders`` (by the identity) and its referral on its partner's rows; an
+``eligible`` referral is written only with its claim there (the race of rule 6: one key, whoever races).
 """
 
 from __future__ import annotations
