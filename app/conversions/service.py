@@ -253,7 +253,8 @@ async def apply_pending(
 async def _load_lifecycle(session: AsyncSession, accounts: Accounts, events: list[EventRow]) -> Lifecycle:
     identities = sorted({event.identity_hash for event in events if event.identity_hash is not None})
     linked = sorted({account.referral_id for account in accounts.values() if account.referral_id})
-    referrals = await lock_for_accounts(session, identities, linked)
+    partners = [account.partner_id for account in accounts.values() if account.referral_id and account.partner_id]
+    referrals = await lock_for_accounts(session, identities, linked, partners if len(partners) == len(linked) else ())
     program_ids = sorted({referral.program_id for referral in referrals})
     terms: dict[str, ProgramTerms] = {}
     if program_ids:

@@ -6,8 +6,9 @@ chunk of a batch, a handful of statements whatever the number of candidates.
 3. Another partner holding the identity (eligible and inside its window, or further down the funnel) →
    ``duplicate``, with a conflict recorded; the same partner sending the same person gets its referral back.
 4. A holder whose window has passed is expired first, which frees the identity.
-6. Racing claims are settled by the partial unique index ``uq_referrals_identity_holder``: the insert that loses
-   finds the winner's row afterwards.
+6. Racing claims are settled by the key of ``identity_holders`` (the current holder of each identity, in a table of
+   its own keyed by the identity: one shard on a cluster, docs/scaling.md): a claim is taken there before its
+   referral is written as ``eligible``; the claim that loses finds the winner's row afterwards.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.referrals.models import (
     HOLDING_STATUSES,
     AttributionConflict,
     ExistingClient,
+    IdentityHolder,
     Referral,
     ReferralStatus,
 )
@@ -64,6 +66,7 @@ _REFERRAL_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_ID, _EXTERNAL_REF, _IDENTITY = (_REFERRAL_COLUMNS.index(name) for name in ("id", "external_ref", "identity_hash"))
 
 
 @dataclass
@@ -154,7 +157,11 @@ async def expire_stale_holders(
         partners.where(col(Referral.partner_id)),
     )
     if hashes is not None:
-        condition = and_(condition, equals_any(col(Referral.identity_hash), hashes))
+        # The holders of these identities, found by the identity, then read (and locked) on their partners' rows.
+        held = select(col(IdentityHolder.partner_id), col(IdentityHolder.referral_id)).where(
+            equals_any(col(IdentityHolder.identity_hash), hashes)
+        )
+        condition = and_(condition, sa.tuple_(col(Referral.partner_id), col(Referral.id)).in_(held))
     stale = (
         await session.execute(
             select(col(Referral.id), col(Referral.partner_id))
@@ -222,13 +229,11 @@ def _error(candidate: Candidate, error_field: str, message: str) -> Outcome:
     return Outcome(candidate.line, None, None, False, message, error_field)
 
 
-# What the partner sent before: its references, then the identities it holds. Statistics lag behind a table that a
-# batch fills fast, and an ANALYZE that ran while most rows were not yet committed leaves the planner believing the
-# table empty. It then serves ``partner_id = … AND external_ref = …`` from the partner's listing index, reading all
-# the partner's referrals: per reference (a lateral lookup) that took tens of seconds per chunk, so references are
-# matched in one scan, bounded by one pass over the partner's referrals whatever the plan (the array is a constant in
-# a custom plan, see ``create_engine``, so it is matched through a hash). Identities keep one index lookup each: no
-# index but the two on ``identity_hash`` can serve them, and a lateral subquery is never turned into a scan.
+# What the partner sent before: its references, then the identities it holds (at most one referral of all holds
+# each, ``identity_holders``). Both on the partner's own rows. Statistics lag behind a table that a
+# batch fills in one transaction, and a generic plan of this statement must not scan the partner's referrals: the
+# identities keep one index lookup each (``ix_referrals_identity_hash``), in a lateral subquery that is never
+# turned into a scan.
 _SENT_BEFORE = sa.text(
     f"""
     SELECT id, external_ref, identity_hash, status FROM referrals
@@ -237,10 +242,9 @@ _SENT_BEFORE = sa.text(
     SELECT r.id, r.external_ref, r.identity_hash, r.status
     FROM unnest(CAST(:hashes AS bytea[])) AS sent(identity_hash)
     CROSS JOIN LATERAL (
-        SELECT id, partner_id, external_ref, identity_hash, status FROM referrals
-        WHERE identity_hash = sent.identity_hash AND {HOLDING_SQL} LIMIT 1
+        SELECT id, external_ref, identity_hash, status FROM referrals
+        WHERE partner_id = :partner AND identity_hash = sent.identity_hash AND {HOLDING_SQL} LIMIT 1
     ) AS r
-    WHERE r.partner_id = :partner
     """
 )
 
@@ -289,6 +293,27 @@ async def _registered_identities(session: AsyncSession, hashes: list[bytes], now
     return set(rows.all())
 
 
+# Rule 6: the claims on identities, taken in the order of the identities (two batches claiming the same people
+# never wait on each other in a cycle); those whose identity someone holds are not taken.
+_CLAIM = sa.text(
+    """
+    INSERT INTO identity_holders (identity_hash, referral_id, partner_id, held_since)
+    SELECT claim.identity_hash, claim.referral_id, :partner, :now
+    FROM unnest(CAST(:hashes AS bytea[]), CAST(:ids AS varchar[])) AS claim(identity_hash, referral_id)
+    ORDER BY claim.identity_hash
+    ON CONFLICT DO NOTHING
+    RETURNING referral_id
+    """
+)
+# A claim taken for a referral whose insert then lost to a concurrent use of the same reference.
+_UNCLAIM = sa.text(
+    """
+    DELETE FROM identity_holders
+    WHERE identity_hash = ANY(CAST(:hashes AS bytea[])) AND referral_id = ANY(CAST(:ids AS varchar[]))
+    """
+)
+
+
 async def _insert(
     session: AsyncSession,
     partner_id: str,
@@ -298,10 +323,26 @@ async def _insert(
     batch_id: str | None,
     outcomes: dict[int, Outcome],
 ) -> list[Candidate]:
-    """Insert with ``status``; returns the candidates whose insert lost to a concurrent holder or reference."""
+    """Insert with ``status`` (``eligible``: each identity claimed first); returns the candidates whose claim or
+    insert lost to a concurrent holder or reference."""
     if not candidates:
         return []
     rows = [_row(candidate, partner_id, status, now, batch_id) for candidate in candidates]
+    if status in HOLDING_STATUSES:
+        claimed: set[str] = set(
+            (
+                await session.execute(
+                    _CLAIM,
+                    {
+                        "partner": partner_id,
+                        "now": now,
+                        "hashes": [row[_IDENTITY] for row in rows],
+                        "ids": [row[_ID] for row in rows],
+                    },
+                )
+            ).scalars()
+        )
+        rows = [row for row in rows if row[_ID] in claimed]
     inserted: dict[str, str] = {
         str(external_ref): str(referral_id)
         for referral_id, external_ref in await insert_rows(
@@ -309,6 +350,11 @@ async def _insert(
         )
     }
     await record_intake(session, partner_id, list(inserted.values()), status, now)
+    if status in HOLDING_STATUSES and len(inserted) < len(rows):
+        unclaimed = [row for row in rows if inserted.get(row[_EXTERNAL_REF]) != row[_ID]]
+        await session.execute(
+            _UNCLAIM, {"hashes": [row[_IDENTITY] for row in unclaimed], "ids": [row[_ID] for row in unclaimed]}
+        )
     lost = []
     for candidate in candidates:
         referral_id = inserted.get(candidate.external_ref)
@@ -336,14 +382,24 @@ async def _settle_lost_claims(
         for row in (
             await session.execute(
                 select(
-                    col(Referral.id), col(Referral.partner_id), col(Referral.identity_hash), col(Referral.status)
-                ).where(
-                    equals_any(col(Referral.identity_hash), [candidate.identity_hash for candidate in lost]),
-                    col(Referral.status).in_(HOLDING_STATUSES),
-                )
+                    col(IdentityHolder.identity_hash), col(IdentityHolder.referral_id), col(IdentityHolder.partner_id)
+                ).where(equals_any(col(IdentityHolder.identity_hash), [candidate.identity_hash for candidate in lost]))
             )
         ).all()
     }
+    own = [row.referral_id for row in holders.values() if row.partner_id == partner_id]
+    own_statuses: dict[str, ReferralStatus] = {}
+    if own:
+        own_statuses = {
+            referral_id: ReferralStatus(status)
+            for referral_id, status in (
+                await session.execute(
+                    select(col(Referral.id), col(Referral.status)).where(
+                        col(Referral.partner_id) == partner_id, equals_any(col(Referral.id), own)
+                    )
+                )
+            ).all()
+        }
     duplicates: list[Candidate] = []
     for candidate in lost:
         holder = holders.get(candidate.identity_hash)
@@ -351,8 +407,14 @@ async def _settle_lost_claims(
             outcomes[candidate.line] = _error(
                 candidate, "external_ref", "external_ref already used for another referral"
             )
+        elif holder.partner_id == partner_id and holder.referral_id in own_statuses:
+            outcomes[candidate.line] = Outcome(
+                candidate.line, holder.referral_id, own_statuses[holder.referral_id], created=False
+            )
         elif holder.partner_id == partner_id:
-            outcomes[candidate.line] = Outcome(candidate.line, holder.id, holder.status, created=False)
+            outcomes[candidate.line] = _error(
+                candidate, "external_ref", "external_ref already used for another referral"
+            )
         else:
             duplicates.append(candidate)
     still_lost = await _insert(session, partner_id, duplicates, ReferralStatus.duplicate, now, batch_id, outcomes)
@@ -361,7 +423,7 @@ async def _settle_lost_claims(
     conflicts = [
         {
             "id": new_id("cfl"),
-            "holding_referral_id": holders[candidate.identity_hash].id,
+            "holding_referral_id": holders[candidate.identity_hash].referral_id,
             "duplicate_referral_id": outcomes[candidate.line].referral_id,
             "created_at": now,
         }

@@ -56,8 +56,6 @@ class Referral(SQLModel, table=True):
     __tablename__ = "referrals"
     __table_args__ = (
         sa.UniqueConstraint("partner_id", "external_ref", name="uq_referrals_partner_external_ref"),
-        # Rule 6 of attribution: at most one referral holds an identity, whoever races for it.
-        sa.Index("uq_referrals_identity_holder", "identity_hash", unique=True, postgresql_where=sa.text(HOLDING_SQL)),
         sa.Index("ix_referrals_partner_created", "partner_id", "created_at", "id"),
         sa.Index("ix_referrals_created_at_id", "created_at", "id"),
         # Staff search by the blind indexes (equality only): erased rows (NULL) are left out.
@@ -115,6 +113,21 @@ class ReferralRow:
     identity_hash: bytes | None
     window_ends_at: datetime
     created_at: datetime
+
+
+class IdentityHolder(SQLModel, table=True):
+    """The referral that holds an identity now (rule 6 of attribution: at most one, whoever races for it), keyed by
+    the identity alone, so that the race is one unique key on one shard however the referrals are distributed
+    (docs/scaling.md). Written only by the referrals domain, in the statement or transaction that makes a referral
+    take, keep or give up its person: intake (``attribution``, ``submission``) and ``transitions.transition``."""
+
+    __tablename__ = "identity_holders"
+
+    identity_hash: bytes = Field(sa_type=sa.LargeBinary, primary_key=True)
+    # No foreign key: on a cluster the referral lives on its partner's shard, this row on its identity's.
+    referral_id: str = Field(max_length=40)
+    partner_id: str = Field(max_length=40)
+    held_since: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
 
 
 class ReferralEvent(SQLModel, table=True):

@@ -36,6 +36,7 @@ from app.referrals.models import (
     HOLDING_STATUSES,
     AttributionConflict,
     ConflictStatus,
+    IdentityHolder,
     Referral,
     ReferralStatus,
 )
@@ -172,11 +173,22 @@ async def _current_holder(session: AsyncSession, target: Referral) -> Referral:
         )
     if target.identity_hash is None:
         raise AttributionNotMovable("The referral's personal data is erased: it can no longer be matched to anyone.")
-    holder = await session.scalar(
-        select(Referral).where(
-            col(Referral.identity_hash) == target.identity_hash, col(Referral.status).in_(HOLDING_STATUSES)
+    held = (
+        await session.execute(
+            select(col(IdentityHolder.referral_id), col(IdentityHolder.partner_id)).where(
+                col(IdentityHolder.identity_hash) == target.identity_hash
+            )
         )
-    )
+    ).one_or_none()
+    holder = None
+    if held is not None:
+        holder = await session.scalar(
+            select(Referral).where(
+                col(Referral.partner_id) == held.partner_id,
+                col(Referral.id) == held.referral_id,
+                col(Referral.status).in_(HOLDING_STATUSES),
+            )
+        )
     if holder is None:
         raise AttributionNotMovable("No referral holds this person now: there is no attribution to move.")
     return holder

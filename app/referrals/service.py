@@ -184,8 +184,14 @@ async def submit_referral(
     [outcome] = await attribute(session, partner_id, [candidate], now)
     if outcome.referral_id is None:
         raise ExternalRefTaken(outcome.error or "external_ref already used", field=outcome.error_field)
-    referral = await session.get(Referral, outcome.referral_id, populate_existing=True)
-    assert referral is not None
+    # Read on the partner's own rows (its shard on a cluster, docs/scaling.md).
+    referral = (
+        await session.scalars(
+            select(Referral)
+            .where(col(Referral.partner_id) == partner_id, col(Referral.id) == outcome.referral_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
     return Submitted(referral, outcome.created)
 
 
@@ -252,9 +258,14 @@ _LOCK_FOR_ACCOUNTS = sa.text(
     """
     SELECT id, partner_id, program_id, external_ref, status, identity_hash, window_ends_at, created_at
     FROM referrals
-    WHERE id IN (SELECT id FROM referrals
-                 WHERE identity_hash = ANY(CAST(:identities AS bytea[])) AND status = 'eligible'
-                 UNION ALL SELECT unnest(CAST(:ids AS varchar[])))
+    WHERE (partner_id, id) IN (
+            SELECT partner_id, referral_id FROM identity_holders
+            WHERE identity_hash = ANY(CAST(:identities AS bytea[]))
+            UNION ALL
+            SELECT partner_id, id FROM referrals
+            WHERE id = ANY(CAST(:ids AS varchar[]))
+              AND (cardinality(CAST(:partners AS varchar[])) = 0 OR partner_id = ANY(CAST(:partners AS varchar[]))))
+      AND (status = 'eligible' OR id = ANY(CAST(:ids AS varchar[])))
     ORDER BY id
     FOR UPDATE
     """
@@ -262,15 +273,26 @@ _LOCK_FOR_ACCOUNTS = sa.text(
 
 
 async def lock_for_accounts(
-    session: AsyncSession, identities: Sequence[bytes], referral_ids: Sequence[str]
+    session: AsyncSession,
+    identities: Sequence[bytes],
+    referral_ids: Sequence[str],
+    partner_ids: Sequence[str] = (),
 ) -> list[ReferralRow]:
     """For the conversion feed, the referrals its accounts may touch, locked until the transaction ends (in one
-    statement, in key order): the eligible referrals of the ``identities`` accounts open for, and the referrals
-    ``referral_ids`` accounts are linked to. Their status changes only through
+    statement, in key order): the eligible referrals of the ``identities`` accounts open for (found through their
+    holders, then read on their partner's rows), and the referrals ``referral_ids`` (of the partners
+    ``partner_ids``, when given) accounts are linked to. Their status changes only through
     ``app.referrals.transitions.transition``."""
     if not identities and not referral_ids:
         return []
-    rows = await session.execute(_LOCK_FOR_ACCOUNTS, {"identities": list(identities), "ids": list(referral_ids)})
+    rows = await session.execute(
+        _LOCK_FOR_ACCOUNTS,
+        {
+            "identities": list(identities),
+            "ids": list(referral_ids),
+            "partners": sorted(set(partner_ids)),
+        },
+    )
     return [
         ReferralRow(row[0], row[1], row[2], row[3], ReferralStatus(row[4]), row[5], row[6], row[7])
         for row in rows.all()

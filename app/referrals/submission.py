@@ -9,6 +9,9 @@ or person sent before → that referral, 200; a reference used for another perso
 (it must expire first, through ``transitions.transition``), another partner holding the person (a duplicate and
 its conflict), and a key claimed meanwhile by a concurrent request. An insert that loses a race to a concurrent
 holder or reference after the key was claimed is settled by the general path too, and its answer remembered.
+
+The current holder is read from ``identity_holders`` (by the identity) and its referral on its partner's rows; an
+``eligible`` referral is written only with its claim there (the race of rule 6: one key, whoever races).
 """
 
 from __future__ import annotations
@@ -77,9 +80,13 @@ _SUBMIT = sa.text(
         SELECT {_SHOWN}, identity_hash, 1 AS preference FROM referrals
         WHERE partner_id = :partner_id AND external_ref = :external_ref
     ),
+    held_by AS (
+        SELECT partner_id, referral_id FROM identity_holders WHERE identity_hash = CAST(:identity_hash AS bytea)
+    ),
     holder AS (
         SELECT {_SHOWN}, partner_id, 2 AS preference FROM referrals
-        WHERE identity_hash = CAST(:identity_hash AS bytea) AND {HOLDING_SQL} LIMIT 1
+        WHERE partner_id = (SELECT partner_id FROM held_by) AND id = (SELECT referral_id FROM held_by)
+          AND {HOLDING_SQL}
     ),
     registered AS (
         SELECT 1 FROM existing_clients
@@ -134,19 +141,29 @@ _SUBMIT = sa.text(
         SELECT 200, {referral_json("k")} FROM known AS k
     ),
     {claimed_answer_cte("answer")},
+    taken AS (
+        INSERT INTO identity_holders (identity_hash, referral_id, partner_id, held_since)
+        SELECT identity_hash, id, partner_id, created_at FROM new
+        WHERE status = 'eligible' AND EXISTS (SELECT 1 FROM claimed)
+        ON CONFLICT DO NOTHING
+        RETURNING referral_id
+    ),
     created AS (
         INSERT INTO referrals ({_INSERTED})
-        SELECT {_INSERTED} FROM new WHERE EXISTS (SELECT 1 FROM claimed)
+        SELECT {_INSERTED} FROM new
+        WHERE EXISTS (SELECT 1 FROM claimed) AND (status <> 'eligible' OR EXISTS (SELECT 1 FROM taken))
         ON CONFLICT DO NOTHING
         RETURNING id, partner_id, status, external_ref, program_id
     ),
     {intake_sql("created")}
     SELECT d.outcome, c.status_code AS claimed_status, c.body AS claimed_body,
            s.request_hash AS stored_hash, s.status_code AS stored_status, s.body AS stored_body,
-           EXISTS (SELECT 1 FROM created) AS inserted
+           EXISTS (SELECT 1 FROM created) AS inserted, EXISTS (SELECT 1 FROM taken) AS taken
     FROM decided AS d LEFT JOIN claimed AS c ON true LEFT JOIN stored AS s ON true
     """
 )
+
+_UNCLAIM = sa.text("DELETE FROM identity_holders WHERE identity_hash = :identity_hash AND referral_id = :referral_id")
 
 
 @dataclass(frozen=True)
@@ -179,6 +196,7 @@ async def submit_in_one_statement(
     now: datetime,
 ) -> OneStatement:
     received_event, attributed_event = new_ids("rev", 2)
+    referral_id = new_id("ref")
     row = (
         await session.execute(
             _SUBMIT,
@@ -191,7 +209,7 @@ async def submit_in_one_statement(
                 "today": business_day(now),
                 "partner_id": partner_id,
                 "program_id": candidate.program_id,
-                "referral_id": new_id("ref"),
+                "referral_id": referral_id,
                 "external_ref": candidate.external_ref,
                 "kind": candidate.kind,
                 "identity_hash": candidate.identity_hash,
@@ -223,5 +241,7 @@ async def submit_in_one_statement(
     if row.outcome == "general" or row.claimed_body is None:
         return OneStatement(row.outcome, None)
     if row.outcome != "known" and not row.inserted:  # lost the insert to a concurrent holder or reference
+        if row.taken:  # the person was claimed for the referral that lost to a concurrent reference: given back
+            await session.execute(_UNCLAIM, {"identity_hash": candidate.identity_hash, "referral_id": referral_id})
         return OneStatement(row.outcome, None, claimed=True)
     return OneStatement(row.outcome, StoredAnswer(row.claimed_status, row.claimed_body, replayed=False))

@@ -83,6 +83,7 @@ class _Outcome:
     """Where a referral's changes of one call leave it."""
 
     referral_id: str
+    partner_id: str
     from_status: ReferralStatus
     to_status: ReferralStatus
     outcome_at: datetime | None
@@ -121,20 +122,37 @@ def _outcomes(changes: Sequence[StatusChange], now: datetime) -> list[_Outcome]:
         if all(step.from_status is step.to_status for step in steps):
             continue  # events on the timeline only
         outcome_at = None if status in HOLDING_STATUSES else (steps[-1].at or now)
-        outcomes.append(_Outcome(referral_id, initial, status, outcome_at, relinked, client_ref))
+        outcomes.append(_Outcome(referral_id, steps[0].partner_id, initial, status, outcome_at, relinked, client_ref))
     return outcomes
 
 
+_HOLDS = "IN ('eligible', 'account_opened', 'funded', 'converted')"  # ``HOLDING_STATUSES``, in SQL
+# The referrals written, and the holders of their persons with them (``identity_holders``, keyed by the identity):
+# a referral giving its person up leaves the table, one taking it (a move) enters it. A take of a person someone
+# else holds is refused by the key.
 _WRITE = sa.text(
-    """
-    UPDATE referrals AS r
-    SET status = c.to_status, outcome_at = c.outcome_at,
-        client_ref = CASE WHEN c.relinked THEN c.client_ref ELSE r.client_ref END, updated_at = :now
-    FROM unnest(CAST(:ids AS varchar[]), CAST(:from_statuses AS varchar[]), CAST(:to_statuses AS varchar[]),
-                CAST(:outcomes AS timestamptz[]), CAST(:relinked AS boolean[]), CAST(:client_refs AS varchar[]))
-         AS c(id, from_status, to_status, outcome_at, relinked, client_ref)
-    WHERE r.id = c.id AND r.status = c.from_status
-    RETURNING r.id
+    f"""
+    WITH written AS (
+        UPDATE referrals AS r
+        SET status = c.to_status, outcome_at = c.outcome_at,
+            client_ref = CASE WHEN c.relinked THEN c.client_ref ELSE r.client_ref END, updated_at = :now
+        FROM unnest(CAST(:ids AS varchar[]), CAST(:partners AS varchar[]), CAST(:from_statuses AS varchar[]),
+                    CAST(:to_statuses AS varchar[]), CAST(:outcomes AS timestamptz[]), CAST(:relinked AS boolean[]),
+                    CAST(:client_refs AS varchar[]))
+             AS c(id, partner_id, from_status, to_status, outcome_at, relinked, client_ref)
+        WHERE r.partner_id = c.partner_id AND r.id = c.id AND r.status = c.from_status
+        RETURNING r.id, r.partner_id, r.identity_hash, c.from_status {_HOLDS} AS held, c.to_status {_HOLDS} AS holds
+    ),
+    released AS (
+        DELETE FROM identity_holders AS h USING written AS w
+        WHERE h.identity_hash = w.identity_hash AND h.referral_id = w.id AND w.held AND NOT w.holds
+    ),
+    taken AS (
+        INSERT INTO identity_holders (identity_hash, referral_id, partner_id, held_since)
+        SELECT w.identity_hash, w.id, w.partner_id, :now
+        FROM written AS w WHERE w.identity_hash IS NOT NULL AND NOT w.held AND w.holds
+    )
+    SELECT id FROM written
     """
 )
 
@@ -148,6 +166,7 @@ async def _write(session: AsyncSession, outcomes: list[_Outcome], now: datetime)
                 _WRITE,
                 {
                     "ids": [o.referral_id for o in outcomes],
+                    "partners": [o.partner_id for o in outcomes],
                     "from_statuses": [o.from_status.value for o in outcomes],
                     "to_statuses": [o.to_status.value for o in outcomes],
                     "outcomes": [o.outcome_at for o in outcomes],
@@ -179,8 +198,8 @@ async def transition(session: AsyncSession, changes: Sequence[StatusChange], now
     if not changes:
         return
     outcomes = _outcomes(changes, now)
-    # At most one referral holds a person at any moment (``uq_referrals_identity_holder``, checked row by row):
-    # the referrals giving a person up are written before those taking one.
+    # At most one referral holds a person at any moment (the key of ``identity_holders``): the referrals giving a
+    # person up are written before those taking one.
     await _write(session, [outcome for outcome in outcomes if outcome.releases], now)
     await _write(session, [outcome for outcome in outcomes if not outcome.releases], now)
     await _record_timeline(session, changes, now)
@@ -226,7 +245,7 @@ _NOTICES = queue_notices_sql(
         CASE WHEN t.to_status = '{S.expired.value}' THEN ARRAY['referral.status_changed', 'referral.expired']
              ELSE ARRAY['referral.status_changed'] END
     ) AS types(event_type)
-    JOIN referrals AS r ON r.id = t.referral_id
+    JOIN referrals AS r ON r.partner_id = t.partner_id AND r.id = t.referral_id
     WHERE t.from_status <> t.to_status
     """
 )

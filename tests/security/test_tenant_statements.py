@@ -45,6 +45,7 @@ OBJECT_ID = re.compile(r"^[a-z]{3}_[A-Za-z0-9_-]{8,}$")
 # by what only it contains: (table, marker in the statement) -> the rule.
 ACROSS_PARTNERS: dict[tuple[str, str], str] = {
     ("referrals", "identity_hash"): "attribution rule 3: another partner's active referral for the same identity",
+    ("identity_holders", "identity_hash"): "attribution rule 6: the one holder of an identity, whichever partner's",
 }
 
 # Routes that run the back office's own code for the caller: the sandbox's simulated back office reports an event
