@@ -16,6 +16,7 @@ from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
 from app.auth.standing import CHANNEL as STANDING_CHANNEL
 from app.auth.standing import TokenStandings
+from app.auth.verified import VerifiedTokens
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
 from app.console.admin import router as admin_console
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.authorization_server = build_authorization_server(settings)
     app.state.jwks_fetcher = JwksFetcher(settings)
     app.state.token_standings = TokenStandings()
+    app.state.verified_tokens = VerifiedTokens(settings.clock_skew_s)
     app.state.api_rate_limits = TokenBuckets(settings.rate_limit_per_second)
     app.state.client_failures = FailureThrottle(settings.auth_failures_per_client, settings.auth_failure_window_s)
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)

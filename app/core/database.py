@@ -146,6 +146,22 @@ async def _request_session(
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
 
 
+async def read_connection(session: AsyncSession) -> AsyncConnection:
+    """The connection for a read that is one statement: outside any transaction (no ``BEGIN`` nor ``COMMIT``, two
+    round trips saved) when the request has not used the database yet, else the request's own transaction.
+
+    Never a second connection while the session holds one: under load, requests each holding one connection and
+    waiting for another would empty the pool. In the tests (the session bound to one connection, in a transaction
+    rolled back afterwards) it is always the session's.
+    """
+    transaction = session.sync_session.get_transaction()
+    # SessionTransaction._connections: the connections the session's transaction has begun (empty until first use).
+    started = transaction is not None and bool(transaction._connections)
+    if isinstance(session.bind, AsyncEngine) and not started:
+        return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return await session.connection()
+
+
 # --- notices ------------------------------------------------------------------------------------------------------
 
 LISTEN_RETRY_S = 0.5
