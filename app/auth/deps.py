@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.auth.limits import TokenBuckets
+from app.auth.rate_leases import NEEDS_LEASE, SharedTokenBuckets
 from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.standing import TokenStandings
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
@@ -106,16 +107,21 @@ async def authenticate(
     claims = await _verified_claims(app_state, session, token)
     # The rate is checked before any database work once this process knows the client's rate (from its standing).
     limits: TokenBuckets = app_state.api_rate_limits
-    _refuse_over_rate(known_rate_wait := limits.take_known(claims["client_id"]))
+    client_id = claims["client_id"]
+    known_rate_wait = limits.take_known(client_id)
+    if known_rate_wait == NEEDS_LEASE:
+        known_rate_wait = await _lease(limits, session, client_id)
+    _refuse_over_rate(known_rate_wait)
     standings: TokenStandings = app_state.token_standings
-    standing = await standings.of(session, claims["client_id"], claims.get("partner_id"), claims["jti"])
+    standing = await standings.of(session, client_id, claims.get("partner_id"), claims["jti"])
     if standing is None or not standing.client_active or not standing.partner_active or standing.token_revoked:
         detail = "The access token was revoked or its client is no longer active."
         raise InvalidAccessToken(detail, headers=_challenge("invalid_token", detail))
     if known_rate_wait is None:
-        _refuse_over_rate(limits.take(claims["client_id"], standing.rate_limit_per_second))
+        wait = limits.take(client_id, standing.rate_limit_per_second)
+        _refuse_over_rate(await _lease(limits, session, client_id) if wait == NEEDS_LEASE else wait)
     else:
-        limits.remember_rate(claims["client_id"], standing.rate_limit_per_second)
+        limits.remember_rate(client_id, standing.rate_limit_per_second)
     principal = Principal(
         client_id=claims["client_id"],
         kind=PrincipalKind(claims.get("kind", PrincipalKind.partner)),
@@ -155,6 +161,11 @@ async def _verified_claims(app_state: Any, session: AsyncSession, token: str) ->
         raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
     verified.put(key, claims, kid)
     return claims
+
+
+async def _lease(limits: TokenBuckets, session: AsyncSession, client_id: str) -> float:
+    assert isinstance(limits, SharedTokenBuckets)  # only the shared buckets answer NEEDS_LEASE
+    return await limits.lease(session, client_id)
 
 
 def _refuse_over_rate(wait: float | None) -> None:

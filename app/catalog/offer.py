@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Date, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import Date, DateTime, String, and_, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,7 +65,8 @@ def _statement(scoped_to_partner: bool, after_cursor: bool) -> Any:
         statement = statement.where(_programs.c.partner_id == bindparam("partner_id"))
     if after_cursor:
         # As ``paginate_query``: newest first, strictly after the previous page's last row.
-        after_created, after_id = bindparam("after_created_at"), bindparam("after_id")
+        after_created: Any = bindparam("after_created_at", type_=DateTime(timezone=True))
+        after_id: Any = bindparam("after_id", type_=String)
         statement = statement.where(
             or_(
                 _programs.c.created_at < after_created,

@@ -123,6 +123,24 @@ class Database:
             return None
         return NoticeListener(self.bind, channel, on_notice, on_state)
 
+    def autocommit_engine(self, pool_size: int) -> AsyncEngine | None:
+        """A small pool of its own on the same database, in autocommit, for one-statement work that must never
+        wait for a connection of the request pool (a request may hold one while it waits); None in the tests'
+        one-connection binding."""
+        if not isinstance(self.bind, AsyncEngine):
+            return None
+        engine = create_async_engine(
+            self.bind.url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=1800,
+            hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"timeout": 10, "server_settings": {"application_name": "alliance-side", "timezone": "UTC"}},
+        )
+        event.listen(engine.sync_engine, "handle_error", _flag_disconnects)
+        return engine
+
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
             await self.bind.dispose()
