@@ -55,13 +55,14 @@ from bench.auth_throughput import (
     Credentials,
     _access_token,
     _alliance,
+    _demo,
+    _lift_client_rate,
     _service_env,
     _stop,
     _tail,
     _wait_until_ready,
 )
 from bench.common import ROOT, BenchContext, BenchResult, PgTarget, connect, free_port, scratch_database, stage
-from bench.referral_single import _demo, _lift_client_rate
 
 NAME = "load_mixed"
 DURATION_S, QUICK_DURATION_S = 180, 20
