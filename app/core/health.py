@@ -65,7 +65,8 @@ async def metrics() -> Response:
 def _registry() -> CollectorRegistry:
     """With several API processes (``alliance serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR``) each writes
     its metrics to a file of its own in that directory, and whichever process answers sums them all."""
-    if not os.environ.get(MULTIPROCESS_DIR):
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if not directory or not os.path.isdir(directory):
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -67,9 +67,10 @@ def test_counts_from_two_processes_are_summed(tmp_path: Path, settings: Settings
 def test_serve_with_several_workers_gives_them_a_fresh_metrics_directory(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.cli import _multiprocess_metrics
 
-    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # Set (empty: unset for the service) so that monkeypatch puts back what was there, whatever the command sets.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")
     assert _multiprocess_metrics(1) is None
-    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    assert not os.environ["PROMETHEUS_MULTIPROC_DIR"]
     directory = _multiprocess_metrics(2)
     assert directory is not None and os.environ["PROMETHEUS_MULTIPROC_DIR"] == directory
     assert not list(Path(directory).iterdir())
