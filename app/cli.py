@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -180,6 +182,7 @@ def serve(
     # uvicorn re-raises SIGTERM after its graceful shutdown; exiting normally then lets the embedded database
     # (if any) stop with us instead of being orphaned, and the worker be stopped first.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    metrics_dir = _multiprocess_metrics(workers)
     background = None if no_worker else _start_worker()
     try:
         uvicorn.run(
@@ -196,6 +199,18 @@ def serve(
     finally:
         if background is not None:
             _stop_worker(background)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _multiprocess_metrics(workers: int) -> str | None:
+    """With several API processes, a fresh directory where each writes its metrics (``/metrics`` sums them);
+    removed when serving ends. None with one process, or when the operator named a directory already."""
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    directory = tempfile.mkdtemp(prefix="alliance-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory
 
 
 WORKER_STOP_TIMEOUT_S = 30.0

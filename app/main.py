@@ -12,10 +12,12 @@ from app.audit.router import router as audit_router
 from app.auth.keys import Keyring
 from app.auth.limits import FailureThrottle, TokenBuckets
 from app.auth.oauth_router import router as oauth_router
+from app.auth.rate_leases import SharedTokenBuckets
 from app.auth.router import router as credentials_router
 from app.auth.server import JwksFetcher, build_authorization_server
 from app.auth.standing import CHANNEL as STANDING_CHANNEL
 from app.auth.standing import TokenStandings
+from app.auth.verified import VerifiedTokens
 from app.catalog.router import admin as catalog_router
 from app.catalog.router import partner_view as programs_router
 from app.console.admin import router as admin_console
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         if listener is not None:
             await listener.stop()
         await database.dispose()
+        if lease_engine is not None:
+            await lease_engine.dispose()
 
     app = FastAPI(
         title="Alliance",
@@ -100,7 +104,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.authorization_server = build_authorization_server(settings)
     app.state.jwks_fetcher = JwksFetcher(settings)
     app.state.token_standings = TokenStandings()
-    app.state.api_rate_limits = TokenBuckets(settings.rate_limit_per_second)
+    app.state.verified_tokens = VerifiedTokens(settings.clock_skew_s)
+    lease_engine = database.autocommit_engine(pool_size=2) if settings.shared_rate_limits else None
+    app.state.api_rate_limits = (
+        SharedTokenBuckets(settings.rate_limit_per_second, engine=lease_engine)
+        if settings.shared_rate_limits
+        else TokenBuckets(settings.rate_limit_per_second)
+    )
     app.state.client_failures = FailureThrottle(settings.auth_failures_per_client, settings.auth_failure_window_s)
     app.state.address_failures = FailureThrottle(settings.auth_failures_per_address, settings.auth_failure_window_s)
     install_problem_handlers(app)

@@ -4,7 +4,9 @@ Both are measured against the real service: ``alliance serve`` (one worker) on 1
 its own. The clients are created with the CLI, as an operator would. ``wrk`` then loads
 
 * ``POST /oauth/token`` (client credentials, ``client_secret_basic``) with a back-office client, and
-* ``GET /v1/admin/audit-events?limit=1`` with one bearer token of a staff admin client.
+* ``GET /v1/admin/audit-events?limit=1`` with one bearer token of a staff admin client, and
+* ``GET /v1/programs`` (the demo bank's programs, their products and fees in force) with a partner's token: the
+  call partners make most. The demo alliance is loaded for it (``alliance demo``), and the bank's own limit raised.
 
 The per-client API rate limit (a token bucket, ``ALLIANCE_RATE_LIMIT_PER_SECOND``, 50/s by default) would cap the
 second figure at the limiter's rate, so the server runs with it raised to ``RATE_LIMIT_PER_SECOND``: the figure is
@@ -32,7 +34,17 @@ from urllib.parse import quote
 import httpx
 
 from bench.ceiling_http import WRK_INSTALL_HINT, WrkReport, parse_wrk
-from bench.common import ROOT, BenchContext, BenchResult, PgTarget, free_port, scratch_database, skipped, stage
+from bench.common import (
+    ROOT,
+    BenchContext,
+    BenchResult,
+    PgTarget,
+    connect,
+    free_port,
+    scratch_database,
+    skipped,
+    stage,
+)
 
 NAME = "auth_throughput"
 THREADS = 2
@@ -44,6 +56,8 @@ WARMUP_S = 1
 WRK_TIMEOUT_S = 10
 RATE_LIMIT_PER_SECOND = 1_000_000
 API_PATH = "/v1/admin/audit-events?limit=1"
+PROGRAMS_PATH = "/v1/programs"
+PARTNER_CLIENT_ID = "cli_demo_bank"
 STARTUP_TIMEOUT_S = 60.0
 CLI_TIMEOUT_S = 120.0
 LOG_TAIL_CHARS = 2000
@@ -90,30 +104,44 @@ async def run(ctx: BenchContext) -> BenchResult:
             # The first command migrates the empty database; the second then finds it at head.
             back_office = await _cli(env, "clients", "create", "--name", "bench", "--back-office", "--json")
             admin = await _cli(env, "staff", "create", "--role", "admin", "--json")
+        with stage("loading the demo alliance (alliance demo --json)"):
+            bank = await _demo_bank(env)
+        await _lift_client_rate(database, bank.client_id)
         async with _serve(env) as (base_url, server_log):
             token = await _access_token(base_url, admin)
-            async with _scripts(back_office, token) as (token_script, api_script):
+            partner_token = await _access_token(base_url, bank)
+            async with _scripts(back_office, token, partner_token) as (token_script, api_script, programs_script):
                 token_url, api_url = f"{base_url}/oauth/token", base_url + API_PATH
+                programs_url = base_url + PROGRAMS_PATH
                 if not ctx.quick:
-                    with stage(f"warming up for {WARMUP_S}s + {WARMUP_S}s"):
+                    with stage(f"warming up for {WARMUP_S}s + {WARMUP_S}s + {WARMUP_S}s"):
                         await _wrk(wrk, token_url, token_script, TOKEN_CONNECTIONS, WARMUP_S)
                         await _wrk(wrk, api_url, api_script, API_CONNECTIONS, WARMUP_S)
+                        await _wrk(wrk, programs_url, programs_script, API_CONNECTIONS, WARMUP_S)
                 with stage(f"POST /oauth/token: wrk -t{THREADS} -c{TOKEN_CONNECTIONS} -d{duration}s"):
                     tokens = await _wrk(wrk, token_url, token_script, TOKEN_CONNECTIONS, duration)
                 with stage(f"GET {API_PATH}: wrk -t{THREADS} -c{API_CONNECTIONS} -d{duration}s"):
                     api = await _wrk(wrk, api_url, api_script, API_CONNECTIONS, duration)
-            log_tail = _tail(server_log) if tokens.errors or api.errors else ""
+                with stage(f"GET {PROGRAMS_PATH} (partner): wrk -t{THREADS} -c{API_CONNECTIONS} -d{duration}s"):
+                    programs = await _wrk(wrk, programs_url, programs_script, API_CONNECTIONS, duration)
+            errors = tokens.errors or api.errors or programs.errors
+            log_tail = _tail(server_log) if errors else ""
     if log_tail:
         print(f"  the server's log ends with:\n{log_tail}", flush=True)
-    return _result(ctx, tokens, api, duration, log_tail)
+    return _result(ctx, tokens, api, programs, duration, log_tail)
 
 
-def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int, log_tail: str = "") -> BenchResult:
+def _result(
+    ctx: BenchContext, tokens: Load, api: Load, programs: Load, duration: int, log_tail: str = ""
+) -> BenchResult:
     token_rate, api_rate = tokens.report.requests_per_s, api.report.requests_per_s
+    programs_rate = programs.report.requests_per_s
     token_ratio = ctx.ratio_to("ceiling_http", "requests_per_s", token_rate)
     api_ratio = ctx.ratio_to("ceiling_http", "requests_per_s", api_rate)
+    programs_ratio = ctx.ratio_to("ceiling_http", "requests_per_s", programs_rate)
     metrics: dict[str, float] = {}
-    for prefix, load, ratio in (("tokens", tokens, token_ratio), ("protected", api, api_ratio)):
+    loads = (("tokens", tokens, token_ratio), ("protected", api, api_ratio), ("programs", programs, programs_ratio))
+    for prefix, load, ratio in loads:
         metrics[f"{prefix}_per_s" if prefix == "tokens" else f"{prefix}_requests_per_s"] = load.report.requests_per_s
         if ratio is not None:
             metrics[f"{prefix}_ratio_to_ceiling_http"] = ratio
@@ -130,7 +158,7 @@ def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int, log_tail:
     ]
     if api_ratio is None:
         notes.append("no ratio: ceiling_http did not run or did not succeed")
-    for label, load in (("tokens", tokens), ("protected", api)):
+    for label, load in (("tokens", tokens), ("protected", api), ("programs", programs)):
         if load.errors:
             notes.append(
                 f"{label}: {load.report.non_2xx} non-2xx responses (statuses {load.statuses}), "
@@ -138,11 +166,15 @@ def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int, log_tail:
             )
     if log_tail:
         notes.append(f"the server's log ends with: {log_tail[-LOG_TAIL_CHARS // 2 :]}")
-    ratio = f" ({api_ratio:.0%} of ceiling_http)" if api_ratio is not None else ""
+    share = f" ({api_ratio:.0%} of ceiling_http)" if api_ratio is not None else ""
+    programs_share = f" ({programs_ratio:.0%})" if programs_ratio is not None else ""
     return BenchResult(
         name=NAME,
-        status="ok" if tokens.errors == 0 and api.errors == 0 else "failed",
-        headline=f"{token_rate:,.0f} tokens/s, {api_rate:,.0f} protected req/s{ratio}",
+        status="ok" if tokens.errors == 0 and api.errors == 0 and programs.errors == 0 else "failed",
+        headline=(
+            f"{token_rate:,.0f} tokens/s, {api_rate:,.0f} protected req/s{share}, "
+            f"partner GET {PROGRAMS_PATH} {programs_rate:,.0f} req/s{programs_share}"
+        ),
         metrics=metrics,
         params={
             "duration_s": duration,
@@ -151,6 +183,8 @@ def _result(ctx: BenchContext, tokens: Load, api: Load, duration: int, log_tail:
             "protected_connections": API_CONNECTIONS,
             "token_request": "POST /oauth/token grant_type=client_credentials, client_secret_basic, back-office client",
             "protected_request": f"GET {API_PATH}, Bearer token of a staff admin client",
+            "programs_request": f"GET {PROGRAMS_PATH}, Bearer token of {PARTNER_CLIENT_ID} (the demo bank)",
+            "programs_statuses": programs.statuses,
             "token_statuses": tokens.statuses,
             "protected_statuses": api.statuses,
             "rate_limit_per_second": RATE_LIMIT_PER_SECOND,
@@ -289,6 +323,68 @@ async def _access_token(base_url: str, client: Credentials) -> str:
     return str(response.json()["access_token"])
 
 
+# --- The demo alliance --------------------------------------------------------------------------------------------
+
+
+async def _demo_bank(env: dict[str, str]) -> Credentials:
+    """Load the demo alliance into the scratch database; the demo bank's credentials."""
+    clients = await _demo(env)
+    bank = clients.get(PARTNER_CLIENT_ID)
+    if bank is not None and not bank.client_secret:
+        # Only the run that creates a client shows its secret: ask for new ones.
+        bank = (await _demo(env, "--reset-secrets")).get(PARTNER_CLIENT_ID)
+    if bank is None or not bank.client_secret:
+        raise RuntimeError(f"`alliance demo` gave no secret for {PARTNER_CLIENT_ID}")
+    return bank
+
+
+async def _demo(env: dict[str, str], *options: str) -> dict[str, Credentials]:
+    args = ["demo", "--json", *options]
+    process = await asyncio.create_subprocess_exec(
+        _alliance(), *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
+    finally:
+        await _stop(process)
+    command = "alliance " + " ".join(args)
+    if process.returncode != 0:
+        raise RuntimeError(f"`{command}` exited with {process.returncode}:\n{stderr.decode(errors='replace')[-2000:]}")
+    text = stdout.decode()
+    # The JSON object is printed indented: it starts at a line of its own, "{".
+    start = re.search(r"^\{$", text, re.MULTILINE)
+    try:
+        listed = json.loads(text[start.start() :])["clients"] if start else None
+        return {
+            str(item["client_id"]): Credentials(str(item["client_id"]), str(item["client_secret"] or ""))
+            for item in listed or []
+        }
+    except (ValueError, KeyError, TypeError):
+        raise RuntimeError(f"`{command}` printed no credentials:\n{text[-2000:]}") from None
+
+
+async def _lift_client_rate(database: PgTarget, client_id: str) -> bool:
+    """Give the client a rate limit of its own, ``RATE_LIMIT_PER_SECOND``: a partner's client is otherwise limited
+    by its partner's tier (``standard``, 50/s), whatever ``ALLIANCE_RATE_LIMIT_PER_SECOND`` says. False when the
+    schema has no per-client limit (then the setting is the only limit)."""
+    connection = await connect(database)
+    try:
+        has_column = await connection.fetchval(
+            "SELECT EXISTS (SELECT FROM information_schema.columns "
+            "WHERE table_name = 'oauth_clients' AND column_name = 'rate_limit_per_second')"
+        )
+        if not has_column:
+            return False
+        updated = await connection.execute(
+            "UPDATE oauth_clients SET rate_limit_per_second = $1 WHERE id = $2", RATE_LIMIT_PER_SECOND, client_id
+        )
+    finally:
+        await connection.close()
+    if updated != "UPDATE 1":
+        raise RuntimeError(f"no client {client_id} to lift the rate limit of")
+    return True
+
+
 # --- wrk ----------------------------------------------------------------------------------------------------------
 
 # Each thread counts the statuses of its responses; ``done`` prints the counts of every thread, one per line.
@@ -310,8 +406,9 @@ def _lua_string(value: str) -> str:
 
 
 @asynccontextmanager
-async def _scripts(back_office: Credentials, token: str) -> AsyncIterator[tuple[Path, Path]]:
-    """The wrk scripts: a token request of ``back_office``, and a GET with the bearer ``token``."""
+async def _scripts(back_office: Credentials, token: str, partner_token: str) -> AsyncIterator[tuple[Path, Path, Path]]:
+    """The wrk scripts: a token request of ``back_office``, a GET with the bearer ``token``, and one with the
+    partner's."""
     token_request = (
         "wrk.method = 'POST'\n"
         "wrk.body = 'grant_type=client_credentials'\n"
@@ -319,11 +416,14 @@ async def _scripts(back_office: Credentials, token: str) -> AsyncIterator[tuple[
         f"wrk.headers['Authorization'] = {_lua_string(back_office.basic)}\n"
     )
     api_request = f"wrk.method = 'GET'\nwrk.headers['Authorization'] = {_lua_string('Bearer ' + token)}\n"
+    programs_request = f"wrk.method = 'GET'\nwrk.headers['Authorization'] = {_lua_string('Bearer ' + partner_token)}\n"
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as directory:
         token_script, api_script = Path(directory) / "token.lua", Path(directory) / "api.lua"
+        programs_script = Path(directory) / "programs.lua"
         token_script.write_text(token_request + _COUNT_STATUSES)
         api_script.write_text(api_request + _COUNT_STATUSES)
-        yield token_script, api_script
+        programs_script.write_text(programs_request + _COUNT_STATUSES)
+        yield token_script, api_script, programs_script
 
 
 async def _wrk(wrk: str, url: str, script: Path, connections: int, duration_s: int) -> Load:

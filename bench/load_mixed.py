@@ -55,13 +55,14 @@ from bench.auth_throughput import (
     Credentials,
     _access_token,
     _alliance,
+    _demo,
+    _lift_client_rate,
     _service_env,
     _stop,
     _tail,
     _wait_until_ready,
 )
 from bench.common import ROOT, BenchContext, BenchResult, PgTarget, connect, free_port, scratch_database, stage
-from bench.referral_single import _demo, _lift_client_rate
 
 NAME = "load_mixed"
 DURATION_S, QUICK_DURATION_S = 180, 20
@@ -353,6 +354,8 @@ async def run(ctx: BenchContext) -> BenchResult:
             limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
             async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as http:
                 await _subscribe(http, tokens["cli_demo_bank"])
+                # The demo alliance holds a year of history: the check counts only what the load added.
+                baseline = await _baseline(database)
                 load = Load()
                 world = Users(http, tokens, load)
                 with stage(f"{users} users, mixed operations, for {duration}s, {SERVER_WORKERS} server workers"):
@@ -366,7 +369,7 @@ async def run(ctx: BenchContext) -> BenchResult:
                     retried = await _retry_failures(world)
             log_tail = _tail(server_log) if sum(load.errors.values()) else ""
         with stage("checking that every accepted request left exactly one effect (SQL)"):
-            check = await _check(database, load)
+            check = await _check(database, load, baseline)
     return _result(load, check, retried, duration, users, log_tail)
 
 
@@ -485,13 +488,41 @@ class Check:
         return problems
 
 
-async def _check(database: PgTarget, load: Load) -> Check:
+@dataclass(frozen=True)
+class Baseline:
+    """What the database held before the load (the demo alliance's history)."""
+
+    referral_ids: frozenset[str]
+    transitions: int
+    deliveries: int
+
+
+_TRANSITIONS = (
+    "SELECT count(*) FROM referral_events WHERE partner_id = $1 AND from_status IS NOT NULL "
+    "AND from_status::text <> to_status::text"
+)
+_DELIVERIES = "SELECT count(*) FROM webhook_deliveries WHERE partner_id = $1 AND event_type = 'referral.status_changed'"
+
+
+async def _baseline(database: PgTarget) -> Baseline:
+    connection = await connect(database)
+    try:
+        ids = frozenset(row["id"] for row in await connection.fetch("SELECT id FROM referrals"))
+        transitions = int(await connection.fetchval(_TRANSITIONS, SUBSCRIBED))
+        deliveries = int(await connection.fetchval(_DELIVERIES, SUBSCRIBED))
+    finally:
+        await connection.close()
+    return Baseline(ids, transitions, deliveries)
+
+
+async def _check(database: PgTarget, load: Load, baseline: Baseline) -> Check:
     check = Check(replay_mismatches=load.replay_mismatches)
     check.retry_duplicates_expected = load.retry_duplicates_expected
     check.retry_duplicates_seen = load.retry_duplicates_seen
     connection = await connect(database)
     try:
-        rows = await connection.fetch("SELECT id, partner_id, external_ref, status::text AS status FROM referrals")
+        every = await connection.fetch("SELECT id, partner_id, external_ref, status::text AS status FROM referrals")
+        rows = [row for row in every if row["id"] not in baseline.referral_ids]
         stored = {(row["partner_id"], row["external_ref"]): row["id"] for row in rows}
         check.referrals = len(rows)
         check.referral_statuses = dict(sorted(Counter(row["status"] for row in rows).items()))
@@ -530,20 +561,8 @@ async def _check(database: PgTarget, load: Load) -> Check:
                 "WHERE e.referral_id = r.id AND e.from_status IS NULL) <> 1"
             )
         )
-        check.transitions = int(
-            await connection.fetchval(
-                "SELECT count(*) FROM referral_events WHERE partner_id = $1 AND from_status IS NOT NULL "
-                "AND from_status::text <> to_status::text",
-                SUBSCRIBED,
-            )
-        )
-        check.deliveries = int(
-            await connection.fetchval(
-                "SELECT count(*) FROM webhook_deliveries "
-                "WHERE partner_id = $1 AND event_type = 'referral.status_changed'",
-                SUBSCRIBED,
-            )
-        )
+        check.transitions = int(await connection.fetchval(_TRANSITIONS, SUBSCRIBED)) - baseline.transitions
+        check.deliveries = int(await connection.fetchval(_DELIVERIES, SUBSCRIBED)) - baseline.deliveries
         check.ledger_lines = int(await connection.fetchval("SELECT count(*) FROM fee_accruals"))
         check.duplicate_ledger_sources = check.ledger_lines - int(
             await connection.fetchval("SELECT count(DISTINCT source_key) FROM fee_accruals")

@@ -40,19 +40,19 @@ import httpx
 from bench import referral_gen
 from bench.auth_throughput import _COUNT_STATUSES as COUNT_STATUSES
 from bench.auth_throughput import (
+    PARTNER_CLIENT_ID,
     RATE_LIMIT_PER_SECOND,
-    Credentials,
     _access_token,
-    _alliance,
+    _demo_bank,
+    _lift_client_rate,
     _serve,
     _service_env,
-    _stop,
     _tail,
 )
 from bench.auth_throughput import Load as StatusLoad
 from bench.auth_throughput import _wrk as status_counting_wrk
 from bench.ceiling_http import WRK_INSTALL_HINT, WrkReport, parse_wrk
-from bench.common import ROOT, BenchContext, BenchResult, PgTarget, connect, scratch_database, skipped, stage
+from bench.common import BenchContext, BenchResult, PgTarget, connect, scratch_database, skipped, stage
 
 NAME = "referral_single"
 THREADS, CONNECTIONS = 2, 50  # as ceiling_http
@@ -61,7 +61,6 @@ WARMUP_S = 2
 WRK_TIMEOUT_S = 10  # as auth_throughput: a response slower than this is an error
 PATH = "/v1/referrals"
 PROGRAMS_PATH = "/v1/programs"
-PARTNER_CLIENT_ID = "cli_demo_bank"
 PROGRAM_ID = "prg_demo_bank_vip"
 # Bodies per second of load: the bare ceiling's rate (the service does more per request, so it is slower) times this.
 POOL_HEADROOM = 1.5
@@ -299,68 +298,6 @@ def _result(
         },
         note="; ".join(notes),
     )
-
-
-# --- The demo alliance --------------------------------------------------------------------------------------------
-
-
-async def _demo_bank(env: dict[str, str]) -> Credentials:
-    """Load the demo alliance into the scratch database; the demo bank's credentials."""
-    clients = await _demo(env)
-    bank = clients.get(PARTNER_CLIENT_ID)
-    if bank is not None and not bank.client_secret:
-        # Only the run that creates a client shows its secret: ask for new ones.
-        bank = (await _demo(env, "--reset-secrets")).get(PARTNER_CLIENT_ID)
-    if bank is None or not bank.client_secret:
-        raise RuntimeError(f"`alliance demo` gave no secret for {PARTNER_CLIENT_ID}")
-    return bank
-
-
-async def _demo(env: dict[str, str], *options: str) -> dict[str, Credentials]:
-    args = ["demo", "--json", *options]
-    process = await asyncio.create_subprocess_exec(
-        _alliance(), *args, cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), CLI_TIMEOUT_S)
-    finally:
-        await _stop(process)
-    command = "alliance " + " ".join(args)
-    if process.returncode != 0:
-        raise RuntimeError(f"`{command}` exited with {process.returncode}:\n{stderr.decode(errors='replace')[-2000:]}")
-    text = stdout.decode()
-    # The JSON object is printed indented: it starts at a line of its own, "{".
-    start = re.search(r"^\{$", text, re.MULTILINE)
-    try:
-        listed = json.loads(text[start.start() :])["clients"] if start else None
-        return {
-            str(item["client_id"]): Credentials(str(item["client_id"]), str(item["client_secret"] or ""))
-            for item in listed or []
-        }
-    except (ValueError, KeyError, TypeError):
-        raise RuntimeError(f"`{command}` printed no credentials:\n{text[-2000:]}") from None
-
-
-async def _lift_client_rate(database: PgTarget, client_id: str) -> bool:
-    """Give the client a rate limit of its own, ``RATE_LIMIT_PER_SECOND``: a partner's client is otherwise limited
-    by its partner's tier (``standard``, 50/s), whatever ``ALLIANCE_RATE_LIMIT_PER_SECOND`` says. False when the
-    schema has no per-client limit (then the setting is the only limit)."""
-    connection = await connect(database)
-    try:
-        has_column = await connection.fetchval(
-            "SELECT EXISTS (SELECT FROM information_schema.columns "
-            "WHERE table_name = 'oauth_clients' AND column_name = 'rate_limit_per_second')"
-        )
-        if not has_column:
-            return False
-        updated = await connection.execute(
-            "UPDATE oauth_clients SET rate_limit_per_second = $1 WHERE id = $2", RATE_LIMIT_PER_SECOND, client_id
-        )
-    finally:
-        await connection.close()
-    if updated != "UPDATE 1":
-        raise RuntimeError(f"no client {client_id} to lift the rate limit of")
-    return True
 
 
 # --- wrk ----------------------------------------------------------------------------------------------------------

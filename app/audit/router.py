@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from app.audit import service
 from app.audit.schemas import AuditEventOut
 from app.auth.deps import Principal, requires
-from app.core.database import SessionDep
+from app.core.database import SessionDep, read_connection
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 
@@ -29,5 +29,6 @@ async def list_audit_events(
     actor_id: Annotated[str | None, Query(max_length=80)] = None,
     object_id: Annotated[str | None, Query(max_length=80)] = None,
 ) -> Page[AuditEventOut]:
+    await read_connection(session)  # one statement, read only: no BEGIN nor COMMIT around it
     rows = await service.list_events(session, params, action=action, actor_id=actor_id, object_id=object_id)
     return page_of(rows, params, AuditEventOut.model_validate)

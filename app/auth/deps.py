@@ -9,12 +9,15 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.auth.limits import TokenBuckets
+from app.auth.rate_leases import NEEDS_LEASE, SharedTokenBuckets
 from app.auth.scopes import SCOPES, PrincipalKind
 from app.auth.standing import TokenStandings
 from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
+from app.auth.verified import VerifiedTokens
 from app.core import clock
 from app.core.clock import FrozenClock
 from app.core.database import SessionDep
@@ -101,23 +104,24 @@ async def authenticate(
         )
     token = authorization[7:].strip()
     app_state = request.app.state
-    try:
-        keys = await app_state.keyring.verification_keys(session, unverified_kid(token))
-        claims = verify_access_token(token, keys, app_state.settings)
-    except InvalidToken as exc:
-        raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
+    claims = await _verified_claims(app_state, session, token)
     # The rate is checked before any database work once this process knows the client's rate (from its standing).
     limits: TokenBuckets = app_state.api_rate_limits
-    _refuse_over_rate(known_rate_wait := limits.take_known(claims["client_id"]))
+    client_id = claims["client_id"]
+    known_rate_wait = limits.take_known(client_id)
+    if known_rate_wait == NEEDS_LEASE:
+        known_rate_wait = await _lease(limits, session, client_id)
+    _refuse_over_rate(known_rate_wait)
     standings: TokenStandings = app_state.token_standings
-    standing = await standings.of(session, claims["client_id"], claims.get("partner_id"), claims["jti"])
+    standing = await standings.of(session, client_id, claims.get("partner_id"), claims["jti"])
     if standing is None or not standing.client_active or not standing.partner_active or standing.token_revoked:
         detail = "The access token was revoked or its client is no longer active."
         raise InvalidAccessToken(detail, headers=_challenge("invalid_token", detail))
     if known_rate_wait is None:
-        _refuse_over_rate(limits.take(claims["client_id"], standing.rate_limit_per_second))
+        wait = limits.take(client_id, standing.rate_limit_per_second)
+        _refuse_over_rate(await _lease(limits, session, client_id) if wait == NEEDS_LEASE else wait)
     else:
-        limits.remember_rate(claims["client_id"], standing.rate_limit_per_second)
+        limits.remember_rate(client_id, standing.rate_limit_per_second)
     principal = Principal(
         client_id=claims["client_id"],
         kind=PrincipalKind(claims.get("kind", PrincipalKind.partner)),
@@ -136,6 +140,32 @@ async def authenticate(
         # In a sandbox, the rest of a partner's request reads the partner's test clock (DESIGN.md, "Time").
         clock.enter_for_request(FrozenClock(standing.test_clock_now), app_state.settings)
     return principal
+
+
+async def _verified_claims(app_state: Any, session: AsyncSession, token: str) -> dict[str, Any]:
+    """The token's claims: verified once per process (``app.auth.verified``), then read from memory while the token
+    is unexpired and its signing key still published."""
+    verified: VerifiedTokens = app_state.verified_tokens
+    key = verified.key(token)
+    known = verified.get(key)
+    if known is not None:
+        claims, kid = known
+        if await app_state.keyring.publishes(session, kid):
+            return claims
+        verified.forget(key)
+    try:
+        kid = unverified_kid(token)
+        keys = await app_state.keyring.verification_keys(session, kid)
+        claims = verify_access_token(token, keys, app_state.settings)
+    except InvalidToken as exc:
+        raise InvalidAccessToken(str(exc), headers=_challenge("invalid_token", str(exc))) from None
+    verified.put(key, claims, kid)
+    return claims
+
+
+async def _lease(limits: TokenBuckets, session: AsyncSession, client_id: str) -> float:
+    assert isinstance(limits, SharedTokenBuckets)  # only the shared buckets answer NEEDS_LEASE
+    return await limits.lease(session, client_id)
 
 
 def _refuse_over_rate(wait: float | None) -> None:

@@ -119,6 +119,11 @@ class Keyring:
             await self._refresh(session)
         return self._verifying
 
+    async def publishes(self, session: AsyncSession, kid: str | None) -> bool:
+        """Whether the key ``kid`` is still published (a token it signed, verified before, is still accepted)."""
+        keys = await self.verification_keys(session, kid)
+        return any(key.kid == kid for key in keys.keys)
+
     def invalidate(self) -> None:
         self._loaded_at = 0.0
 

@@ -103,3 +103,16 @@ class UsedClientAssertion(SQLModel, table=True):
     client_id: str = Field(primary_key=True, max_length=40)
     jti: str = Field(primary_key=True, max_length=200)
     expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+
+
+class ApiRateBucket(SQLModel, table=True):
+    """The API rate bucket of one client, shared by every API process (``app.auth.rate_leases``). UNLOGGED: it is
+    not worth a write-ahead log record per lease, and after a crash every bucket simply starts full again."""
+
+    __tablename__ = "api_rate_buckets"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    client_id: str = Field(primary_key=True, max_length=40)
+    tokens: float = Field(sa_type=sa.Double, nullable=False)
+    granted: float = Field(sa_type=sa.Double, nullable=False, description="What the last lease took.")
+    refilled_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.deps import Principal, requires
-from app.catalog import service
+from app.catalog import offer, service
 from app.catalog.models import FeeSchedule, PartnerKind, PartnerStatus, Program
 from app.catalog.schemas import (
     FeeScheduleCreate,
@@ -280,8 +280,7 @@ PartnerReader = Annotated[Principal, requires("referrals:read")]
 
 @partner_view.get("", response_model=Page[ProgramOut], summary="Your programs, their products and fees in force")
 async def my_programs(session: SessionDep, principal: PartnerReader, params: Paging) -> Page[ProgramOut]:
-    rows = await service.list_programs(session, params, principal.tenant)
-    return await _page_of_programs(session, rows, params)
+    return await offer.partner_programs(session, params, principal.tenant)
 
 
 @partner_view.get("/{program_id}", response_model=ProgramOut, summary="One of your programs")

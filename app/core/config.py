@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     auth_failures_per_address: int = Field(default=50, ge=1)
     auth_failure_window_s: int = Field(default=300, ge=1)
     rate_limit_per_second: int = Field(default=50, ge=1)
+    # The rate limit holds across every API process (a bucket in the database, leased in chunks); off, each
+    # process counts for itself (N processes allow N times the rate).
+    shared_rate_limits: bool = True
 
     # Outbound targets (webhook URLs, partners' jwks_uri): private and loopback addresses (and plain http) are
     # refused in production unless allowed here (see app.core.outbound_urls).

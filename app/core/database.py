@@ -123,6 +123,24 @@ class Database:
             return None
         return NoticeListener(self.bind, channel, on_notice, on_state)
 
+    def autocommit_engine(self, pool_size: int) -> AsyncEngine | None:
+        """A small pool of its own on the same database, in autocommit, for one-statement work that must never
+        wait for a connection of the request pool (a request may hold one while it waits); None in the tests'
+        one-connection binding."""
+        if not isinstance(self.bind, AsyncEngine):
+            return None
+        engine = create_async_engine(
+            self.bind.url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_recycle=1800,
+            hide_parameters=True,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"timeout": 10, "server_settings": {"application_name": "alliance-side", "timezone": "UTC"}},
+        )
+        event.listen(engine.sync_engine, "handle_error", _flag_disconnects)
+        return engine
+
     async def dispose(self) -> None:
         if isinstance(self.bind, AsyncEngine):
             await self.bind.dispose()
@@ -144,6 +162,22 @@ async def _request_session(
 
 
 SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+
+
+async def read_connection(session: AsyncSession) -> AsyncConnection:
+    """The connection for a read that is one statement: outside any transaction (no ``BEGIN`` nor ``COMMIT``, two
+    round trips saved) when the request has not used the database yet, else the request's own transaction.
+
+    Never a second connection while the session holds one: under load, requests each holding one connection and
+    waiting for another would empty the pool. In the tests (the session bound to one connection, in a transaction
+    rolled back afterwards) it is always the session's.
+    """
+    transaction = session.sync_session.get_transaction()
+    # SessionTransaction._connections: the connections the session's transaction has begun (empty until first use).
+    started = transaction is not None and bool(transaction._connections)
+    if isinstance(session.bind, AsyncEngine) and not started:
+        return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return await session.connection()
 
 
 # --- notices ------------------------------------------------------------------------------------------------------

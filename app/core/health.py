@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.responses import Response
@@ -58,4 +59,18 @@ async def _applied_revisions(database: Database) -> set[str]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """With several API processes (``alliance serve --workers N`` sets ``PROMETHEUS_MULTIPROC_DIR``) each writes
+    its metrics to a file of its own in that directory, and whichever process answers sums them all."""
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if not directory or not os.path.isdir(directory):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
+
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"

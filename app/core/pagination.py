@@ -33,7 +33,7 @@ class PageParams(BaseModel):
     cursor: str | None
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page.")] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
 ) -> PageParams:
@@ -51,6 +51,11 @@ def _decode(cursor: str) -> tuple[datetime, str]:
         return datetime.fromisoformat(created_at), str(row_id)
     except (ValueError, TypeError) as exc:
         raise InvalidCursor("The cursor is not one this API returned.") from exc
+
+
+def cursor_position(params: PageParams) -> tuple[datetime, str] | None:
+    """Where the page starts: the (created_at, id) of the last row of the previous page, if a cursor was given."""
+    return _decode(params.cursor) if params.cursor else None
 
 
 def paginate_query(

@@ -34,11 +34,21 @@ CONSOLE_PREFIX = "/console"
 EXEMPT_PREFIXES = (OAUTH_PREFIX, CONSOLE_PREFIX)
 
 
-def declared_query_parameters(route: APIRoute) -> set[str]:
-    """The query parameter names the route and its dependencies declare."""
-    return {
+def declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameter names the route and its dependencies declare (worked out once per route)."""
+    declared: frozenset[str] | None = route.__dict__.get(_DECLARED)
+    if declared is None:
+        declared = route.__dict__[_DECLARED] = _declared_query_parameters(route)
+    return declared
+
+
+_DECLARED = "_alliance_declared_query_parameters"
+
+
+def _declared_query_parameters(route: APIRoute) -> frozenset[str]:
+    return frozenset(
         field.alias for field in get_flat_params(route.dependant) if isinstance(field.field_info, fastapi_params.Query)
-    }
+    )
 
 
 async def refuse_unknown_query_parameters(request: Request) -> None:
