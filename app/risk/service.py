@@ -298,9 +298,7 @@ async def case_file(session: AsyncSession, case_id: str) -> CaseFile:
     timeline = list(
         (
             await session.scalars(
-                select(RiskCaseEvent)
-                .where(col(RiskCaseEvent.case_id) == case_id)
-                .order_by(col(RiskCaseEvent.at), col(RiskCaseEvent.id))
+                select(RiskCaseEvent).where(col(RiskCaseEvent.case_id) == case_id).order_by(col(RiskCaseEvent.seq))
             )
         ).all()
     )
