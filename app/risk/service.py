@@ -405,3 +405,13 @@ async def close_case(session: AsyncSession, actor: Actor, case_id: str, outcome:
     )
     await session.flush()
     return Closing(case, reversed_lines, reversed_fen, rejected, kept)
+
+
+async def cases_page(
+    session: AsyncSession, filters: CaseFilters, *, offset: int, limit: int
+) -> tuple[list[RiskCase], int]:
+    """One page of cases for the console's inbox (oldest open first: the longest waiting on top) and the total."""
+    total = await count_cases(session, filters)
+    query = _filtered(select(RiskCase), filters).order_by(col(RiskCase.opened_at), col(RiskCase.id))
+    rows = await session.scalars(query.offset(offset).limit(limit))
+    return list(rows.all()), total
