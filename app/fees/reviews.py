@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from app.core.business_time import month_named
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.fees.models import FeeAccrual, FeeRule
 from app.fees.moves import LedgerChange, reverse_referrals
@@ -156,3 +157,12 @@ async def reverse_reviewed(session: AsyncSession, review_id: str, now: datetime)
         )
     await release_review(session, review_id, now)
     return change
+
+
+async def partner_lines_under_review(session: AsyncSession, partner_id: str, period_name: str) -> LeftOut:
+    """The partner's lines due by the end of the month ``period_name`` (``YYYY-MM``) that are on no statement because
+    they are under review: what the partner is told ("under review"), never why."""
+    month = month_named(period_name)
+    if month is None:
+        return NOTHING_LEFT_OUT
+    return await lines_left_out(session, month.end, PartnerFilter.just(partner_id))

@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.catalog import service as catalog
 from app.core import clock
 from app.core.models import new_id
 from app.core.pagination import PageParams, paginate_query
@@ -27,6 +28,7 @@ from app.core.problems import Conflict, NotFound, Unprocessable
 from app.fees import reviews
 from app.fees.models import AccrualStatus, FeeAccrual
 from app.referrals import rejections as referrals
+from app.referrals import service as referral_service
 from app.risk.models import RiskCase, RiskCaseEvent, RiskCaseReferral, RiskSignal
 from app.risk.schemas import CaseEventKind, CaseOutcome, CaseStatus, Signal, SignalKind
 
@@ -64,13 +66,8 @@ async def _open_case(session: AsyncSession, partner_id: str, now: datetime) -> t
 
 
 async def _check_referrals(session: AsyncSession, signal: Signal) -> None:
-    if not signal.referral_ids:
-        return
-    foreign = await session.scalar(
-        text("SELECT count(*) FROM referrals WHERE id = ANY(:ids) AND partner_id = :partner_id"),
-        {"ids": list(signal.referral_ids), "partner_id": signal.partner_id},
-    )
-    if int(foreign or 0) != len(signal.referral_ids):
+    owned = await referral_service.owned_ids(session, signal.partner_id, signal.referral_ids)
+    if len(owned) != len(signal.referral_ids):
         raise ForeignReferrals("Every referral a signal names must be one of its partner's.")
 
 
@@ -85,9 +82,7 @@ async def raise_signal(session: AsyncSession, signal: Signal, *, now: datetime |
     )
     if known is not None:
         return await _case(session, known)
-    partner = await session.scalar(text("SELECT id FROM partners WHERE id = :id"), {"id": signal.partner_id})
-    if partner is None:
-        raise NotFound("No such partner.")
+    await catalog.get_partner(session, signal.partner_id)  # NotFound for an unknown partner
     await _check_referrals(session, signal)
     case, opened = await _open_case(session, signal.partner_id, now)
     signal_id = new_id("sig")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit.models import AuditEvent
+from app.catalog.models import Partner
 from app.core import clock
 from app.fees import statements
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
@@ -136,3 +137,19 @@ async def test_a_closed_case_cannot_be_closed_again(make_ledger: Any, session: A
         pass
     else:
         raise AssertionError("a closed case was closed again")
+
+
+async def test_the_partner_learns_only_that_lines_are_under_review(
+    make_ledger: Any, session: AsyncSession, client: Any, caller: Any
+) -> None:
+    ledger: Ledger = await make_ledger()
+    await _under_review(ledger, session)
+    [february] = (await statements.close_period(session, ACTOR, "2026-02", FEB_CLOSE)).statements
+    await statements.issue(session, ACTOR, february.id, FEB_CLOSE)
+    await session.flush()
+    partner = await caller("partner", partner=await session.get(Partner, ledger.partner_id))
+    read = await client.get(f"/v1/statements/{february.id}", headers=partner.headers)
+    assert read.status_code == 200
+    under_review = read.json()["under_review"]
+    assert under_review["lines"] == 2 and under_review["amount_fen"] > 0 and under_review["currency"] == "CNY"
+    assert "funded_then_emptied" not in read.text and "signal" not in read.text and "rsk_" not in read.text
