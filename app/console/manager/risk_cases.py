@@ -26,7 +26,7 @@ from app.fees.models import AccrualStatus
 from app.risk import service
 from app.risk.schemas import CaseOutcome, CaseStatus
 
-router = APIRouter(prefix="/risk-cases")
+router = APIRouter(prefix="/risk-cases", include_in_schema=False)
 
 RiskReader = Annotated[SignedInPerson, Depends(page_for("risk:read"))]
 RiskForm = Annotated[SignedInPerson, Depends(form_for("risk:manage"))]
