@@ -14,7 +14,8 @@ from sqlmodel import col
 from app.audit.models import AuditEvent
 from app.catalog.models import Partner
 from app.core import clock
-from app.fees import statements
+from app.core.business_time import month_named
+from app.fees import finance_views, statements
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
 from app.risk import service as risk
@@ -153,3 +154,29 @@ async def test_the_partner_learns_only_that_lines_are_under_review(
     under_review = read.json()["under_review"]
     assert under_review["lines"] == 2 and under_review["amount_fen"] > 0 and under_review["currency"] == "CNY"
     assert "funded_then_emptied" not in read.text and "signal" not in read.text and "rsk_" not in read.text
+
+
+async def test_the_close_preview_counts_the_lines_under_review_apart(make_ledger: Any, session: AsyncSession) -> None:
+    ledger: Ledger = await make_ledger()
+    reviewed, other = await _funded(ledger, "C-P1"), await _funded(ledger, "C-P2")
+    await statements.create_adjustment(
+        session,
+        ACTOR,
+        partner_id=ledger.partner_id,
+        amount_fen=500,
+        external_ref="ADJ-1",
+        reason="goodwill",
+        now=START + timedelta(days=2),
+    )
+    await risk.raise_signal(
+        session,
+        Signal(kind=SignalKind.shared_mobile, partner_id=ledger.partner_id, referral_ids=(reviewed,), fingerprint="p"),
+    )
+    month = month_named("2026-02")
+    assert month is not None
+    preview = await finance_views.close_preview(session, month)
+    bounty = sum(line.amount_fen for line in await _lines(session, other))
+    [mine] = [partner for partner in preview.partners if partner.partner_id == ledger.partner_id]
+    assert (mine.lines, mine.amount_fen) == (2, bounty + 500)  # the other referral's bounty and the adjustment
+    held = sum(line.amount_fen for line in await _lines(session, reviewed))
+    assert (preview.under_review_count, preview.under_review_fen) == (1, held)
