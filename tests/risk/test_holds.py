@@ -20,6 +20,7 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
 from app.risk import service as risk
 from app.risk.schemas import CaseOutcome, CaseStatus, Signal, SignalKind
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.fees.conftest import ACTOR, START, Ledger, cny
 
 E = Ledger.event
@@ -99,6 +100,14 @@ async def test_an_open_case_keeps_its_lines_off_the_close_and_clearing_releases_
 async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledger: Any, session: AsyncSession) -> None:
     ledger: Ledger = await make_ledger()
     case_id, reviewed, other = await _under_review(ledger, session)
+    endpoint = WebhookEndpoint(
+        partner_id=ledger.partner_id,
+        url="https://partner.example/hooks",
+        event_types=["referral.status_changed"],
+        sealed_secret=b"not used by this test",
+    )
+    session.add(endpoint)
+    await session.flush()
 
     with clock.scoped(clock.FrozenClock(FEB_CLOSE + timedelta(days=1))):
         closing = await risk.close_case(session, MANAGER, case_id, CaseOutcome.confirmed, "Accounts emptied at once")
@@ -114,6 +123,17 @@ async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledg
         await session.scalars(select(col(ReferralEvent.cause)).where(col(ReferralEvent.referral_id) == reviewed))
     ).all()
     assert causes[-1] == "risk_confirmed"
+    notices = (
+        await session.scalars(
+            select(col(WebhookDelivery.payload)).where(
+                col(WebhookDelivery.partner_id) == ledger.partner_id,
+                col(WebhookDelivery.event_type) == "referral.status_changed",
+            )
+        )
+    ).all()
+    rejected_notice = [payload for payload in notices if "rejected" in str(payload)]
+    assert len(rejected_notice) == 1 and "risk_confirmed" in str(rejected_notice[0])
+    assert "funded_then_emptied" not in str(rejected_notice[0]) and "emptied" not in str(rejected_notice[0])
     audit = (
         await session.scalars(
             select(AuditEvent).where(col(AuditEvent.object_id) == case_id, col(AuditEvent.action) == "risk_case.closed")
