@@ -123,7 +123,7 @@ async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledg
         await session.scalars(select(col(ReferralEvent.cause)).where(col(ReferralEvent.referral_id) == reviewed))
     ).all()
     assert causes[-1] == "risk_confirmed"
-    notices = (
+    notices: Any = (
         await session.scalars(
             select(col(WebhookDelivery.payload)).where(
                 col(WebhookDelivery.partner_id) == ledger.partner_id,
