@@ -13,13 +13,14 @@ from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreateKeyRequired
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.fees import statements
+from app.fees import reviews, statements
 from app.fees.models import FeeRule, StatementStatus
 from app.fees.schemas import (
     PERIOD_PATTERN,
     AdjustmentIn,
     AdjustmentOut,
     ClosedPeriod,
+    LinesUnderReview,
     PartnerLeftOut,
     StatementLineOut,
     StatementOut,
@@ -56,7 +57,8 @@ PartnerReader = Annotated[Principal, requires("statements:read")]
         "leaves one statement per partner and period: a repeat adds newly due lines to the period's drafts. "
         "Refused (409) before the month has ended and once a later month has statements. In a sandbox, "
         "partners with a test clock are left out (listed in `left_out`): their months close when their own "
-        "clock is advanced past each month's end."
+        "clock is advanced past each month's end. Lines of referrals under a risk review are left out and "
+        "counted in `under_review`."
     ),
 )
 async def close_period(period: str, request: Request, session: SessionDep, principal: FinanceWriter) -> ClosedPeriod:
@@ -73,6 +75,11 @@ async def close_period(period: str, request: Request, session: SessionDep, princ
         statemented_lines=closed.statemented_lines,
         created_statements=closed.created_statements,
         statements=[statement_out(statement) for statement in closed.statements],
+        under_review=LinesUnderReview(
+            lines=closed.under_review.lines,
+            amount_fen=closed.under_review.amount_fen,
+            partners=closed.under_review.partners,
+        ),
     )
 
 
@@ -167,7 +174,11 @@ async def list_statements(
 
 @partner_router.get("/{statement_id}", response_model=StatementOut, summary="One of your statements")
 async def get_statement(statement_id: str, session: SessionDep, principal: PartnerReader) -> StatementOut:
-    return statement_out(await statements.get_statement(session, principal.tenant, statement_id))
+    statement = await statements.get_statement(session, principal.tenant, statement_id)
+    held = await reviews.partner_lines_under_review(session, statement.partner_id, statement.period)
+    return statement_out(statement).model_copy(
+        update={"under_review": LinesUnderReview(lines=held.lines, amount_fen=held.amount_fen, partners=held.partners)}
+    )
 
 
 @partner_router.get(

@@ -12,6 +12,16 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, State
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
+class LinesUnderReview(BaseModel):
+    """Lines due by the period end that the close left out: their referral is under a risk review. They go into
+    the first close after the review is cleared (or are reversed if it is confirmed)."""
+
+    lines: int
+    amount_fen: int
+    currency: str = "CNY"
+    partners: int
+
+
 class StatementOut(BaseModel):
     """One partner's statement for one month: the lines' total, a negative balance carried in, net, VAT, gross.
 
@@ -40,6 +50,13 @@ class StatementOut(BaseModel):
     payment_ref: str | None
     created_at: datetime
     updated_at: datetime
+    under_review: LinesUnderReview | None = Field(
+        default=None,
+        description=(
+            "On `GET /v1/statements/{id}` for a partner: its lines due by the period's end that are on no statement "
+            "because they are under review; they go on a later statement once the review ends."
+        ),
+    )
 
 
 def statement_out(statement: Statement) -> StatementOut:
@@ -84,6 +101,10 @@ class ClosedPeriod(BaseModel):
     statements: list[StatementOut] = Field(description="Every statement of the period (of the partners closed).")
     left_out: list[PartnerLeftOut] = Field(
         default_factory=list, description="Sandbox only: partners with a test clock, whose months close on it."
+    )
+    under_review: LinesUnderReview = Field(
+        default_factory=lambda: LinesUnderReview(lines=0, amount_fen=0, partners=0),
+        description="Due lines left out of the statements: their referral is under a risk review.",
     )
 
 
