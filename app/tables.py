@@ -23,6 +23,7 @@ from app.reports.models import (
     ReferralFact,
     ReportChange,
 )
+from app.risk.watermarks import SignalWatermark
 from app.sandbox.models import SandboxClock
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -62,6 +63,7 @@ __all__ = [
     "ReportChange",
     "RevokedToken",
     "SandboxClock",
+    "SignalWatermark",
     "SigningKey",
     "Statement",
     "UsedClientAssertion",
