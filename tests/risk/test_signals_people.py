@@ -1,0 +1,81 @@
+"""One mobile number on several identities; the same consent evidence on many clients."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock
+from app.core.config import Settings
+from tests.factories.referrals import PartnerDesk, consent, mobile
+from tests.risk.conftest import run_signals, submit, without_personal_data
+
+
+async def test_one_mobile_on_three_identities_of_one_partner(
+    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+) -> None:
+    shared = mobile()
+    ids = [(await submit(client, bank, mobile=shared))["id"] for _ in range(3)]
+    for _ in range(3):  # other mobiles, and another partner's clients each with a number of their own
+        await submit(client, bank)
+        await submit(client, other_bank)
+
+    found = [signal for signal in await run_signals(session, settings) if signal.kind == "shared_mobile"]
+
+    assert [(signal.partner_id, signal.referral_ids) for signal in found] == [(bank.partner.id, tuple(ids))]
+    evidence = found[0].evidence
+    assert evidence["scope"] == "within_partner"
+    assert evidence["identities"] == evidence["identities_at_partner"] == 3 and evidence["partners"] == 1
+    assert evidence["threshold_identities"] == settings.risk_shared_mobile_identities
+    without_personal_data(evidence, shared, shared[:3] + "****" + shared[-4:], shared[-4:] + '"')
+    assert await run_signals(session, settings) == []  # found again on the next look: the same signal
+
+
+async def test_one_mobile_across_partners(
+    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+) -> None:
+    shared = mobile()
+    at_bank = [(await submit(client, bank, mobile=shared))["id"] for _ in range(2)]
+    at_other = [(await submit(client, other_bank, mobile=shared))["id"]]
+    two_only = mobile()  # two identities on one number: a family's phone, not a signal
+    await submit(client, bank, mobile=two_only)
+    await submit(client, other_bank, mobile=two_only)
+
+    found = {
+        signal.partner_id: signal for signal in await run_signals(session, settings) if signal.kind == "shared_mobile"
+    }
+
+    assert set(found) == {bank.partner.id, other_bank.partner.id}
+    assert found[bank.partner.id].referral_ids == tuple(at_bank)
+    assert found[other_bank.partner.id].referral_ids == tuple(at_other)
+    for signal in found.values():
+        assert signal.evidence["scope"] == "across_partners"
+        assert signal.evidence["identities"] == 3 and signal.evidence["partners"] == 2
+    assert found[bank.partner.id].evidence["mobile_group"] == found[other_bank.partner.id].evidence["mobile_group"]
+
+
+async def test_consent_evidence_reused_across_clients(
+    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+) -> None:
+    captured = (clock.now().replace(microsecond=0)).isoformat()
+    one_record = consent(evidence_ref="SIG-0001", captured_at=captured)
+    same_record = [(await submit(client, bank, evidence=one_record))["id"] for _ in range(5)]
+    # Another partner: one notice, the same capture second, five records: the second betrays a copied form.
+    same_second = [
+        (await submit(client, other_bank, evidence=consent(evidence_ref=f"SIG-{n}", captured_at=captured)))["id"]
+        for n in range(5)
+    ]
+    for _ in range(4):  # four clients on one record: under the threshold
+        await submit(client, bank, evidence=consent(evidence_ref="SIG-0002", captured_at="2026-11-02T09:00:00Z"))
+
+    found = {
+        signal.partner_id: signal for signal in await run_signals(session, settings) if signal.kind == "reused_consent"
+    }
+
+    assert set(found) == {bank.partner.id, other_bank.partner.id}
+    assert found[bank.partner.id].referral_ids == tuple(same_record)
+    assert found[bank.partner.id].evidence["matched_on"] == ["evidence_ref", "notice_second"]
+    assert found[bank.partner.id].evidence["clients"] == 5
+    assert found[other_bank.partner.id].referral_ids == tuple(same_second)
+    assert found[other_bank.partner.id].evidence["matched_on"] == ["notice_second"]
+    without_personal_data(found[bank.partner.id].evidence, "SIG-0001")
