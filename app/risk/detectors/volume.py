@@ -36,7 +36,7 @@ def _burst_sql(window: Window) -> sa.TextClause:
             GROUP BY r.partner_id, slot
         )
         SELECT recent.partner_id, recent.referrals, recent.referral_ids,
-               coalesce(max(baseline.referrals), 0) AS busiest, coalesce(sum(baseline.referrals), 0) AS baseline_total
+               coalesce(max(baseline.referrals), 0) AS busiest, CAST(coalesce(sum(baseline.referrals), 0) AS bigint) AS baseline_total
         FROM recent LEFT JOIN baseline USING (partner_id)
         WHERE EXISTS (  -- a full baseline: a new partner's first intake is not a burst
             SELECT 1 FROM referrals AS o WHERE o.partner_id = recent.partner_id AND o.created_at <= :baseline_start
@@ -72,8 +72,8 @@ async def referral_burst(session: AsyncSession, window: Window) -> list[Detected
                 "window_hours": settings.risk_burst_window_hours,
                 "referrals_in_window": row.referrals,
                 "baseline_days": settings.risk_burst_baseline_days,
-                "baseline_busiest_window": row.busiest,
-                "baseline_mean_per_window": round(row.baseline_total / windows, 2),
+                "baseline_busiest_window": int(row.busiest),
+                "baseline_mean_per_window": round(int(row.baseline_total) / windows, 2),
                 "threshold_factor": settings.risk_burst_factor,
                 "threshold_min_referrals": settings.risk_burst_min_referrals,
                 "referral_ids": list(row.referral_ids),
@@ -102,8 +102,8 @@ def _outlier_sql(window: Window) -> sa.TextClause:
             GROUP BY r.partner_id, month
         ),
         pooled AS (
-            SELECT month, sum(received) AS received, sum(rejected) AS rejected,
-                   sum(existing_client) AS existing_client, count(*) AS partners
+            SELECT month, CAST(sum(received) AS bigint) AS received, CAST(sum(rejected) AS bigint) AS rejected,
+                   CAST(sum(existing_client) AS bigint) AS existing_client, count(*) AS partners
             FROM counts GROUP BY month
         )
         SELECT c.partner_id, c.month, c.received, c.rejected, c.existing_client, c.referral_ids,
