@@ -36,7 +36,7 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
             await submit(client, desk)
         manual_clock.move_to(now - timedelta(days=100))
     manual_clock.move_to(now)
-    burst = [(await submit(client, bursting))["id"] for _ in range(10)]  # more than 3 × 3
+    burst = [(await submit(client, bursting))["id"] for _ in range(10)]  # more than 3 times 3
     for _ in range(9):  # three times its busiest day: not more
         await submit(client, steady)
 

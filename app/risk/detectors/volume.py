@@ -36,7 +36,8 @@ def _burst_sql(window: Window) -> sa.TextClause:
             GROUP BY r.partner_id, slot
         )
         SELECT recent.partner_id, recent.referrals, recent.referral_ids,
-               coalesce(max(baseline.referrals), 0) AS busiest, CAST(coalesce(sum(baseline.referrals), 0) AS bigint) AS baseline_total
+               coalesce(max(baseline.referrals), 0) AS busiest,
+               CAST(coalesce(sum(baseline.referrals), 0) AS bigint) AS baseline_total
         FROM recent LEFT JOIN baseline USING (partner_id)
         WHERE EXISTS (  -- a full baseline: a new partner's first intake is not a burst
             SELECT 1 FROM referrals AS o WHERE o.partner_id = recent.partner_id AND o.created_at <= :baseline_start
