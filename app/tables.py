@@ -8,6 +8,7 @@ from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
 from app.fees.models import FeeAccrual, Statement
+from app.fees.reviews import FeeReviewHold
 from app.people.models import ConsoleSession, Person
 from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem
@@ -23,6 +24,7 @@ from app.reports.models import (
     ReferralFact,
     ReportChange,
 )
+from app.risk.models import RiskCase, RiskCaseEvent, RiskCaseReferral, RiskSignal
 from app.risk.watermarks import SignalWatermark
 from app.sandbox.models import SandboxClock
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -43,6 +45,7 @@ __all__ = [
     "DurationSummary",
     "ExistingClient",
     "FeeAccrual",
+    "FeeReviewHold",
     "FeeSchedule",
     "IdempotencyRecord",
     "OAuthClient",
@@ -62,6 +65,10 @@ __all__ = [
     "ReferralFact",
     "ReportChange",
     "RevokedToken",
+    "RiskCase",
+    "RiskCaseEvent",
+    "RiskCaseReferral",
+    "RiskSignal",
     "SandboxClock",
     "SignalWatermark",
     "SigningKey",

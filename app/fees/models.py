@@ -22,6 +22,7 @@ class FeeRule(StrEnum):
     clawback = "clawback"  # a later negative line reversing an earlier one
     adjustment = "adjustment"  # finance's correction, carried into the next period
     attribution_moved = "attribution_moved"  # the opposite of a line whose referral lost its attribution
+    risk_confirmed = "risk_confirmed"  # the opposite of a line of a referral a risk case confirmed as abuse
 
 
 class AccrualStatus(StrEnum):

@@ -55,4 +55,4 @@ async def raise_risk_signals(
     since = max(last - IN_FLIGHT_MARGIN, lookback) if last is not None else lookback
     found = await detect(session, Window(since, now, settings, partners)) if since < now else []
     await watermarks.looked(session, scope, now)
-    return await raise_detected(session, found)
+    return await raise_detected(session, found, now)

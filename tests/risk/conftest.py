@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.core import clock
 from app.core.config import Settings
-from app.risk.detectors import Detected
+from app.risk.models import RiskCase, RiskSignal
 from app.risk.signals import raise_risk_signals
-from app.risk.sink import RAISED
 from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import PartnerDesk, consent, individual, national_id
+from tests.fees.conftest import make_ledger
 
 _ids = itertools.count()
 _consents = itertools.count()
@@ -69,13 +72,42 @@ async def report(client: httpx.AsyncClient, feed: Caller, *events: dict[str, Any
     return results
 
 
-async def run_signals(session: AsyncSession, settings: Settings, **thresholds: Any) -> list[Detected]:
-    """The worker's signal job at the clock's now, with ``thresholds`` overriding the settings; the signals it
-    raised in this run."""
-    before = set(session.info.get(RAISED, {}))
+@dataclass(frozen=True)
+class Raised:
+    """A signal as its case keeps it."""
+
+    kind: str
+    partner_id: str
+    case_id: str
+    referral_ids: tuple[str, ...]
+    evidence: dict[str, Any]
+    fingerprint: str
+
+
+async def run_signals(session: AsyncSession, settings: Settings, **thresholds: Any) -> list[Raised]:
+    """The worker's signal job at the clock's now, with ``thresholds`` overriding the settings; the signals this
+    run recorded on cases."""
+    before = set((await session.scalars(select(col(RiskSignal.id)))).all())
     await raise_risk_signals(session, settings.model_copy(update=thresholds), clock.now())
-    raised: dict[str, Detected] = session.info.get(RAISED, {})
-    return [signal for fingerprint, signal in raised.items() if fingerprint not in before]
+    rows = (
+        await session.execute(
+            select(RiskSignal, col(RiskCase.partner_id))
+            .join(RiskCase, col(RiskCase.id) == col(RiskSignal.case_id))
+            .order_by(col(RiskSignal.fingerprint))
+        )
+    ).all()
+    return [
+        Raised(
+            str(signal.kind),
+            partner_id,
+            signal.case_id,
+            tuple(signal.referral_ids),
+            signal.evidence,
+            signal.fingerprint,
+        )
+        for signal, partner_id in rows
+        if signal.id not in before
+    ]
 
 
 def without_personal_data(evidence: dict[str, Any], *values: str) -> None:
@@ -84,4 +116,4 @@ def without_personal_data(evidence: dict[str, Any], *values: str) -> None:
         assert value not in text
 
 
-__all__ = ["national_id"]
+__all__ = ["make_ledger", "national_id"]

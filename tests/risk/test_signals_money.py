@@ -63,11 +63,11 @@ async def test_accounts_funded_then_emptied_or_closed_inside_the_hold(
     found = [signal for signal in await run_signals(session, settings) if signal.kind == "funded_then_emptied"]
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bank.partner.id, set(ring))]
-    evidence = found[0].evidence
-    assert evidence["accounts_funded"] == 4 and evidence["accounts_emptied_or_closed"] == 3
-    assert evidence["accounts_closed"] == 2 and evidence["rate_bp"] == 7500
+    observed = found[0].evidence["observed"]
+    assert observed["accounts_funded"] == 4 and observed["accounts_emptied_or_closed"] == 3
+    assert observed["accounts_closed"] == 2 and observed["rate_bp"] == 7500
     assert kept not in found[0].referral_ids
-    assert evidence["threshold_accounts"] == settings.risk_emptied_accounts
+    assert found[0].evidence["thresholds"]["accounts"] == settings.risk_emptied_accounts
 
 
 async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
@@ -102,6 +102,7 @@ async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
     found = [signal for signal in await run_signals(session, settings) if signal.kind == "bundle_churn"]
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bank.partner.id, set(churned))]
-    evidence = found[0].evidence
-    assert evidence["bundles_purchased"] == 5 and evidence["bundles_cancelled_in_cooling_off"] == 5
-    assert evidence["rate_bp"] == 10_000 and evidence["cooling_off_days"] == settings.risk_cooling_off_days
+    observed = found[0].evidence["observed"]
+    assert observed["bundles_purchased"] == 5 and observed["bundles_cancelled_in_cooling_off"] == 5
+    assert observed["rate_bp"] == 10_000
+    assert found[0].evidence["thresholds"]["cooling_off_days"] == settings.risk_cooling_off_days

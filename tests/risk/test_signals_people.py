@@ -24,9 +24,10 @@ async def test_one_mobile_on_three_identities_of_one_partner(
 
     assert [(signal.partner_id, signal.referral_ids) for signal in found] == [(bank.partner.id, tuple(ids))]
     evidence = found[0].evidence
-    assert evidence["scope"] == "within_partner"
-    assert evidence["identities"] == evidence["identities_at_partner"] == 3 and evidence["partners"] == 1
-    assert evidence["threshold_identities"] == settings.risk_shared_mobile_identities
+    observed = evidence["observed"]
+    assert observed["scope"] == "within_partner"
+    assert observed["identities"] == observed["identities_at_partner"] == 3 and observed["partners"] == 1
+    assert evidence["thresholds"]["identities_per_mobile"] == settings.risk_shared_mobile_identities
     without_personal_data(evidence, shared, shared[:3] + "****" + shared[-4:], shared[-4:] + '"')
     assert await run_signals(session, settings) == []  # found again on the next look: the same signal
 
@@ -49,9 +50,9 @@ async def test_one_mobile_across_partners(
     assert found[bank.partner.id].referral_ids == tuple(at_bank)
     assert found[other_bank.partner.id].referral_ids == tuple(at_other)
     for signal in found.values():
-        assert signal.evidence["scope"] == "across_partners"
-        assert signal.evidence["identities"] == 3 and signal.evidence["partners"] == 2
-    assert found[bank.partner.id].evidence["mobile_group"] == found[other_bank.partner.id].evidence["mobile_group"]
+        assert signal.evidence["observed"]["scope"] == "across_partners"
+        assert signal.evidence["observed"]["identities"] == 3 and signal.evidence["observed"]["partners"] == 2
+    assert found[bank.partner.id].evidence["items"] == found[other_bank.partner.id].evidence["items"]
 
 
 async def test_consent_evidence_reused_across_clients(
@@ -74,8 +75,8 @@ async def test_consent_evidence_reused_across_clients(
 
     assert set(found) == {bank.partner.id, other_bank.partner.id}
     assert found[bank.partner.id].referral_ids == tuple(same_record)
-    assert found[bank.partner.id].evidence["matched_on"] == ["evidence_ref", "notice_second"]
-    assert found[bank.partner.id].evidence["clients"] == 5
+    assert found[bank.partner.id].evidence["observed"]["matched_on"] == ["evidence_ref", "notice_second"]
+    assert found[bank.partner.id].evidence["observed"]["clients"] == 5
     assert found[other_bank.partner.id].referral_ids == tuple(same_second)
-    assert found[other_bank.partner.id].evidence["matched_on"] == ["notice_second"]
+    assert found[other_bank.partner.id].evidence["observed"]["matched_on"] == ["notice_second"]
     without_personal_data(found[bank.partner.id].evidence, "SIG-0001")

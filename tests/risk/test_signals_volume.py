@@ -44,8 +44,8 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bursting.partner.id, set(burst))]
     evidence = found[0].evidence
-    assert evidence["referrals_in_window"] == 10 and evidence["baseline_busiest_window"] == 3
-    assert evidence["threshold_factor"] == 3.0 and evidence["threshold_min_referrals"] == 8
+    assert evidence["observed"]["referrals_in_window"] == 10 and evidence["observed"]["baseline_busiest_window"] == 3
+    assert evidence["thresholds"]["factor"] == 3.0 and evidence["thresholds"]["min_referrals"] == 8
 
 
 async def test_a_new_partners_first_intake_is_not_a_burst(
@@ -80,11 +80,11 @@ async def test_an_existing_client_rate_far_above_the_peers(
         if signal.kind == "outlier_rates" and signal.partner_id in {outlier.partner.id, peer.partner.id}
     ]
 
-    assert [(signal.partner_id, signal.evidence["metric"]) for signal in found] == [
+    assert [(signal.partner_id, signal.evidence["observed"]["metric"]) for signal in found] == [
         (outlier.partner.id, "existing_client_rate")
     ]
-    evidence = found[0].evidence
-    assert evidence["month"] == month_of(clock.now()).name
-    assert evidence["received"] == 6 and evidence["count"] == 3 and evidence["rate_bp"] == 5000
-    assert evidence["peer_rate_bp"] * settings.risk_outlier_factor <= 5000
-    assert set(found[0].referral_ids) == {answer["id"] for answer in answers}
+    observed = found[0].evidence["observed"]
+    assert observed["month"] == month_of(clock.now()).name
+    assert observed["received"] == 6 and observed["count"] == 3 and observed["rate_bp"] == 5000
+    assert observed["peer_rate_bp"] * settings.risk_outlier_factor <= 5000
+    assert set(found[0].referral_ids) == {answer["id"] for answer in answers if answer["status"] == "existing_client"}

@@ -73,15 +73,18 @@ async def funded_then_emptied(session: AsyncSession, window: Window) -> list[Det
             partner_id=row.partner_id,
             referral_ids=tuple(row.referral_ids),
             evidence={
-                "accounts_funded": row.funded,
-                "accounts_emptied_or_closed": row.emptied,
-                "accounts_closed": row.closed,
-                "rate_bp": rate_bp(row.emptied, row.funded),
-                "threshold_accounts": settings.risk_emptied_accounts,
-                "threshold_rate_bp": settings.risk_emptied_rate_bp,
-                "threshold_emptied_below_bp": settings.risk_emptied_below_bp,
-                "lookback_days": settings.risk_lookback_days,
-                "referral_ids": list(row.referral_ids),
+                "thresholds": {
+                    "accounts": settings.risk_emptied_accounts,
+                    "rate_bp": settings.risk_emptied_rate_bp,
+                    "emptied_below_bp": settings.risk_emptied_below_bp,
+                    "lookback_days": settings.risk_lookback_days,
+                },
+                "observed": {
+                    "accounts_funded": row.funded,
+                    "accounts_emptied_or_closed": row.emptied,
+                    "accounts_closed": row.closed,
+                    "rate_bp": rate_bp(row.emptied, row.funded),
+                },
             },
             fingerprint=f"funded_then_emptied:{row.partner_id}:{month}",
         )
@@ -137,14 +140,17 @@ async def bundle_churn(session: AsyncSession, window: Window) -> list[Detected]:
             partner_id=row.partner_id,
             referral_ids=tuple(sorted(row.referral_ids)),
             evidence={
-                "bundles_purchased": row.purchased,
-                "bundles_cancelled_in_cooling_off": row.cancelled,
-                "rate_bp": rate_bp(row.cancelled, row.purchased),
-                "cooling_off_days": settings.risk_cooling_off_days,
-                "threshold_count": settings.risk_bundle_churn_count,
-                "threshold_rate_bp": settings.risk_bundle_churn_rate_bp,
-                "lookback_days": settings.risk_lookback_days,
-                "referral_ids": sorted(row.referral_ids),
+                "thresholds": {
+                    "cooling_off_days": settings.risk_cooling_off_days,
+                    "count": settings.risk_bundle_churn_count,
+                    "rate_bp": settings.risk_bundle_churn_rate_bp,
+                    "lookback_days": settings.risk_lookback_days,
+                },
+                "observed": {
+                    "bundles_purchased": row.purchased,
+                    "bundles_cancelled_in_cooling_off": row.cancelled,
+                    "rate_bp": rate_bp(row.cancelled, row.purchased),
+                },
             },
             fingerprint=f"bundle_churn:{row.partner_id}:{month}",
         )

@@ -55,14 +55,17 @@ async def shared_mobile(session: AsyncSession, window: Window) -> list[Detected]
                 partner_id=row.partner_id,
                 referral_ids=tuple(row.referral_ids),
                 evidence={
-                    "mobile_group": number,
-                    "scope": "within_partner" if row.partner_identities >= threshold else "across_partners",
-                    "identities": row.identities,
-                    "identities_at_partner": row.partner_identities,
-                    "partners": row.partners,
-                    "threshold_identities": threshold,
-                    "lookback_days": window.settings.risk_lookback_days,
-                    "referral_ids": list(row.referral_ids),
+                    "thresholds": {
+                        "identities_per_mobile": threshold,
+                        "lookback_days": window.settings.risk_lookback_days,
+                    },
+                    "observed": {
+                        "scope": "within_partner" if row.partner_identities >= threshold else "across_partners",
+                        "identities": row.identities,
+                        "identities_at_partner": row.partner_identities,
+                        "partners": row.partners,
+                    },
+                    "items": [f"mobile:{number}"],
                 },
                 fingerprint=f"shared_mobile:{row.partner_id}:{number}",
             )
@@ -118,12 +121,15 @@ async def reused_consent(session: AsyncSession, window: Window) -> list[Detected
                 partner_id=partner_id,
                 referral_ids=referral_ids,
                 evidence={
-                    "consent_group": evidence_key,
-                    "matched_on": sorted(basis for basis, _, _ in bases),
-                    "clients": max(clients for _, _, clients in bases),
-                    "threshold_clients": threshold,
-                    "lookback_days": window.settings.risk_lookback_days,
-                    "referral_ids": list(referral_ids),
+                    "thresholds": {
+                        "clients_per_consent": threshold,
+                        "lookback_days": window.settings.risk_lookback_days,
+                    },
+                    "observed": {
+                        "matched_on": sorted(basis for basis, _, _ in bases),
+                        "clients": max(clients for _, _, clients in bases),
+                    },
+                    "items": [f"consent:{evidence_key}"],
                 },
                 fingerprint=f"reused_consent:{partner_id}:{evidence_key}",
             )

@@ -70,14 +70,17 @@ async def referral_burst(session: AsyncSession, window: Window) -> list[Detected
             partner_id=row.partner_id,
             referral_ids=tuple(row.referral_ids),
             evidence={
-                "window_hours": settings.risk_burst_window_hours,
-                "referrals_in_window": row.referrals,
-                "baseline_days": settings.risk_burst_baseline_days,
-                "baseline_busiest_window": int(row.busiest),
-                "baseline_mean_per_window": round(int(row.baseline_total) / windows, 2),
-                "threshold_factor": settings.risk_burst_factor,
-                "threshold_min_referrals": settings.risk_burst_min_referrals,
-                "referral_ids": list(row.referral_ids),
+                "thresholds": {
+                    "window_hours": settings.risk_burst_window_hours,
+                    "baseline_days": settings.risk_burst_baseline_days,
+                    "factor": settings.risk_burst_factor,
+                    "min_referrals": settings.risk_burst_min_referrals,
+                },
+                "observed": {
+                    "referrals_in_window": row.referrals,
+                    "baseline_busiest_window": int(row.busiest),
+                    "baseline_mean_per_window": round(int(row.baseline_total) / windows, 2),
+                },
             },
             fingerprint=f"referral_burst:{row.partner_id}:{business_day(window.now).isoformat()}",
         )
@@ -96,7 +99,9 @@ def _outlier_sql(window: Window) -> sa.TextClause:
             SELECT r.partner_id, {month.replace("created_at", "r.created_at")} AS month, count(*) AS received,
                    count(*) FILTER (WHERE r.status = 'rejected') AS rejected,
                    count(*) FILTER (WHERE r.status = 'existing_client') AS existing_client,
-                   array_agg(r.id ORDER BY r.created_at, r.id) AS referral_ids
+                   array_agg(r.id ORDER BY r.created_at, r.id) FILTER (WHERE r.status = 'rejected') AS rejected_ids,
+                   array_agg(r.id ORDER BY r.created_at, r.id) FILTER (WHERE r.status = 'existing_client')
+                       AS existing_client_ids
             FROM referrals AS r
             WHERE r.created_at >= :months_start AND r.created_at <= :now
               AND {month.replace("created_at", "r.created_at")} IN (SELECT month FROM months)
@@ -107,7 +112,7 @@ def _outlier_sql(window: Window) -> sa.TextClause:
                    CAST(sum(existing_client) AS bigint) AS existing_client, count(*) AS partners
             FROM counts GROUP BY month
         )
-        SELECT c.partner_id, c.month, c.received, c.rejected, c.existing_client, c.referral_ids,
+        SELECT c.partner_id, c.month, c.received, c.rejected, c.existing_client, c.rejected_ids, c.existing_client_ids,
                p.received - c.received AS peer_received, p.rejected - c.rejected AS peer_rejected,
                p.existing_client - c.existing_client AS peer_existing_client, p.partners - 1 AS peers
         FROM counts AS c JOIN pooled AS p USING (month)
@@ -130,9 +135,9 @@ async def outlier_rates(session: AsyncSession, window: Window) -> list[Detected]
     )
     found = []
     for row in (await session.execute(_outlier_sql(window), params)).all():
-        for metric, count, peer_count in (
-            ("rejection_rate", row.rejected, row.peer_rejected),
-            ("existing_client_rate", row.existing_client, row.peer_existing_client),
+        for metric, count, peer_count, referral_ids in (
+            ("rejection_rate", row.rejected, row.peer_rejected, row.rejected_ids),
+            ("existing_client_rate", row.existing_client, row.peer_existing_client, row.existing_client_ids),
         ):
             rate, peer_rate = rate_bp(count, row.received), rate_bp(peer_count, row.peer_received)
             if rate < settings.risk_outlier_min_rate_bp or rate < settings.risk_outlier_factor * peer_rate:
@@ -141,21 +146,24 @@ async def outlier_rates(session: AsyncSession, window: Window) -> list[Detected]
                 Detected(
                     kind="outlier_rates",
                     partner_id=row.partner_id,
-                    referral_ids=tuple(row.referral_ids),
+                    referral_ids=tuple(referral_ids or ()),  # the referrals that make the rate
                     evidence={
-                        "month": row.month,
-                        "metric": metric,
-                        "received": row.received,
-                        "count": count,
-                        "rate_bp": rate,
-                        "peers": row.peers,
-                        "peer_received": row.peer_received,
-                        "peer_count": peer_count,
-                        "peer_rate_bp": peer_rate,
-                        "threshold_factor": settings.risk_outlier_factor,
-                        "threshold_min_rate_bp": settings.risk_outlier_min_rate_bp,
-                        "threshold_min_referrals": settings.risk_outlier_min_referrals,
-                        "referral_ids": list(row.referral_ids),
+                        "thresholds": {
+                            "factor": settings.risk_outlier_factor,
+                            "min_rate_bp": settings.risk_outlier_min_rate_bp,
+                            "min_referrals": settings.risk_outlier_min_referrals,
+                        },
+                        "observed": {
+                            "month": row.month,
+                            "metric": metric,
+                            "received": row.received,
+                            "count": count,
+                            "rate_bp": rate,
+                            "peers": row.peers,
+                            "peer_received": row.peer_received,
+                            "peer_count": peer_count,
+                            "peer_rate_bp": peer_rate,
+                        },
                     },
                     fingerprint=f"outlier_rates:{row.partner_id}:{row.month}:{metric}",
                 )

@@ -1,0 +1,117 @@
+"""Fee lines under review (DESIGN.md, "Risk"): while a risk case names a referral, its fee lines stay out of
+every statement, whatever their hold period says — the lines already written and those accrued later.
+
+The hold is kept here, by referral, in ``fee_review_holds`` (the fees domain's table; the risk domain calls
+``hold_referrals`` and ``release_review``), so the accrual engine knows nothing of it: a line's status still
+follows its hold period (``pending → payable``), and the period close (``app.fees.statements``) leaves out
+every line whose referral is under an open review — the close's ``UNDER_REVIEW`` condition — and reports what
+it left out (``lines_left_out``). Releasing a review puts its lines into the next close; confirming it
+reverses them first (``reverse_reviewed``, rule ``risk_confirmed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
+
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
+from app.fees.models import FeeAccrual
+
+
+class FeeReviewHold(SQLModel, table=True):
+    """One referral under one review (a risk case): its lines are held until ``released_at``."""
+
+    __tablename__ = "fee_review_holds"
+    __table_args__ = (
+        sa.Index("ix_fee_review_holds_open", "referral_id", postgresql_where=sa.text("released_at IS NULL")),
+    )
+
+    review_id: str = Field(max_length=40, primary_key=True)
+    referral_id: str = Field(foreign_key="referrals.id", max_length=40, primary_key=True)
+    held_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    released_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+_HOLDS = FeeReviewHold.__table__  # type: ignore[attr-defined]
+
+# The close's condition on a ledger line aliased ``a``: its referral is under no open review.
+NOT_UNDER_REVIEW = (
+    "NOT EXISTS (SELECT 1 FROM fee_review_holds h WHERE h.referral_id = a.referral_id AND h.released_at IS NULL)"
+)
+
+
+async def hold_referrals(session: AsyncSession, review_id: str, referral_ids: Sequence[str], now: datetime) -> int:
+    """Hold every fee line of ``referral_ids`` (written or to come) under ``review_id``; a referral already held by
+    the review is left as it is. Returns how many referrals were newly held."""
+    if not referral_ids:
+        return 0
+    rows = [{"review_id": review_id, "referral_id": rid, "held_at": now} for rid in dict.fromkeys(referral_ids)]
+    result = await session.execute(insert(_HOLDS).values(rows).on_conflict_do_nothing())
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_review(session: AsyncSession, review_id: str, now: datetime) -> int:
+    """End the review's holds: its lines go into the next close (unless another open review holds them)."""
+    result = await session.execute(
+        update(FeeReviewHold)
+        .where(col(FeeReviewHold.review_id) == review_id, col(FeeReviewHold.released_at).is_(None))
+        .values(released_at=now)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def referrals_under_review(session: AsyncSession, referral_ids: Sequence[str]) -> set[str]:
+    """Which of ``referral_ids`` are under an open review (for the partner's view: "under review")."""
+    if not referral_ids:
+        return set()
+    rows = await session.scalars(
+        select(col(FeeReviewHold.referral_id)).where(
+            col(FeeReviewHold.referral_id).in_(list(referral_ids)), col(FeeReviewHold.released_at).is_(None)
+        )
+    )
+    return set(rows.all())
+
+
+async def lines_of_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[FeeAccrual]:
+    """Every ledger line of ``referral_ids``, in the order written (a case's page)."""
+    if not referral_ids:
+        return []
+    rows = await session.scalars(
+        select(FeeAccrual)
+        .where(col(FeeAccrual.referral_id).in_(list(referral_ids)))
+        .order_by(col(FeeAccrual.created_at), col(FeeAccrual.id))
+    )
+    return list(rows.all())
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """Lines a close left out because their referral is under review: how many, their net amount, partners."""
+
+    lines: int
+    amount_fen: int
+    partners: int
+
+
+_LEFT_OUT = """
+    SELECT count(*) AS lines, coalesce(sum(a.amount_fen), 0) AS amount, count(DISTINCT a.partner_id) AS partners
+    FROM fee_accruals a
+    WHERE a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until < :period_end_at
+      AND NOT ({not_under_review}) AND {partners}
+    """
+
+
+async def lines_left_out(
+    session: AsyncSession, period_end_at: datetime, partners: PartnerFilter = EVERY_PARTNER
+) -> LeftOut:
+    """The lines due by ``period_end_at`` that a close leaves out because they are under review."""
+    query = text(_LEFT_OUT.format(not_under_review=NOT_UNDER_REVIEW, partners=partners.sql("a.partner_id")))
+    row = (await session.execute(query, {"period_end_at": period_end_at, **partners.params})).one()
+    return LeftOut(int(row.lines), int(row.amount), int(row.partners))
