@@ -47,6 +47,11 @@ NOT_UNDER_REVIEW = (
 )
 
 
+def open_review_referrals() -> sa.Select[str]:
+    """The referrals under an open review, as a subquery (``FeeAccrual.referral_id.in_(...)``)."""
+    return select(col(FeeReviewHold.referral_id)).where(col(FeeReviewHold.released_at).is_(None))
+
+
 async def hold_referrals(session: AsyncSession, review_id: str, referral_ids: Sequence[str], now: datetime) -> int:
     """Hold every fee line of ``referral_ids`` (written or to come) under ``review_id``; a referral already held by
     the review is left as it is. Returns how many referrals were newly held."""
@@ -99,6 +104,8 @@ class LeftOut:
     amount_fen: int
     partners: int
 
+
+NOTHING_LEFT_OUT = LeftOut(0, 0, 0)
 
 _LEFT_OUT = """
     SELECT count(*) AS lines, coalesce(sum(a.amount_fen), 0) AS amount, count(DISTINCT a.partner_id) AS partners

@@ -20,6 +20,7 @@ from app.fees.schemas import (
     AdjustmentIn,
     AdjustmentOut,
     ClosedPeriod,
+    LinesUnderReview,
     PartnerLeftOut,
     StatementLineOut,
     StatementOut,
@@ -56,7 +57,8 @@ PartnerReader = Annotated[Principal, requires("statements:read")]
         "leaves one statement per partner and period: a repeat adds newly due lines to the period's drafts. "
         "Refused (409) before the month has ended and once a later month has statements. In a sandbox, "
         "partners with a test clock are left out (listed in `left_out`): their months close when their own "
-        "clock is advanced past each month's end."
+        "clock is advanced past each month's end. Lines of referrals under a risk review are left out and "
+        "counted in `under_review`."
     ),
 )
 async def close_period(period: str, request: Request, session: SessionDep, principal: FinanceWriter) -> ClosedPeriod:
@@ -73,6 +75,11 @@ async def close_period(period: str, request: Request, session: SessionDep, princ
         statemented_lines=closed.statemented_lines,
         created_statements=closed.created_statements,
         statements=[statement_out(statement) for statement in closed.statements],
+        under_review=LinesUnderReview(
+            lines=closed.under_review.lines,
+            amount_fen=closed.under_review.amount_fen,
+            partners=closed.under_review.partners,
+        ),
     )
 
 

@@ -76,6 +76,16 @@ class PartnerLeftOut(BaseModel):
     )
 
 
+class LinesUnderReview(BaseModel):
+    """Lines due by the period end that the close left out: their referral is under a risk review. They go into
+    the first close after the review is cleared (or are reversed if it is confirmed)."""
+
+    lines: int
+    amount_fen: int
+    currency: str = "CNY"
+    partners: int
+
+
 class ClosedPeriod(BaseModel):
     period: str
     released_lines: int = Field(description="Held lines whose hold period ended by the period end, now payable.")
@@ -84,6 +94,10 @@ class ClosedPeriod(BaseModel):
     statements: list[StatementOut] = Field(description="Every statement of the period (of the partners closed).")
     left_out: list[PartnerLeftOut] = Field(
         default_factory=list, description="Sandbox only: partners with a test clock, whose months close on it."
+    )
+    under_review: LinesUnderReview = Field(
+        default_factory=lambda: LinesUnderReview(lines=0, amount_fen=0, partners=0),
+        description="Due lines left out of the statements: their referral is under a risk review.",
     )
 
 

@@ -14,6 +14,10 @@ Closes are serialised by one advisory lock and statements are unique per (partne
 again, or two closes racing, leaves one set of statements. A second close of the same period tops up its
 *draft* statements with lines that became due since; issued statements are frozen, so such lines wait for the
 next period.
+
+Lines whose referral is under an open risk review (``app.fees.reviews``) are left out, whatever their status,
+and the close says how many and for how much (``under_review``); they go into the first close after the review
+is cleared.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from app.core.pagination import PageParams, paginate_query
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.core.problems import Conflict, Forbidden, NotFound, Unprocessable
 from app.core.tenancy import Tenant, owned_row, scoped
+from app.fees import reviews
 from app.fees.engine import release_held
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, StatementStatus
 from app.referrals import service as referrals
@@ -89,6 +94,7 @@ class CloseResult:
     statemented_lines: int
     created_statements: int
     statements: list[Statement]
+    under_review: reviews.LeftOut = reviews.NOTHING_LEFT_OUT  # due lines left out: their referral is under review
 
 
 _CREATE_STATEMENTS = """
@@ -100,7 +106,7 @@ _CREATE_STATEMENTS = """
     FROM partners p
     WHERE EXISTS (SELECT 1 FROM fee_accruals a
                   WHERE a.partner_id = p.id AND a.status = 'payable' AND a.statement_id IS NULL
-                    AND a.hold_until < :period_end_at)
+                    AND a.hold_until < :period_end_at AND {not_under_review})
       AND {partners}
     ON CONFLICT ON CONSTRAINT uq_statements_partner_period DO NOTHING
     """
@@ -109,13 +115,15 @@ _LOCK_DRAFTS = (
     "SELECT id FROM statements WHERE period = :period AND status = 'draft' AND {partners} ORDER BY id FOR UPDATE"
 )
 
+# Lines of referrals under a risk review stay off statements (``app.fees.reviews``).
 _ATTACH_LINES = text(
-    """
+    f"""
     UPDATE fee_accruals a
     SET status = 'statemented', statement_id = s.id, updated_at = :now
     FROM statements s
     WHERE s.id = ANY(:draft_ids) AND a.partner_id = s.partner_id
       AND a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until < :period_end_at
+      AND {reviews.NOT_UNDER_REVIEW}
     """
 )
 
@@ -178,7 +186,7 @@ async def close_period(
         raise LaterPeriodClosed(f"{later} already has statements; close periods in order.")
     released = await release_held(session, period.end, partners)
     bounds = {"period": period.name, "period_end": period.last_day, "period_end_at": period.end, "now": now}
-    create = text(_CREATE_STATEMENTS.format(partners=partners.sql("p.id")))
+    create = text(_CREATE_STATEMENTS.format(partners=partners.sql("p.id"), not_under_review=reviews.NOT_UNDER_REVIEW))
     created = (await session.execute(create, {**bounds, **partners.params})).rowcount or 0  # type: ignore[attr-defined]
     lock_drafts = text(_LOCK_DRAFTS.format(partners=partners.sql("partner_id")))
     drafts = list((await session.scalars(lock_drafts, {"period": period.name, **partners.params})).all())
@@ -192,6 +200,7 @@ async def close_period(
             vat, gross = vat_and_gross(row["net_fen"], row["vat_rate_bp"], row["vat_inclusive"])
             vat_rows.append({"id": row["id"], "vat": vat, "gross": gross})
         await session.execute(_SET_VAT, vat_rows)
+    under_review = await reviews.lines_left_out(session, period.end, partners)
     statements = list(
         (
             await session.scalars(
@@ -211,9 +220,11 @@ async def close_period(
         released_lines=released,
         statemented_lines=attached,
         created_statements=created,
+        under_review_lines=under_review.lines,
+        under_review_fen=under_review.amount_fen,
         **_scope_details(partners),
     )
-    return CloseResult(period, released, attached, created, statements)
+    return CloseResult(period, released, attached, created, statements, under_review)
 
 
 def _scope_details(partners: PartnerFilter) -> dict[str, Any]:
