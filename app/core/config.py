@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # period: at least `risk_emptied_accounts` of a partner's funded accounts, and at least `risk_emptied_rate_bp`.
     risk_emptied_below_bp: int = Field(default=1000, ge=0, le=10_000)
     risk_emptied_accounts: int = Field(default=3, ge=1)
-    risk_emptied_rate_bp: int = Field(default=2000, ge=0, le=10_000)
+    risk_emptied_rate_bp: int = Field(default=1000, ge=0, le=10_000)
     # Bundles cancelled within `risk_cooling_off_days` of their purchase: at least `risk_bundle_churn_count` of a
     # partner's purchases, and at least `risk_bundle_churn_rate_bp` of them.
     risk_cooling_off_days: int = Field(default=15, ge=1)

@@ -48,7 +48,8 @@ def _emptied_sql(window: Window) -> sa.TextClause:
         )
         SELECT f.partner_id, count(*) AS funded, count(e.referral_id) AS emptied,
                count(*) FILTER (WHERE e.closed) AS closed,
-               array_agg(e.referral_id ORDER BY e.referral_id) FILTER (WHERE e.referral_id IS NOT NULL) AS referral_ids
+               array_agg(e.referral_id ORDER BY e.referral_id) FILTER (WHERE e.referral_id IS NOT NULL) AS referral_ids,
+               min(f.occurred_at) FILTER (WHERE e.referral_id IS NOT NULL) AS first_at
         FROM funded AS f LEFT JOIN emptied AS e USING (partner_id, referral_id)
         GROUP BY f.partner_id
         HAVING count(e.referral_id) >= :min_accounts AND count(e.referral_id) * 10000 >= :min_rate_bp * count(*)
@@ -66,7 +67,8 @@ async def funded_then_emptied(session: AsyncSession, window: Window) -> list[Det
         min_accounts=settings.risk_emptied_accounts,
         min_rate_bp=settings.risk_emptied_rate_bp,
     )
-    month = month_of(window.now).name
+    # Named by the month of the pattern's first funding and its size: the same ring found week after week is one
+    # signal, and a ring that grew is another one, which names (and holds) the newcomers too.
     return [
         Detected(
             kind="funded_then_emptied",
@@ -86,7 +88,7 @@ async def funded_then_emptied(session: AsyncSession, window: Window) -> list[Det
                     "rate_bp": rate_bp(row.emptied, row.funded),
                 },
             },
-            fingerprint=f"funded_then_emptied:{row.partner_id}:{month}",
+            fingerprint=f"funded_then_emptied:{row.partner_id}:{month_of(row.first_at).name}:{row.emptied}",
         )
         for row in (await session.execute(_emptied_sql(window), params)).all()
     ]
@@ -115,7 +117,8 @@ def _churn_sql(window: Window) -> sa.TextClause:
             )
         )
         SELECT p.partner_id, count(*) AS purchased, count(c.id) AS cancelled,
-               array_agg(DISTINCT p.referral_id) FILTER (WHERE c.id IS NOT NULL) AS referral_ids
+               array_agg(DISTINCT p.referral_id) FILTER (WHERE c.id IS NOT NULL) AS referral_ids,
+               min(p.occurred_at) FILTER (WHERE c.id IS NOT NULL) AS first_at
         FROM purchased AS p LEFT JOIN churned AS c USING (id)
         GROUP BY p.partner_id
         HAVING count(c.id) >= :min_count AND count(c.id) * 10000 >= :min_rate_bp * count(*)
@@ -133,7 +136,6 @@ async def bundle_churn(session: AsyncSession, window: Window) -> list[Detected]:
         min_count=settings.risk_bundle_churn_count,
         min_rate_bp=settings.risk_bundle_churn_rate_bp,
     )
-    month = month_of(window.now).name
     return [
         Detected(
             kind="bundle_churn",
@@ -152,7 +154,7 @@ async def bundle_churn(session: AsyncSession, window: Window) -> list[Detected]:
                     "rate_bp": rate_bp(row.cancelled, row.purchased),
                 },
             },
-            fingerprint=f"bundle_churn:{row.partner_id}:{month}",
+            fingerprint=f"bundle_churn:{row.partner_id}:{month_of(row.first_at).name}:{row.cancelled}",
         )
         for row in (await session.execute(_churn_sql(window), params)).all()
     ]

@@ -67,7 +67,8 @@ async def shared_mobile(session: AsyncSession, window: Window) -> list[Detected]
                     },
                     "items": [f"mobile:{number}"],
                 },
-                fingerprint=f"shared_mobile:{row.partner_id}:{number}",
+                # With its size: a number that gains identities is a new signal naming them all.
+                fingerprint=f"shared_mobile:{row.partner_id}:{number}:{row.identities}",
             )
         )
     return found
@@ -131,7 +132,7 @@ async def reused_consent(session: AsyncSession, window: Window) -> list[Detected
                     },
                     "items": [f"consent:{evidence_key}"],
                 },
-                fingerprint=f"reused_consent:{partner_id}:{evidence_key}",
+                fingerprint=f"reused_consent:{partner_id}:{evidence_key}:{len(referral_ids)}",
             )
         )
     return found
