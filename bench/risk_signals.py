@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core import clock
 from app.core.config import Settings
-from app.core.database import create_engine
+from app.core.database import create_engine, normalise_url
 from app.risk.detectors import Window
 from app.risk.signals import DETECTORS, raise_risk_signals
 from bench import fees_accrual as load
@@ -98,7 +98,7 @@ async def _personal_data(database: PgTarget) -> None:
 
 async def _signal_job(database: PgTarget) -> tuple[float, float, dict[str, float], int]:
     settings = Settings(database_url=database.dsn, risk_lookback_days=LOOKBACK_DAYS)
-    engine = create_engine(database.dsn, settings)
+    engine = create_engine(normalise_url(database.dsn), settings)
     now = clock.now()  # the events were received just now
     try:
         per_detector: dict[str, float] = {}
