@@ -44,6 +44,7 @@ from app.referrals.router import back_office_router as registry_router
 from app.referrals.router import partner_router as referrals_router
 from app.referrals.router import staff_router as attribution_router
 from app.reports.router import router as reports_router
+from app.risk.router import router as risk_router
 from app.sandbox.router import router as sandbox_clock_router
 from app.sandbox.simulation_router import router as simulation_router
 from app.settlement.router import finance_router as settlement_router
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         settlement_router,
         reconciliation_finance_router,
         audit_router,
+        risk_router,
     ):
         app.include_router(router)
     if settings.sandbox_enabled:

@@ -82,6 +82,7 @@ def upgrade() -> None:
     op.create_table(
         "risk_case_events",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=False), nullable=False),
         sa.Column("case_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column(
             "kind",
@@ -104,7 +105,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["case_id"], ["risk_cases.id"], name=op.f("fk_risk_case_events_case_id_risk_cases")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_risk_case_events")),
     )
-    op.create_index("ix_risk_case_events_case_at", "risk_case_events", ["case_id", "at", "id"], unique=False)
+    op.create_index("ix_risk_case_events_case_seq", "risk_case_events", ["case_id", "seq"], unique=False)
     op.create_table(
         "risk_signals",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -181,7 +182,7 @@ def downgrade() -> None:
     op.drop_table("fee_review_holds")
     op.drop_index(op.f("ix_risk_signals_case_id"), table_name="risk_signals")
     op.drop_table("risk_signals")
-    op.drop_index("ix_risk_case_events_case_at", table_name="risk_case_events")
+    op.drop_index("ix_risk_case_events_case_seq", table_name="risk_case_events")
     op.drop_table("risk_case_events")
     op.drop_index("uq_risk_cases_open_partner", table_name="risk_cases", postgresql_where=sa.text("status = 'open'"))
     op.drop_index("ix_risk_cases_status_assignee", table_name="risk_cases")

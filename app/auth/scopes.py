@@ -34,6 +34,8 @@ SCOPES: dict[str, str] = {
     "attribution:manage": "Search referrals, resolve conflicts, override attributions",
     "pii:unmask": "Read one referral's personal data unmasked (audited)",
     "reports:read": "Read every report",
+    "risk:read": "Read risk cases: their signals, evidence, referrals, fee lines and timeline",
+    "risk:manage": "Assign, annotate and close risk cases (closing releases or reverses fee lines, audited)",
     "finance:read": "Read accruals, statements and reconciliation",
     "finance:write": "Close periods, issue, approve and pay statements, resolve reconciliation",
     "clients:manage": "Create, rotate and revoke OAuth clients",
@@ -50,10 +52,12 @@ ROLE_SCOPES: dict[StaffRole, tuple[str, ...]] = {
         "attribution:manage",
         "pii:unmask",
         "reports:read",
+        "risk:read",
+        "risk:manage",
     ),
     StaffRole.finance: ("catalog:read", "finance:read", "finance:write", "reports:read"),
     StaffRole.admin: ("catalog:read", "clients:manage", "keys:manage", "audit:read"),
-    StaffRole.auditor: ("catalog:read", "reports:read", "finance:read", "audit:read"),
+    StaffRole.auditor: ("catalog:read", "reports:read", "finance:read", "audit:read", "risk:read"),
 }
 
 

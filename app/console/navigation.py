@@ -20,6 +20,7 @@ ENTRIES = (
     Entry("Alliance management", "Programs and fee schedules", "/console/programs", "catalog:read"),
     Entry("Alliance management", "Conflicts", "/console/conflicts", "attribution:manage"),
     Entry("Alliance management", "Referral search", "/console/referrals", "attribution:manage"),
+    Entry("Alliance management", "Risk cases", "/console/risk-cases", "risk:read"),
     Entry("Finance", "Periods", "/console/periods", "finance:read"),
     Entry("Finance", "Statements", "/console/statements", "finance:read"),
     Entry("Finance", "Discrepancies", "/console/discrepancies", "finance:read"),

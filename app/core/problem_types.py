@@ -209,6 +209,16 @@ _TYPES = (
     ("batch-closed", "Batch closed", "The batch is complete or cancelled and takes no further changes."),
     # Fees and statements.
     ("invalid-period", "Invalid period", "A period is a month written `YYYY-MM`."),
+    (
+        "risk-case-closed",
+        "The risk case is closed",
+        "A closed risk case is locked: it cannot be assigned or closed again. A new signal opens a new case.",
+    ),
+    (
+        "signal-foreign-referrals",
+        "Referrals of another partner",
+        "A risk signal names referrals of its own partner only.",
+    ),
     ("period-not-ended", "Period not ended", "A period can be closed only after its last day has ended."),
     (
         "later-period-closed",

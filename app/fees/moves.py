@@ -90,19 +90,51 @@ async def move_fees(
     return reversed_, LedgerChange(int(count), int(net))
 
 
-async def _reverse(session: AsyncSession, targets: list[FeeAccrual], move_id: str, now: datetime) -> LedgerChange:
+async def reverse_referrals(
+    session: AsyncSession, referral_ids: Sequence[str], key: str, rule: FeeRule, now: datetime
+) -> LedgerChange:
+    """Reverse what the referrals still earn with ``rule`` lines, as a move reverses the old holder's (a line in
+    its hold period is cancelled with its reversal); ``key`` names the decision (``source_key``: exactly once).
+    Lines an earlier decision of the same rule reversed are not reversed again."""
+    if not referral_ids:
+        return NO_CHANGE
+    lines = list(
+        (
+            await session.scalars(
+                select(FeeAccrual)
+                .where(col(FeeAccrual.referral_id).in_(list(referral_ids)))
+                .order_by(col(FeeAccrual.occurred_at), col(FeeAccrual.id))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    done = {line.reverses_id for line in lines if line.rule is rule}
+    live = [line for line in lines if line.rule is not rule and line.id not in done]
+    targets = _to_reverse(live)
+    await lock_cap_months(session, [(line.partner_id, line.occurred_at) for line in targets])
+    return await _reverse(session, targets, key, now, rule)
+
+
+async def _reverse(
+    session: AsyncSession,
+    targets: list[FeeAccrual],
+    move_id: str,
+    now: datetime,
+    rule: FeeRule = FeeRule.attribution_moved,
+) -> LedgerChange:
     if not targets:
         return NO_CHANGE
     rows = [
         {
             "id": line_id,
-            "source_key": f"{move_id}:{FeeRule.attribution_moved.value}:{line.id}",
+            "source_key": f"{move_id}:{rule.value}:{line.id}",
             "partner_id": line.partner_id,
             "referral_id": line.referral_id,
             "external_ref": line.external_ref,
             "conversion_event_id": line.conversion_event_id,
             "fee_schedule_id": line.fee_schedule_id,
-            "rule": FeeRule.attribution_moved,
+            "rule": rule,
             "amount_fen": -line.amount_fen,
             "currency": line.currency,
             "status": AccrualStatus.reversed if line.status is AccrualStatus.pending else AccrualStatus.payable,
@@ -110,7 +142,7 @@ async def _reverse(session: AsyncSession, targets: list[FeeAccrual], move_id: st
             "occurred_at": line.occurred_at,
             "hold_until": line.hold_until if line.statement_id is None else max(line.hold_until, now),
             "reverses_id": line.id,
-            "arithmetic": {"reason": "attribution_moved", "reverses_rule": line.rule.value, "move_id": move_id},
+            "arithmetic": {"reason": rule.value, "reverses_rule": line.rule.value, "move_id": move_id},
             "created_at": now,
             "updated_at": now,
         }

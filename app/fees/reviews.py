@@ -21,8 +21,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from app.core.business_time import month_named
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
-from app.fees.models import FeeAccrual
+from app.fees.models import FeeAccrual, FeeRule
+from app.fees.moves import LedgerChange, reverse_referrals
 
 
 class FeeReviewHold(SQLModel, table=True):
@@ -122,3 +124,45 @@ async def lines_left_out(
     query = text(_LEFT_OUT.format(not_under_review=NOT_UNDER_REVIEW, partners=partners.sql("a.partner_id")))
     row = (await session.execute(query, {"period_end_at": period_end_at, **partners.params})).one()
     return LeftOut(int(row.lines), int(row.amount), int(row.partners))
+
+
+async def reverse_reviewed(session: AsyncSession, review_id: str, now: datetime) -> LedgerChange:
+    """The review confirmed abuse: every line its referrals still earn is reversed by a ``risk_confirmed`` line
+    (through the reversal an attribution move uses), then the holds end. A line the review kept off statements
+    was never paid: it is cancelled with its reversal (both ``reversed``), as in a hold period; a line already on
+    a statement keeps its status and its reversal goes on the partner's next statement."""
+    referral_ids = list(
+        (
+            await session.scalars(
+                select(col(FeeReviewHold.referral_id)).where(col(FeeReviewHold.review_id) == review_id)
+            )
+        ).all()
+    )
+    change = await reverse_referrals(session, referral_ids, f"risk:{review_id}", FeeRule.risk_confirmed, now)
+    if change.lines:
+        await session.execute(
+            text(
+                """
+                UPDATE fee_accruals SET status = 'reversed', updated_at = :now
+                WHERE id IN (
+                    SELECT o.id FROM fee_accruals o JOIN fee_accruals r ON r.reverses_id = o.id
+                    WHERE left(r.source_key, length(:key)) = :key AND o.status = 'payable' AND o.statement_id IS NULL
+                    UNION ALL
+                    SELECT r.id FROM fee_accruals o JOIN fee_accruals r ON r.reverses_id = o.id
+                    WHERE left(r.source_key, length(:key)) = :key AND o.status = 'payable' AND o.statement_id IS NULL
+                )
+                """
+            ),
+            {"now": now, "key": f"risk:{review_id}:"},
+        )
+    await release_review(session, review_id, now)
+    return change
+
+
+async def partner_lines_under_review(session: AsyncSession, partner_id: str, period_name: str) -> LeftOut:
+    """The partner's lines due by the end of the month ``period_name`` (``YYYY-MM``) that are on no statement because
+    they are under review: what the partner is told ("under review"), never why."""
+    month = month_named(period_name)
+    if month is None:
+        return NOTHING_LEFT_OUT
+    return await lines_left_out(session, month.end, PartnerFilter.just(partner_id))

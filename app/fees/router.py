@@ -13,7 +13,7 @@ from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreateKeyRequired
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
-from app.fees import statements
+from app.fees import reviews, statements
 from app.fees.models import FeeRule, StatementStatus
 from app.fees.schemas import (
     PERIOD_PATTERN,
@@ -174,7 +174,11 @@ async def list_statements(
 
 @partner_router.get("/{statement_id}", response_model=StatementOut, summary="One of your statements")
 async def get_statement(statement_id: str, session: SessionDep, principal: PartnerReader) -> StatementOut:
-    return statement_out(await statements.get_statement(session, principal.tenant, statement_id))
+    statement = await statements.get_statement(session, principal.tenant, statement_id)
+    held = await reviews.partner_lines_under_review(session, statement.partner_id, statement.period)
+    return statement_out(statement).model_copy(
+        update={"under_review": LinesUnderReview(lines=held.lines, amount_fen=held.amount_fen, partners=held.partners)}
+    )
 
 
 @partner_router.get(

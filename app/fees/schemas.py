@@ -12,6 +12,16 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, State
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
+class LinesUnderReview(BaseModel):
+    """Lines due by the period end that the close left out: their referral is under a risk review. They go into
+    the first close after the review is cleared (or are reversed if it is confirmed)."""
+
+    lines: int
+    amount_fen: int
+    currency: str = "CNY"
+    partners: int
+
+
 class StatementOut(BaseModel):
     """One partner's statement for one month: the lines' total, a negative balance carried in, net, VAT, gross.
 
@@ -40,6 +50,13 @@ class StatementOut(BaseModel):
     payment_ref: str | None
     created_at: datetime
     updated_at: datetime
+    under_review: LinesUnderReview | None = Field(
+        default=None,
+        description=(
+            "On `GET /v1/statements/{id}` for a partner: its lines due by the period's end that are on no statement "
+            "because they are under review; they go on a later statement once the review ends."
+        ),
+    )
 
 
 def statement_out(statement: Statement) -> StatementOut:
@@ -74,16 +91,6 @@ class PartnerLeftOut(BaseModel):
     reason: Literal["clock_before_period_end", "closes_on_its_clock"] = Field(
         description="Its clock has not reached the month's end, or has passed it (its advance closed the month)."
     )
-
-
-class LinesUnderReview(BaseModel):
-    """Lines due by the period end that the close left out: their referral is under a risk review. They go into
-    the first close after the review is cleared (or are reversed if it is confirmed)."""
-
-    lines: int
-    amount_fen: int
-    currency: str = "CNY"
-    partners: int
 
 
 class ClosedPeriod(BaseModel):

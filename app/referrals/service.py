@@ -353,3 +353,13 @@ async def unmask_referral(
         "mobile": cipher.decrypt(referral.mobile_ct, MOBILE_COLUMN) if referral.mobile_ct else None,
         "identifier": cipher.decrypt(referral.identifier_ct, IDENTIFIER_COLUMN) if referral.identifier_ct else None,
     }
+
+
+async def owned_ids(session: AsyncSession, partner_id: str, referral_ids: Sequence[str]) -> set[str]:
+    """Which of ``referral_ids`` are the partner's (one query, whatever their number)."""
+    if not referral_ids:
+        return set()
+    rows = await session.scalars(
+        select(col(Referral.id)).where(col(Referral.partner_id) == partner_id, col(Referral.id).in_(list(referral_ids)))
+    )
+    return set(rows.all())

@@ -69,9 +69,11 @@ class RiskCaseEvent(SQLModel, table=True):
     """The case's timeline: opened, signal added, assigned, note, closed."""
 
     __tablename__ = "risk_case_events"
-    __table_args__ = (sa.Index("ix_risk_case_events_case_at", "case_id", "at", "id"),)
+    __table_args__ = (sa.Index("ix_risk_case_events_case_seq", "case_id", "seq"),)
 
     id: str = id_field("rce")
+    # The order written, whatever the instant (a signal opening a case adds two events at one time).
+    seq: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), nullable=False))
     case_id: str = Field(foreign_key="risk_cases.id", max_length=40)
     kind: CaseEventKind = Field(sa_type=enum_type(CaseEventKind, "risk_case_event_kind"), nullable=False)
     actor_id: str | None = Field(default=None, max_length=80)

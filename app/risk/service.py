@@ -8,21 +8,29 @@ caller owns the transaction: nothing here commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
+from app.catalog import service as catalog
 from app.core import clock
 from app.core.models import new_id
-from app.core.problems import NotFound, Unprocessable
+from app.core.pagination import PageParams, paginate_query
+from app.core.problems import Conflict, NotFound, Unprocessable
 from app.fees import reviews
+from app.fees.models import AccrualStatus, FeeAccrual
+from app.referrals import rejections as referrals
+from app.referrals import service as referral_service
 from app.risk.models import RiskCase, RiskCaseEvent, RiskCaseReferral, RiskSignal
-from app.risk.schemas import CaseEventKind, CaseStatus, Signal
+from app.risk.schemas import CaseEventKind, CaseOutcome, CaseStatus, Signal, SignalKind
 
 _SIGNALS = RiskSignal.__table__  # type: ignore[attr-defined]
 _CASE_REFERRALS = RiskCaseReferral.__table__  # type: ignore[attr-defined]
@@ -58,13 +66,8 @@ async def _open_case(session: AsyncSession, partner_id: str, now: datetime) -> t
 
 
 async def _check_referrals(session: AsyncSession, signal: Signal) -> None:
-    if not signal.referral_ids:
-        return
-    foreign = await session.scalar(
-        text("SELECT count(*) FROM referrals WHERE id = ANY(:ids) AND partner_id = :partner_id"),
-        {"ids": list(signal.referral_ids), "partner_id": signal.partner_id},
-    )
-    if int(foreign or 0) != len(signal.referral_ids):
+    owned = await referral_service.owned_ids(session, signal.partner_id, signal.referral_ids)
+    if len(owned) != len(signal.referral_ids):
         raise ForeignReferrals("Every referral a signal names must be one of its partner's.")
 
 
@@ -79,9 +82,7 @@ async def raise_signal(session: AsyncSession, signal: Signal, *, now: datetime |
     )
     if known is not None:
         return await _case(session, known)
-    partner = await session.scalar(text("SELECT id FROM partners WHERE id = :id"), {"id": signal.partner_id})
-    if partner is None:
-        raise NotFound("No such partner.")
+    await catalog.get_partner(session, signal.partner_id)  # NotFound for an unknown partner
     await _check_referrals(session, signal)
     case, opened = await _open_case(session, signal.partner_id, now)
     signal_id = new_id("sig")
@@ -165,3 +166,247 @@ async def _case(session: AsyncSession, case_id: str) -> RiskCase:
     if case is None:
         raise NotFound("No such risk case.")
     return case
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    status: CaseStatus | None = None
+    partner_id: str | None = None
+    assignee_id: str | None = None
+    unassigned: bool = False
+
+
+def _filtered(query: Select[Any], filters: CaseFilters) -> Select[Any]:
+    if filters.status is not None:
+        query = query.where(col(RiskCase.status) == filters.status)
+    if filters.partner_id:
+        query = query.where(col(RiskCase.partner_id) == filters.partner_id)
+    if filters.assignee_id:
+        query = query.where(col(RiskCase.assignee_id) == filters.assignee_id)
+    elif filters.unassigned:
+        query = query.where(col(RiskCase.assignee_id).is_(None))
+    return query
+
+
+async def list_cases(session: AsyncSession, params: PageParams, filters: CaseFilters) -> list[RiskCase]:
+    """Cases newest first (cursor-paginated); staff only (every partner's)."""
+    query = paginate_query(_filtered(select(RiskCase), filters), params, col(RiskCase.created_at), col(RiskCase.id))
+    return list((await session.scalars(query)).all())
+
+
+async def count_cases(session: AsyncSession, filters: CaseFilters) -> int:
+    query = _filtered(select(func.count()).select_from(RiskCase), filters)
+    return int(await session.scalar(query) or 0)
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    """What a list row shows beside the case: the kinds of its signals and how many referrals it names."""
+
+    signal_kinds: list[SignalKind]
+    referral_count: int
+
+
+async def summaries(session: AsyncSession, case_ids: Sequence[str]) -> dict[str, CaseSummary]:
+    """Per case: its signal kinds and referral count (two queries, whatever the number of cases)."""
+    if not case_ids:
+        return {}
+    kinds: dict[str, list[SignalKind]] = {case_id: [] for case_id in case_ids}
+    for case_id, kind in (
+        await session.execute(
+            select(col(RiskSignal.case_id), col(RiskSignal.kind))
+            .where(col(RiskSignal.case_id).in_(list(case_ids)))
+            .distinct()
+            .order_by(col(RiskSignal.case_id), col(RiskSignal.kind))
+        )
+    ).all():
+        kinds[case_id].append(kind)
+    counts = dict(
+        (
+            await session.execute(
+                select(col(RiskCaseReferral.case_id), func.count())
+                .where(col(RiskCaseReferral.case_id).in_(list(case_ids)))
+                .group_by(col(RiskCaseReferral.case_id))
+            )
+        ).all()
+    )
+    return {case_id: CaseSummary(kinds[case_id], int(counts.get(case_id, 0))) for case_id in case_ids}
+
+
+@dataclass(frozen=True)
+class CaseFile:
+    """A case with everything its page shows."""
+
+    case: RiskCase
+    summary: CaseSummary
+    referral_ids: list[str]
+    signals: list[RiskSignal]
+    lines: list[FeeAccrual]
+    timeline: list[RiskCaseEvent]
+
+    @property
+    def lines_held_fen(self) -> int:
+        """What the case keeps off statements: its referrals' lines not on a statement and not cancelled."""
+        if self.case.status is not CaseStatus.open:
+            return 0
+        return sum(
+            line.amount_fen
+            for line in self.lines
+            if line.statement_id is None and line.status in (AccrualStatus.pending, AccrualStatus.payable)
+        )
+
+
+async def get_case(session: AsyncSession, case_id: str, *, lock: bool = False) -> RiskCase:
+    query = select(RiskCase).where(col(RiskCase.id) == case_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    case = (await session.scalars(query)).one_or_none()
+    if case is None:
+        raise NotFound("No such risk case.")
+    return case
+
+
+async def case_file(session: AsyncSession, case_id: str) -> CaseFile:
+    """The case, its signals (evidence), referrals, their fee lines and the timeline."""
+    case = await get_case(session, case_id)
+    referral_ids = list(
+        (
+            await session.scalars(
+                select(col(RiskCaseReferral.referral_id))
+                .where(col(RiskCaseReferral.case_id) == case_id)
+                .order_by(col(RiskCaseReferral.added_at), col(RiskCaseReferral.referral_id))
+            )
+        ).all()
+    )
+    signals = list(
+        (
+            await session.scalars(
+                select(RiskSignal)
+                .where(col(RiskSignal.case_id) == case_id)
+                .order_by(col(RiskSignal.raised_at), col(RiskSignal.id))
+            )
+        ).all()
+    )
+    timeline = list(
+        (
+            await session.scalars(
+                select(RiskCaseEvent).where(col(RiskCaseEvent.case_id) == case_id).order_by(col(RiskCaseEvent.seq))
+            )
+        ).all()
+    )
+    lines = await reviews.lines_of_referrals(session, referral_ids)
+    summary = CaseSummary(sorted({signal.kind for signal in signals}), len(referral_ids))
+    return CaseFile(case, summary, referral_ids, signals, lines, timeline)
+
+
+# --- acting -------------------------------------------------------------------------------------------------------
+
+
+class CaseClosed(Conflict):
+    slug, title = "risk-case-closed", "The risk case is closed"
+
+
+def _require_open(case: RiskCase, action: str) -> None:
+    if case.status is not CaseStatus.open:
+        raise CaseClosed(f"This case is closed ({case.outcome.value if case.outcome else ''}); it cannot be {action}.")
+
+
+async def assign(session: AsyncSession, actor: Actor, case_id: str, assignee_id: str | None) -> RiskCase:
+    """Give the case to a staff person (``person:<username>``) or client, or nobody; audited, on the timeline."""
+    now = clock.now()
+    case = await get_case(session, case_id, lock=True)
+    _require_open(case, "assigned")
+    if case.assignee_id == assignee_id:
+        return case
+    before = case.assignee_id
+    case.assignee_id, case.updated_at = assignee_id, now
+    session.add(case)
+    _event(session, case.id, CaseEventKind.assigned, actor.id, now, assignee_id=assignee_id, previous=before)
+    await audit.record(
+        session, actor, "risk_case.assigned", object_type="risk_case", object_id=case.id, assignee_id=assignee_id
+    )
+    await session.flush()
+    return case
+
+
+async def add_note(session: AsyncSession, actor: Actor, case_id: str, note: str) -> RiskCaseEvent:
+    """A manager's note on the case's timeline (open or closed)."""
+    now = clock.now()
+    case = await get_case(session, case_id, lock=True)
+    event = RiskCaseEvent(case_id=case.id, kind=CaseEventKind.note, actor_id=actor.id, details={"text": note}, at=now)
+    session.add(event)
+    await audit.record(session, actor, "risk_case.noted", object_type="risk_case", object_id=case.id)
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class Closing:
+    case: RiskCase
+    reversed_lines: int
+    reversed_fen: int
+    rejected_referrals: list[str]
+    kept_referrals: list[str]
+
+
+REJECTION_CAUSE = "risk_confirmed"
+
+
+async def close_case(session: AsyncSession, actor: Actor, case_id: str, outcome: CaseOutcome, reason: str) -> Closing:
+    """Close the case. ``cleared``: its holds end and its lines go into the next close. ``confirmed``: what its
+    referrals still earn is reversed (``risk_confirmed`` lines) and they are rejected (timeline and webhook notice
+    to the partner, with the neutral cause ``risk_confirmed``). Audited with the reason; a closed case is 409."""
+    now = clock.now()
+    case = await get_case(session, case_id, lock=True)
+    _require_open(case, "closed again")
+    reversed_lines = reversed_fen = 0
+    rejected: list[str] = []
+    kept: list[str] = []
+    if outcome is CaseOutcome.confirmed:
+        change = await reviews.reverse_reviewed(session, case.id, now)
+        reversed_lines, reversed_fen = change.lines, change.net_fen
+        referral_ids = list(
+            (
+                await session.scalars(
+                    select(col(RiskCaseReferral.referral_id)).where(col(RiskCaseReferral.case_id) == case.id)
+                )
+            ).all()
+        )
+        rejected, kept = await referrals.reject_referrals(session, referral_ids, REJECTION_CAUSE, now)
+    else:
+        await reviews.release_review(session, case.id, now)
+    case.status, case.outcome, case.reason = CaseStatus.closed, outcome, reason
+    case.closed_at, case.closed_by, case.updated_at = now, actor.id, now
+    session.add(case)
+    details = {
+        "outcome": outcome.value,
+        "reversed_lines": reversed_lines,
+        "reversed_fen": reversed_fen,
+        "rejected_referrals": len(rejected),
+    }
+    _event(session, case.id, CaseEventKind.closed, actor.id, now, reason=reason, **details)
+    await audit.record(
+        session,
+        actor,
+        "risk_case.closed",
+        object_type="risk_case",
+        object_id=case.id,
+        partner_id=case.partner_id,
+        reason=reason,
+        **details,
+    )
+    await session.flush()
+    return Closing(case, reversed_lines, reversed_fen, rejected, kept)
+
+
+async def cases_page(
+    session: AsyncSession, filters: CaseFilters, *, offset: int, limit: int
+) -> tuple[list[RiskCase], int]:
+    """One page of cases for the console's inbox (oldest open first: the longest waiting on top) and the total."""
+    total = await count_cases(session, filters)
+    query = _filtered(select(RiskCase), filters).order_by(col(RiskCase.opened_at), col(RiskCase.id))
+    rows = await session.scalars(query.offset(offset).limit(limit))
+    return list(rows.all()), total

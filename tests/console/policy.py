@@ -62,6 +62,12 @@ CONSOLE_POLICY: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("GET", "/console/referrals"): (MANAGER,),
     ("POST", "/console/referrals/search"): (MANAGER,),
     ("POST", "/console/referrals/{referral_id}/unmask"): (MANAGER,),
+    # Risk cases (DESIGN.md "Risk"): managers act on them; auditors read them (read-only over everything).
+    ("GET", "/console/risk-cases"): (MANAGER, AUDITOR),
+    ("GET", "/console/risk-cases/{case_id}"): (MANAGER, AUDITOR),
+    ("POST", "/console/risk-cases/{case_id}/assign"): (MANAGER,),
+    ("POST", "/console/risk-cases/{case_id}/notes"): (MANAGER,),
+    ("POST", "/console/risk-cases/{case_id}/close"): (MANAGER,),
     # Administration: admins manage credentials; auditors read the audit log and act nowhere.
     ("GET", "/console/clients"): (ADMIN,),
     ("GET", "/console/clients/new"): (ADMIN,),

@@ -21,6 +21,7 @@ from app.risk.models import RiskCase, RiskSignal
 from app.risk.signals import raise_risk_signals
 from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import PartnerDesk, consent, individual, national_id
+from tests.console.conftest import console_as
 from tests.fees.conftest import make_ledger
 
 _ids = itertools.count()
@@ -116,4 +117,4 @@ def without_personal_data(evidence: dict[str, Any], *values: str) -> None:
         assert value not in text
 
 
-__all__ = ["make_ledger", "national_id"]
+__all__ = ["console_as", "make_ledger", "national_id"]

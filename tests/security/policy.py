@@ -15,6 +15,8 @@ The readings of the design behind the less obvious entries:
   read them too; admins do not. A partner reads its own funnel (API.md) and its own time to convert.
 - Finance acts on statements and reconciliation; auditors read them; nobody else sees other partners' money.
 - The audit log is read by admins and auditors.
+- Risk cases (DESIGN.md, "Risk") are for alliance managers, who act on them; auditors read them (read-only over
+  everything); finance sees only that lines are left out of a close as under review; partners never see a case.
 - Sandbox test clocks (DESIGN.md, "Time" and "Sandbox"; only where the sandbox is enabled): a partner reads its
   own clock as it reads its own referrals (``referrals:read``) and moves it as it changes them (``referrals:write``:
   an advance expires and erases its referrals); every staff role reads any partner's (the catalog's readers: they
@@ -80,6 +82,8 @@ REPORT_READERS = staff("reports:read", ALLIANCE_MANAGER, FINANCE, AUDITOR)
 FINANCE_READERS = staff("finance:read", FINANCE, AUDITOR)
 FINANCE_WRITER = staff("finance:write", FINANCE)
 CREDENTIALS = staff("clients:manage", ADMIN)
+RISK_READERS = staff("risk:read", ALLIANCE_MANAGER, AUDITOR)
+RISK_MANAGER = staff("risk:manage", ALLIANCE_MANAGER)
 
 POLICY: dict[tuple[str, str], Access] = {
     # --- public: operations, OAuth metadata and the OAuth endpoints (clients authenticate there themselves)
@@ -137,6 +141,12 @@ POLICY: dict[tuple[str, str], Access] = {
     # --- back office: the conversion feed and the registry of existing clients
     ("POST", "/v1/conversion-events"): back_office("conversions:write"),
     ("POST", "/v1/client-registry"): back_office("registry:write"),
+    # --- risk cases: alliance managers act, auditors read, partners never
+    ("GET", "/v1/admin/risk-cases"): RISK_READERS,
+    ("GET", "/v1/admin/risk-cases/{case_id}"): RISK_READERS,
+    ("POST", "/v1/admin/risk-cases/{case_id}/assign"): RISK_MANAGER,
+    ("POST", "/v1/admin/risk-cases/{case_id}/notes"): RISK_MANAGER,
+    ("POST", "/v1/admin/risk-cases/{case_id}/close"): RISK_MANAGER,
     # --- alliance managers: the catalog, attribution oversight, unmasking
     ("POST", "/v1/admin/partners"): CATALOG_WRITER,
     ("GET", "/v1/admin/partners"): CATALOG_READERS,

@@ -35,6 +35,8 @@ SCOPE_CHINESE = {
     "attribution:manage": "查询推荐、处理归因冲突、改判归因",
     "pii:unmask": "查看单条推荐的明文个人信息（留痕）",
     "reports:read": "查看全部报表",
+    "risk:read": "查看风险案件：信号、证据、推荐、费用明细和处理记录",
+    "risk:manage": "分派、备注和结案风险案件（结案解冻或冲回费用，留痕）",
     "finance:read": "查看计提、结算单和对账",
     "finance:write": "关账、出具、审批和付款结算单，处理对账",
     "clients:manage": "创建、轮换和吊销接入凭证",

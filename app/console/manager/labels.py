@@ -42,6 +42,7 @@ CAUSE = {
     "client_request": "Withdrawn: the client asked",
     "submitted_in_error": "Withdrawn: submitted in error",
     "other": "Other",
+    "risk_confirmed": "Rejected after a risk review",
 }
 
 

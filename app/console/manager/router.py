@@ -15,7 +15,7 @@ from app.catalog.schemas import FeeRules, FeeScheduleCreate, FeeScheduleUpdate
 from app.console.access import SignedInPerson, form_for, page_for
 from app.console.i18n import locale_of, translator
 from app.console.manager import conflicts as conflict_view
-from app.console.manager import labels, periods
+from app.console.manager import labels, periods, risk_cases
 from app.console.manager import overview as overview_view
 from app.console.manager import partners as partner_view
 from app.console.manager import programs as program_view
@@ -27,6 +27,7 @@ from app.core.database import SessionDep
 from app.core.problems import Problem
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+router.include_router(risk_cases.router)  # 风险案件 (app.console.manager.risk_cases)
 
 CatalogReader = Annotated[SignedInPerson, Depends(page_for("catalog:read"))]
 CatalogForm = Annotated[SignedInPerson, Depends(form_for("catalog:write"))]
