@@ -11,17 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.core import clock
 from app.core.config import Settings
-from app.risk.models import RiskCase, RiskSignal
 from app.risk.signals import raise_risk_signals
 from tests.conftest import Caller, CallerFactory
-from tests.factories.referrals import PartnerDesk, consent, individual, national_id
 from tests.console.conftest import console_as
+from tests.factories.referrals import PartnerDesk, consent, individual, national_id
 from tests.fees.conftest import make_ledger
 
 _ids = itertools.count()
@@ -85,30 +82,41 @@ class Raised:
     fingerprint: str
 
 
-async def run_signals(session: AsyncSession, settings: Settings, **thresholds: Any) -> list[Raised]:
+@pytest.fixture
+async def manager(caller: CallerFactory) -> Caller:
+    return await caller("staff", role="alliance_manager")
+
+
+async def _signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[Raised]:
+    """Every signal of every case, through GET /v1/admin/risk-cases and each case's page."""
+    listed = await client.get("/v1/admin/risk-cases", params={"limit": "200"}, headers=manager.headers)
+    assert listed.status_code == 200, listed.text
+    raised = []
+    for case in listed.json()["data"]:
+        detail = await client.get(f"/v1/admin/risk-cases/{case['id']}", headers=manager.headers)
+        assert detail.status_code == 200, detail.text
+        for signal in detail.json()["signals"]:
+            raised.append(
+                Raised(
+                    signal["kind"],
+                    case["partner_id"],
+                    case["id"],
+                    tuple(signal["referral_ids"]),
+                    signal["evidence"],
+                    signal["fingerprint"],
+                )
+            )
+    return sorted(raised, key=lambda signal: signal.fingerprint)
+
+
+async def run_signals(
+    client: httpx.AsyncClient, manager: Caller, session: AsyncSession, settings: Settings, **thresholds: Any
+) -> list[Raised]:
     """The worker's signal job at the clock's now, with ``thresholds`` overriding the settings; the signals this
-    run recorded on cases."""
-    before = set((await session.scalars(select(col(RiskSignal.id)))).all())
+    run added to cases, as an alliance manager reads them."""
+    before = {signal.fingerprint for signal in await _signals_on_cases(client, manager)}
     await raise_risk_signals(session, settings.model_copy(update=thresholds), clock.now())
-    rows = (
-        await session.execute(
-            select(RiskSignal, col(RiskCase.partner_id))
-            .join(RiskCase, col(RiskCase.id) == col(RiskSignal.case_id))
-            .order_by(col(RiskSignal.fingerprint))
-        )
-    ).all()
-    return [
-        Raised(
-            str(signal.kind),
-            partner_id,
-            signal.case_id,
-            tuple(signal.referral_ids),
-            signal.evidence,
-            signal.fingerprint,
-        )
-        for signal, partner_id in rows
-        if signal.id not in before
-    ]
+    return [signal for signal in await _signals_on_cases(client, manager) if signal.fingerprint not in before]
 
 
 def without_personal_data(evidence: dict[str, Any], *values: str) -> None:

@@ -21,6 +21,7 @@ from tests.risk.conftest import cny, event, report, run_signals, submit
 
 
 async def test_the_ring_s_lines_stay_out_of_the_next_close(
+    manager: Caller,
     client: httpx.AsyncClient,
     make_desk: Any,
     caller: CallerFactory,
@@ -58,7 +59,11 @@ async def test_the_ring_s_lines_stay_out_of_the_next_close(
     manual_clock.advance(timedelta(days=1))
     await report(client, feed, *(event("assets_snapshot", f"HOLD-{n}", **cny(15_000)) for n in range(3)))
 
-    found = [signal for signal in await run_signals(session, settings) if signal.kind == "funded_then_emptied"]
+    found = [
+        signal
+        for signal in await run_signals(client, manager, session, settings)
+        if signal.kind == "funded_then_emptied"
+    ]
     assert [set(signal.referral_ids) for signal in found] == [set(referrals[:3])]
 
     manual_clock.move_to(real_now)

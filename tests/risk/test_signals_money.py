@@ -36,6 +36,7 @@ async def _funded_client(
 
 
 async def test_accounts_funded_then_emptied_or_closed_inside_the_hold(
+    manager: Caller,
     client: httpx.AsyncClient,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
@@ -60,7 +61,11 @@ async def test_accounts_funded_then_emptied_or_closed_inside_the_hold(
     await _funded_client(client, other_bank, feed, "ALONE-1")
     await report(client, feed, event("account_closed", "ALONE-1", now))
 
-    found = [signal for signal in await run_signals(session, settings) if signal.kind == "funded_then_emptied"]
+    found = [
+        signal
+        for signal in await run_signals(client, manager, session, settings)
+        if signal.kind == "funded_then_emptied"
+    ]
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bank.partner.id, set(ring))]
     observed = found[0].evidence["observed"]
@@ -71,6 +76,7 @@ async def test_accounts_funded_then_emptied_or_closed_inside_the_hold(
 
 
 async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
+    manager: Caller,
     client: httpx.AsyncClient,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
@@ -99,7 +105,9 @@ async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
         )
     await report(client, feed, event("bundle_cancelled", "KEEP-0", now, product_code="INS_A", **cny(10_000)))
 
-    found = [signal for signal in await run_signals(session, settings) if signal.kind == "bundle_churn"]
+    found = [
+        signal for signal in await run_signals(client, manager, session, settings) if signal.kind == "bundle_churn"
+    ]
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bank.partner.id, set(churned))]
     observed = found[0].evidence["observed"]

@@ -7,12 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import Settings
+from tests.conftest import Caller
 from tests.factories.referrals import PartnerDesk, consent, mobile
 from tests.risk.conftest import run_signals, submit, without_personal_data
 
 
 async def test_one_mobile_on_three_identities_of_one_partner(
-    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+    manager: Caller,
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    settings: Settings,
 ) -> None:
     shared = mobile()
     ids = [(await submit(client, bank, mobile=shared))["id"] for _ in range(3)]
@@ -20,7 +26,9 @@ async def test_one_mobile_on_three_identities_of_one_partner(
         await submit(client, bank)
         await submit(client, other_bank)
 
-    found = [signal for signal in await run_signals(session, settings) if signal.kind == "shared_mobile"]
+    found = [
+        signal for signal in await run_signals(client, manager, session, settings) if signal.kind == "shared_mobile"
+    ]
 
     assert [(signal.partner_id, signal.referral_ids) for signal in found] == [(bank.partner.id, tuple(ids))]
     evidence = found[0].evidence
@@ -29,11 +37,16 @@ async def test_one_mobile_on_three_identities_of_one_partner(
     assert observed["identities"] == observed["identities_at_partner"] == 3 and observed["partners"] == 1
     assert evidence["thresholds"]["identities_per_mobile"] == settings.risk_shared_mobile_identities
     without_personal_data(evidence, shared, shared[:3] + "****" + shared[-4:], shared[-4:] + '"')
-    assert await run_signals(session, settings) == []  # found again on the next look: the same signal
+    assert await run_signals(client, manager, session, settings) == []  # found again on the next look: the same signal
 
 
 async def test_one_mobile_across_partners(
-    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+    manager: Caller,
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    settings: Settings,
 ) -> None:
     shared = mobile()
     at_bank = [(await submit(client, bank, mobile=shared))["id"] for _ in range(2)]
@@ -43,7 +56,9 @@ async def test_one_mobile_across_partners(
     await submit(client, other_bank, mobile=two_only)
 
     found = {
-        signal.partner_id: signal for signal in await run_signals(session, settings) if signal.kind == "shared_mobile"
+        signal.partner_id: signal
+        for signal in await run_signals(client, manager, session, settings)
+        if signal.kind == "shared_mobile"
     }
 
     assert set(found) == {bank.partner.id, other_bank.partner.id}
@@ -56,7 +71,12 @@ async def test_one_mobile_across_partners(
 
 
 async def test_consent_evidence_reused_across_clients(
-    client: httpx.AsyncClient, bank: PartnerDesk, other_bank: PartnerDesk, session: AsyncSession, settings: Settings
+    manager: Caller,
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    settings: Settings,
 ) -> None:
     captured = (clock.now().replace(microsecond=0)).isoformat()
     one_record = consent(evidence_ref="SIG-0001", captured_at=captured)
@@ -70,7 +90,9 @@ async def test_consent_evidence_reused_across_clients(
         await submit(client, bank, evidence=consent(evidence_ref="SIG-0002", captured_at="2026-11-02T09:00:00Z"))
 
     found = {
-        signal.partner_id: signal for signal in await run_signals(session, settings) if signal.kind == "reused_consent"
+        signal.partner_id: signal
+        for signal in await run_signals(client, manager, session, settings)
+        if signal.kind == "reused_consent"
     }
 
     assert set(found) == {bank.partner.id, other_bank.partner.id}

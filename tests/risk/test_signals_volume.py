@@ -20,6 +20,7 @@ BURST = {"risk_burst_min_referrals": 8, "risk_burst_factor": 3.0}
 
 
 async def test_a_burst_far_above_the_partners_own_busiest_day(
+    manager: Caller,
     client: httpx.AsyncClient,
     make_desk: Any,
     session: AsyncSession,
@@ -40,7 +41,11 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
     for _ in range(9):  # three times its busiest day: not more
         await submit(client, steady)
 
-    found = [signal for signal in await run_signals(session, settings, **BURST) if signal.kind == "referral_burst"]
+    found = [
+        signal
+        for signal in await run_signals(client, manager, session, settings, **BURST)
+        if signal.kind == "referral_burst"
+    ]
 
     assert [(signal.partner_id, set(signal.referral_ids)) for signal in found] == [(bursting.partner.id, set(burst))]
     evidence = found[0].evidence
@@ -49,15 +54,17 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
 
 
 async def test_a_new_partners_first_intake_is_not_a_burst(
-    client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, settings: Settings
+    manager: Caller, client: httpx.AsyncClient, bank: PartnerDesk, session: AsyncSession, settings: Settings
 ) -> None:
     for _ in range(10):
         await submit(client, bank)
-    assert [s for s in await run_signals(session, settings, **BURST) if s.kind == "referral_burst"] == []
+    assert [
+        s for s in await run_signals(client, manager, session, settings, **BURST) if s.kind == "referral_burst"
+    ] == []
 
 
 async def test_an_existing_client_rate_far_above_the_peers(
-    client: httpx.AsyncClient, make_desk: Any, feed: Caller, session: AsyncSession, settings: Settings
+    manager: Caller, client: httpx.AsyncClient, make_desk: Any, feed: Caller, session: AsyncSession, settings: Settings
 ) -> None:
     known = [national_id() for _ in range(3)]
     registered = await client.post(
@@ -76,7 +83,7 @@ async def test_an_existing_client_rate_far_above_the_peers(
 
     found = [
         signal
-        for signal in await run_signals(session, settings, risk_outlier_min_referrals=5)
+        for signal in await run_signals(client, manager, session, settings, risk_outlier_min_referrals=5)
         if signal.kind == "outlier_rates" and signal.partner_id in {outlier.partner.id, peer.partner.id}
     ]
 
