@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import Settings
+from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.risk.signals import raise_risk_signals
 from tests.conftest import Caller, CallerFactory
 from tests.console.conftest import console_as
@@ -110,12 +111,17 @@ async def _signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[
 
 
 async def run_signals(
-    client: httpx.AsyncClient, manager: Caller, session: AsyncSession, settings: Settings, **thresholds: Any
+    client: httpx.AsyncClient,
+    manager: Caller,
+    session: AsyncSession,
+    settings: Settings,
+    partners: PartnerFilter = EVERY_PARTNER,
+    **thresholds: Any,
 ) -> list[Raised]:
-    """The worker's signal job at the clock's now, with ``thresholds`` overriding the settings; the signals this
-    run added to cases, as an alliance manager reads them."""
+    """The worker's signal job at the clock's now for ``partners``, with ``thresholds`` overriding the settings;
+    the signals this run added to cases, as an alliance manager reads them."""
     before = {signal.fingerprint for signal in await _signals_on_cases(client, manager)}
-    await raise_risk_signals(session, settings.model_copy(update=thresholds), clock.now())
+    await raise_risk_signals(session, settings.model_copy(update=thresholds), clock.now(), partners)
     return [signal for signal in await _signals_on_cases(client, manager) if signal.fingerprint not in before]
 
 

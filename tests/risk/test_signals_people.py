@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import Settings
+from app.core.partner_filter import PartnerFilter
 from tests.conftest import Caller
 from tests.factories.referrals import PartnerDesk, consent, mobile
 from tests.risk.conftest import run_signals, submit, without_personal_data
@@ -102,3 +103,24 @@ async def test_consent_evidence_reused_across_clients(
     assert found[other_bank.partner.id].referral_ids == tuple(same_second)
     assert found[other_bank.partner.id].evidence["observed"]["matched_on"] == ["notice_second"]
     without_personal_data(found[bank.partner.id].evidence, "SIG-0001")
+
+
+async def test_a_test_clock_s_run_raises_its_own_partner_s_signals_only(
+    manager: Caller,
+    client: httpx.AsyncClient,
+    bank: PartnerDesk,
+    other_bank: PartnerDesk,
+    session: AsyncSession,
+    settings: Settings,
+) -> None:
+    for desk in (bank, other_bank):  # each partner: one number on three identities
+        shared = mobile()
+        for _ in range(3):
+            await submit(client, desk, mobile=shared)
+
+    # As a sandbox test clock's advance runs the jobs: for its partner alone, with a look of its own.
+    just_bank = await run_signals(client, manager, session, settings, PartnerFilter.just(bank.partner.id))
+    assert [(signal.kind, signal.partner_id) for signal in just_bank] == [("shared_mobile", bank.partner.id)]
+    # The real-time run (every partner without a clock) has not looked yet: it finds the other bank's.
+    others = await run_signals(client, manager, session, settings, PartnerFilter.all_but([bank.partner.id]))
+    assert [(signal.kind, signal.partner_id) for signal in others] == [("shared_mobile", other_bank.partner.id)]
