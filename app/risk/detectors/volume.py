@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.business_time import business_day
+from app.core.business_time import business_day, month_of
 from app.risk.detectors import Detected, Window, rate_bp
 
 
@@ -129,8 +129,8 @@ async def outlier_rates(session: AsyncSession, window: Window) -> list[Detected]
     settings = window.settings
     params = window.params(
         tz=settings.business_timezone,
-        # Months touched lie inside the lookback (the watermark is recent); earlier rows are never judged.
-        months_start=min(window.since, window.lookback_start) - timedelta(days=31),
+        # Only the months that received referrals since the last look are judged: none starts before its month.
+        months_start=month_of(window.since).start,
         min_referrals=settings.risk_outlier_min_referrals,
     )
     found = []
