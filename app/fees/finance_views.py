@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 from sqlmodel import col
@@ -144,9 +144,10 @@ async def close_preview(session: AsyncSession, period: Month) -> ClosePreview:
     unstatemented = (col(FeeAccrual.statement_id).is_(None), col(FeeAccrual.status).in_(_OPEN_LINE))
     due = col(FeeAccrual.hold_until) < period.end
     reviewed = col(FeeAccrual.referral_id).in_(reviews.open_review_referrals())
+    not_reviewed = or_(col(FeeAccrual.referral_id).is_(None), ~reviewed)  # an adjustment may name no referral
     rows = await session.execute(
         select(col(FeeAccrual.partner_id), func.count(), func.sum(col(FeeAccrual.amount_fen)))
-        .where(*unstatemented, due, ~reviewed)
+        .where(*unstatemented, due, not_reviewed)
         .group_by(col(FeeAccrual.partner_id))
         .order_by(col(FeeAccrual.partner_id))
     )

@@ -14,11 +14,13 @@ from sqlmodel import col
 from app.audit.models import AuditEvent
 from app.catalog.models import Partner
 from app.core import clock
-from app.fees import statements
+from app.core.business_time import month_named
+from app.fees import finance_views, statements
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
 from app.risk import service as risk
 from app.risk.schemas import CaseOutcome, CaseStatus, Signal, SignalKind
+from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.fees.conftest import ACTOR, START, Ledger, cny
 
 E = Ledger.event
@@ -98,6 +100,14 @@ async def test_an_open_case_keeps_its_lines_off_the_close_and_clearing_releases_
 async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledger: Any, session: AsyncSession) -> None:
     ledger: Ledger = await make_ledger()
     case_id, reviewed, other = await _under_review(ledger, session)
+    endpoint = WebhookEndpoint(
+        partner_id=ledger.partner_id,
+        url="https://partner.example/hooks",
+        event_types=["referral.status_changed"],
+        sealed_secret=b"not used by this test",
+    )
+    session.add(endpoint)
+    await session.flush()
 
     with clock.scoped(clock.FrozenClock(FEB_CLOSE + timedelta(days=1))):
         closing = await risk.close_case(session, MANAGER, case_id, CaseOutcome.confirmed, "Accounts emptied at once")
@@ -113,6 +123,17 @@ async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledg
         await session.scalars(select(col(ReferralEvent.cause)).where(col(ReferralEvent.referral_id) == reviewed))
     ).all()
     assert causes[-1] == "risk_confirmed"
+    notices: Any = (
+        await session.scalars(
+            select(col(WebhookDelivery.payload)).where(
+                col(WebhookDelivery.partner_id) == ledger.partner_id,
+                col(WebhookDelivery.event_type) == "referral.status_changed",
+            )
+        )
+    ).all()
+    rejected_notice = [payload for payload in notices if "rejected" in str(payload)]
+    assert len(rejected_notice) == 1 and "risk_confirmed" in str(rejected_notice[0])
+    assert "funded_then_emptied" not in str(rejected_notice[0]) and "emptied" not in str(rejected_notice[0])
     audit = (
         await session.scalars(
             select(AuditEvent).where(col(AuditEvent.object_id) == case_id, col(AuditEvent.action) == "risk_case.closed")
@@ -153,3 +174,29 @@ async def test_the_partner_learns_only_that_lines_are_under_review(
     under_review = read.json()["under_review"]
     assert under_review["lines"] == 2 and under_review["amount_fen"] > 0 and under_review["currency"] == "CNY"
     assert "funded_then_emptied" not in read.text and "signal" not in read.text and "rsk_" not in read.text
+
+
+async def test_the_close_preview_counts_the_lines_under_review_apart(make_ledger: Any, session: AsyncSession) -> None:
+    ledger: Ledger = await make_ledger()
+    reviewed, other = await _funded(ledger, "C-P1"), await _funded(ledger, "C-P2")
+    await statements.create_adjustment(
+        session,
+        ACTOR,
+        partner_id=ledger.partner_id,
+        amount_fen=500,
+        external_ref="ADJ-1",
+        reason="goodwill",
+        now=START + timedelta(days=2),
+    )
+    await risk.raise_signal(
+        session,
+        Signal(kind=SignalKind.shared_mobile, partner_id=ledger.partner_id, referral_ids=(reviewed,), fingerprint="p"),
+    )
+    month = month_named("2026-02")
+    assert month is not None
+    preview = await finance_views.close_preview(session, month)
+    bounty = sum(line.amount_fen for line in await _lines(session, other))
+    [mine] = [partner for partner in preview.partners if partner.partner_id == ledger.partner_id]
+    assert (mine.lines, mine.amount_fen) == (2, bounty + 500)  # the other referral's bounty and the adjustment
+    held = sum(line.amount_fen for line in await _lines(session, reviewed))
+    assert (preview.under_review_count, preview.under_review_fen) == (1, held)

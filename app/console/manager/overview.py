@@ -24,6 +24,8 @@ from app.referrals.models import ConflictStatus
 from app.reports import service as reports
 from app.reports.queries import ReportQuery
 from app.reports.schemas import FeesRow, FunnelRow, GroupBy, StructureRow
+from app.risk import service as risk
+from app.risk.schemas import CaseStatus
 
 # The alliance channels of the seed, by the kind of partner that serves each.
 CHANNELS: tuple[tuple[PartnerKind, str], ...] = (
@@ -231,6 +233,7 @@ def channel_months(months: list[str], funnel_rows: list[FunnelRow], fees_rows: l
 async def tasks(session: AsyncSession) -> list[Task]:
     """The queues waiting for someone, each linked pre-filtered."""
     open_conflicts = await oversight.count_conflicts(session, ConflictStatus.open)
+    open_cases = await risk.count_cases(session, risk.CaseFilters(status=CaseStatus.open))
     statements = await fee_queues.statements_by_status(session)
     return [
         Task(
@@ -239,6 +242,14 @@ async def tasks(session: AsyncSession) -> list[Task]:
             "/console/conflicts?tab=open",
             "attribution:manage",
             "Later referrals of a person another partner holds, waiting for a decision",
+            "Handled by alliance managers",
+        ),
+        Task(
+            "Open risk cases",
+            open_cases,
+            "/console/risk-cases?tab=open",
+            "risk:read",
+            "Partners under review: their fee lines are held until the case is closed",
             "Handled by alliance managers",
         ),
         Task(

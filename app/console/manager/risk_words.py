@@ -148,5 +148,12 @@ words(
         "Case cleared: its lines go into the next close": "案件已排除：其明细将纳入下一次关账",
         "Case confirmed: lines reversed, referrals rejected": "案件已确认：明细已冲回，推荐已驳回",
         "Lines under review": "审核中的明细",
+        "Open risk cases": "待处理风险案件",
+        "Partners under review: their fee lines are held until the case is closed": (
+            "受审核的合作机构：结案前其费用明细冻结"
+        ),
+        "Due lines left out: their referral is under a risk review until the case is closed": (
+            "到期但未纳入的明细：其推荐正在风险审核中，结案前不结算"
+        ),
     }
 )
