@@ -115,6 +115,7 @@ async def run_signals(
     manager: Caller,
     session: AsyncSession,
     settings: Settings,
+    *,
     partners: PartnerFilter = EVERY_PARTNER,
     **thresholds: Any,
 ) -> list[Raised]:

@@ -119,8 +119,8 @@ async def test_a_test_clock_s_run_raises_its_own_partner_s_signals_only(
             await submit(client, desk, mobile=shared)
 
     # As a sandbox test clock's advance runs the jobs: for its partner alone, with a look of its own.
-    just_bank = await run_signals(client, manager, session, settings, PartnerFilter.just(bank.partner.id))
+    just_bank = await run_signals(client, manager, session, settings, partners=PartnerFilter.just(bank.partner.id))
     assert [(signal.kind, signal.partner_id) for signal in just_bank] == [("shared_mobile", bank.partner.id)]
     # The real-time run (every partner without a clock) has not looked yet: it finds the other bank's.
-    others = await run_signals(client, manager, session, settings, PartnerFilter.all_but([bank.partner.id]))
+    others = await run_signals(client, manager, session, settings, partners=PartnerFilter.all_but([bank.partner.id]))
     assert [(signal.kind, signal.partner_id) for signal in others] == [("shared_mobile", other_bank.partner.id)]

@@ -16,7 +16,7 @@ from tests.conftest import Caller
 from tests.factories.referrals import PartnerDesk, national_id
 from tests.risk.conftest import run_signals, submit
 
-BURST = {"risk_burst_min_referrals": 8, "risk_burst_factor": 3.0}
+BURST: dict[str, Any] = {"risk_burst_min_referrals": 8, "risk_burst_factor": 3.0}
 
 
 async def test_a_burst_far_above_the_partners_own_busiest_day(
