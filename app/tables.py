@@ -25,6 +25,7 @@ from app.reports.models import (
     ReportChange,
 )
 from app.risk.models import RiskCase, RiskCaseEvent, RiskCaseReferral, RiskSignal
+from app.risk.watermarks import SignalWatermark
 from app.sandbox.models import SandboxClock
 from app.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
@@ -70,6 +71,7 @@ __all__ = [
     "RiskCaseReferral",
     "RiskSignal",
     "SandboxClock",
+    "SignalWatermark",
     "SigningKey",
     "Statement",
     "UsedClientAssertion",

@@ -31,6 +31,7 @@ from bench import (  # noqa: E402
     referral_batch,
     referral_single,
     reports_latency,
+    risk_signals,
     webhooks_delivery,
 )
 from bench.common import (  # noqa: E402
@@ -73,6 +74,11 @@ BENCHES: list[Bench] = [
         fees_accrual.NAME,
         fees_accrual.run,
         "alliance serve, 1 worker: 1,000,000 conversion events in calls of 10,000, accrued under the demo schedule",
+    ),
+    Bench(
+        risk_signals.NAME,
+        risk_signals.run,
+        "the risk signal job over the fees_accrual load (its referrals with mobile indexes and consent), vs its ingest",
     ),
     Bench(fees_close.NAME, fees_close.run, "close a month of 100,000 ledger lines (200 partners) into statements"),
     Bench(

@@ -68,6 +68,35 @@ class Settings(BaseSettings):
     # after the outcome (PIPL art. 47).
     referral_retention_days: int = Field(default=30, ge=1)
 
+    # Risk signals (DESIGN.md, "Risk"): the worker looks at what arrived since its last look (``app.risk.signals``)
+    # and judges it over the last `risk_lookback_days`; a figure at or beyond its threshold opens a case.
+    risk_lookback_days: int = Field(default=90, ge=1, le=730)
+    # One mobile number on this many identities (within a partner or across partners).
+    risk_shared_mobile_identities: int = Field(default=3, ge=2)
+    # A partner's referrals in the last `risk_burst_window_hours`: at least `risk_burst_min_referrals` and more than
+    # `risk_burst_factor` times its busiest such window of the previous `risk_burst_baseline_days` (its own normal).
+    risk_burst_window_hours: int = Field(default=24, ge=1, le=24 * 7)
+    risk_burst_baseline_days: int = Field(default=90, ge=7)
+    risk_burst_factor: float = Field(default=3.0, gt=1)
+    risk_burst_min_referrals: int = Field(default=30, ge=1)
+    # The same consent record reference, or the same notice hash with the same capture second, on this many clients.
+    risk_reused_consent_clients: int = Field(default=5, ge=2)
+    # Accounts emptied (assets at or below `risk_emptied_below_bp` of the amount funded) or closed inside the hold
+    # period: at least `risk_emptied_accounts` of a partner's funded accounts, and at least `risk_emptied_rate_bp`.
+    risk_emptied_below_bp: int = Field(default=1000, ge=0, le=10_000)
+    risk_emptied_accounts: int = Field(default=3, ge=1)
+    risk_emptied_rate_bp: int = Field(default=1000, ge=0, le=10_000)
+    # Bundles cancelled within `risk_cooling_off_days` of their purchase: at least `risk_bundle_churn_count` of a
+    # partner's purchases, and at least `risk_bundle_churn_rate_bp` of them.
+    risk_cooling_off_days: int = Field(default=15, ge=1)
+    risk_bundle_churn_count: int = Field(default=5, ge=1)
+    risk_bundle_churn_rate_bp: int = Field(default=3000, ge=0, le=10_000)
+    # A partner's rejection or existing-client rate in a business month: at least `risk_outlier_min_rate_bp`, and
+    # `risk_outlier_factor` times its peers' pooled rate, on at least `risk_outlier_min_referrals` referrals.
+    risk_outlier_factor: float = Field(default=3.0, gt=1)
+    risk_outlier_min_rate_bp: int = Field(default=2500, ge=0, le=10_000)
+    risk_outlier_min_referrals: int = Field(default=50, ge=1)
+
     # Business time (DESIGN.md, "Time"): the one timezone of statement periods, period closes, report days and
     # months and export dates. Set it before the first data: the report summary is kept by month (rebuild it after).
     business_timezone: str = "Asia/Shanghai"

@@ -381,8 +381,66 @@ class _Writer:
         self.duplicates()
         self.fates()
         self.organic()
+        _Planted(self).write()  # last, from a generator of its own: the rest of the story stays as it was
         self.story.events.sort(key=lambda event: event["occurred_at"])
         return self.story
+
+
+class _Planted:
+    """Two patterns the risk signals are meant to catch (``app.risk.signals``), so that the console's risk cases
+    have something real to show: an insurer's agent who puts one mobile number (their own) on four clients'
+    referrals, and a ring of six bank VIPs whose accounts are funded and then emptied or closed inside the hold
+    period. Nothing else in the year trips a signal (``tests/risk/test_signals_demo.py``)."""
+
+    RECYCLED_MOBILE_CLIENTS = 4
+    RING_ACCOUNTS = 6
+
+    def __init__(self, writer: _Writer) -> None:
+        self.writer = writer
+        self.rng = random.Random(SEED * 1000 + 20)
+        self.people = People(self.rng)
+
+    def write(self) -> None:
+        self.recycled_mobile()
+        self.ring()
+
+    def _lead(self, partner_id: str, program_id: str, prefix: str, at: datetime, band: int) -> Lead:
+        person = self.people.person(date(1965, 1, 1), date(1990, 12, 31))
+        external_ref = self.writer.ref(prefix)
+        subject: dict[str, Any] = {"name": person.name, "mobile": person.mobile, "national_id": person.national_id}
+        consent = self.writer.consent(program_id, at, f"CNS-{external_ref}")
+        return Lead(partner_id, program_id, "vip", external_ref, subject, consent, person.national_id, False, band)
+
+    def recycled_mobile(self) -> None:
+        """Four hot leads of the insurer, a week apart, six weeks before the end: one mobile number."""
+        first = business_day(self.writer.end) - timedelta(days=42)
+        tuesday = first + timedelta(days=(1 - first.weekday()) % 7)
+        number = self.people.mobile()
+        for week in range(self.RECYCLED_MOBILE_CLIENTS):
+            at = at_local(tuesday + timedelta(days=7 * week), 11, 40)
+            lead = self._lead(INSURER, "prg_demo_insurer_bundle", "POL-", at, 0)
+            lead.subject["mobile"] = number
+            self.writer.submit(at, INSURER, [lead], single=True)
+
+    def ring(self) -> None:
+        """Six VIPs in one of the bank's syncs ten weeks before the end: each account opens, is funded with a
+        few hundred thousand yuan, and is emptied (or closed) two to three weeks later, inside the 30 days' hold."""
+        target = self.writer.end - timedelta(days=70)
+        syncs = [s for s in self.writer.story.submissions if s.partner_id == BANK and not s.single]
+        sync = min(syncs, key=lambda submission: abs(submission.at - target))
+        for n in range(self.RING_ACCOUNTS):
+            lead = self._lead(BANK, "prg_demo_bank_vip", "VIP-", sync.at, 0)
+            sync.leads.append(lead)
+            self.writer.accounts += 1
+            events = _Events(self.writer, f"KH{self.writer.accounts:07d}")
+            opened = at_local(business_day(sync.at) + timedelta(days=2 + n % 3), 10 + n)
+            funded = opened + timedelta(days=1)
+            events.add("account_opened", opened, national_id=lead.identity)
+            events.add("account_funded", funded, amount=self.rng.randrange(300_000, 800_000) * CNY)
+            emptied = funded + timedelta(days=14 + n)
+            events.add("assets_snapshot", emptied, amount=self.rng.randrange(500, 3_000) * CNY)
+            if n % 3 == 0:
+                events.add("account_closed", emptied + timedelta(days=2))
 
 
 class _Events:

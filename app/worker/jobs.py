@@ -17,6 +17,7 @@ from app.fees.engine import release_held
 from app.referrals.attribution import expire_stale_holders
 from app.referrals.batches import processing
 from app.referrals.service import erase_unconverted
+from app.risk.signals import raise_risk_signals
 
 
 @dataclass(frozen=True)
@@ -52,4 +53,6 @@ JOBS = (
     Job("expire_referrals", expire_referrals),
     Job("erase_unconverted", erase_unconverted_personal_data),
     Job("release_held_fees", release_held_fees),
+    # After the others: a referral expired or a line released in this pass is what the signals see.
+    Job("risk_signals", raise_risk_signals),
 )
