@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,6 +20,7 @@ from typing import Protocol
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -35,7 +38,9 @@ from app.core.config import Settings
 from app.core.database import Database, normalise_url
 from app.core.embedded_db import start_embedded_postgres
 from app.core.migrations import upgrade_to_head
+from app.demo import load_demo
 from app.main import create_app
+from app.people import service as people_service
 
 pytest_plugins = ["tests.factories.referrals"]
 
@@ -78,16 +83,99 @@ def drop_scratch_database(server_url: str, name: str) -> None:
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# Templates: the real migrations run once per run into a database of their own (and the demo is loaded once into a
+# copy of it); those databases are never connected to again, and every migrated (or demo) scratch database is a copy
+# (``CREATE DATABASE … TEMPLATE``: a fraction of a second instead of every migration, or the demo's year, again).
+# They are dropped when the run ends.
+_TEMPLATES: dict[tuple[str, str], str] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def clone_database(server_url: str, template: str, name: str) -> str:
+    """A new database on the test server, a copy of ``template`` (nobody may be connected to it); returns its URL."""
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def migrated_template(server_url: str) -> str:
+    """The name of this run's template database on ``server_url``, migrated to head by the real migrations once."""
+    with _TEMPLATES_LOCK:
+        if (server_url, "migrated") not in _TEMPLATES:
+            name = f"alliance_template_{uuid.uuid4().hex[:10]}"
+            url = create_scratch_database(server_url, name)
+            try:
+                upgrade_to_head(url)
+            except BaseException:
+                drop_scratch_database(server_url, name)
+                raise
+            _TEMPLATES[server_url, "migrated"] = name
+        return _TEMPLATES[server_url, "migrated"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    with _TEMPLATES_LOCK:
+        for (server_url, _), name in _TEMPLATES.items():
+            drop_scratch_database(server_url, name)
+        _TEMPLATES.clear()
+
+
 @contextmanager
 def migrated_scratch_database(server_url: str, prefix: str) -> Iterator[str]:
-    """A new database on the test server, migrated to head; dropped afterwards, whatever happens. Yields its URL."""
+    """A new database on the test server, migrated to head; dropped afterwards, whatever happens. Yields its URL.
+
+    It is a copy of this run's migrated template (the same schema and rows the migrations leave)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    url = create_scratch_database(server_url, name)
+    url = clone_database(server_url, migrated_template(server_url), name)
     try:
-        upgrade_to_head(url)
         yield url
     finally:
         drop_scratch_database(server_url, name)
+
+
+@dataclass(frozen=True)
+class DemoTemplate:
+    """This run's demo template: a migrated database with the demo alliance loaded once (``app.demo.load_demo``)."""
+
+    name: str
+    credentials: list[dict[str, str | None]]  # what that first load returned, secrets included
+    load_s: float  # how long that first load took
+
+
+_DEMO_TEMPLATES: dict[str, DemoTemplate] = {}
+
+
+async def demo_template(server_url: str, settings: Settings) -> DemoTemplate:
+    """This run's demo template on ``server_url``, loaded the first time by ``settings`` (its database URL aside)."""
+    if server_url not in _DEMO_TEMPLATES:
+        migrated = await asyncio.to_thread(migrated_template, server_url)
+        name = f"alliance_template_demo_{uuid.uuid4().hex[:10]}"
+        url = await asyncio.to_thread(clone_database, server_url, migrated, name)
+        try:
+            started = time.perf_counter()
+            credentials = await load_demo(url, settings.model_copy(update={"database_url": url}))
+            load_s = time.perf_counter() - started
+        except BaseException:
+            await asyncio.to_thread(drop_scratch_database, server_url, name)
+            raise
+        with _TEMPLATES_LOCK:
+            _TEMPLATES[server_url, "demo"] = name
+        _DEMO_TEMPLATES[server_url] = DemoTemplate(name, credentials, load_s)
+    return _DEMO_TEMPLATES[server_url]
+
+
+@asynccontextmanager
+async def demo_database_copy(
+    server_url: str, settings: Settings, prefix: str
+) -> AsyncIterator[tuple[str, DemoTemplate]]:
+    """A new database with the demo loaded (a copy of this run's demo template), dropped afterwards; yields its URL
+    and the template (the credentials its load returned)."""
+    template = await demo_template(server_url, settings)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = await asyncio.to_thread(clone_database, server_url, template.name, name)
+    try:
+        yield url, template
+    finally:
+        await asyncio.to_thread(drop_scratch_database, server_url, name)
 
 
 async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout_s: float = 60.0) -> object:
@@ -98,6 +186,26 @@ async def eventually(probe: Callable[[], Awaitable[object]], what: str, timeout_
             return found
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# argon2 at a test cost: every test that makes a client or a person hashes its secret or password, and the production
+# profiles (19 MiB and 64 MiB of memory per hash) would spend most of the run there. The hashes are still argon2id and
+# still verified; the production profiles are asserted in tests/security/test_hash_profiles.py, and they are what the
+# service started as a process (tests/core/test_serve.py, the worker's and the fault tests' processes) uses.
+PRODUCTION_HASHERS = {"secret": auth_service.SECRET_HASHER, "password": people_service.PASSWORD_HASHER}
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def argon2_at_test_cost() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth_service, "SECRET_HASHER", TEST_HASHER)
+        patch.setattr(people_service, "PASSWORD_HASHER", TEST_HASHER)
+        auth_service._dummy_secret_hash.cache_clear()
+        people_service._dummy_hash.cache_clear()
+        yield
+    auth_service._dummy_secret_hash.cache_clear()
+    people_service._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

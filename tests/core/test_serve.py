@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,8 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import migrated_scratch_database
-from tests.core.test_cli import alliance
+from app.core.config import Settings
+from tests.conftest import demo_database_copy
 from tests.factories.referrals import individual
 
 
@@ -83,13 +83,12 @@ def workers_of(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def demo_database(server_url: str) -> Iterator[tuple[str, dict[str, str]]]:
-    """A migrated scratch database with the demo loaded; yields its URL and a partner's demo credentials."""
-    with migrated_scratch_database(server_url, "alliance_serve") as url:
-        loaded = alliance("demo", "--json", database_url=url)
-        assert loaded.returncode == 0, loaded.stderr
-        partner = next(item for item in json.loads(loaded.stdout)["clients"] if item["partner_id"])
-        yield url, partner
+async def demo_database(server_url: str, settings: Settings) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A migrated scratch database with the demo loaded (a copy of the run's demo template, ``tests.conftest``);
+    yields its URL and a partner's demo credentials (what loading the demo printed)."""
+    async with demo_database_copy(server_url, settings, "alliance_serve") as (url, template):
+        partner = next(item for item in template.credentials if item["partner_id"])
+        yield url, {key: str(value) for key, value in partner.items()}
 
 
 def test_serve_runs_the_worker_and_stops_it_with_the_api(

@@ -1,10 +1,11 @@
 """The demo alliance loaded once into a scratch database of its own (loading commits), then loaded again: what
-``make run`` does on its first and its next start."""
+``make run`` does on its first and its next start. The first load is the run's demo template's (``tests.conftest``),
+into a fresh migrated database; the module works on a copy of it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
@@ -16,7 +17,7 @@ from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.demo import load_demo
 from app.main import create_app
-from tests.conftest import _asyncpg_dsn, migrated_scratch_database
+from tests.conftest import DemoTemplate, _asyncpg_dsn, demo_database_copy
 
 
 @dataclass
@@ -70,19 +71,19 @@ async def row_counts(url: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def demo_database(server_url: str) -> Iterator[str]:
-    with migrated_scratch_database(server_url, "alliance_demo_history") as url:
-        yield url
+async def demo_database(server_url: str, settings: Settings) -> AsyncIterator[tuple[str, DemoTemplate]]:
+    """A copy of the run's demo template: the demo loaded once into a fresh migrated database (``load_demo``)."""
+    async with demo_database_copy(server_url, settings, "alliance_demo_history") as copy:
+        yield copy
 
 
 @pytest.fixture(scope="module")
-async def demo(demo_database: str, settings: Settings) -> AsyncIterator[LoadedDemo]:
-    url = demo_database
+async def demo(demo_database: tuple[str, DemoTemplate], settings: Settings) -> AsyncIterator[LoadedDemo]:
+    url, template = demo_database
     if True:
         scratch = settings.model_copy(update={"database_url": url})
-        started = time.perf_counter()
-        credentials = await load_demo(url, scratch)
-        first = time.perf_counter() - started
+        # The first load is the template's: into a fresh migrated database, with these settings.
+        credentials, first = template.credentials, template.load_s
         after_first = await row_counts(url)
         started = time.perf_counter()
         again = await load_demo(url, scratch)

@@ -1,7 +1,8 @@
 """The example integrations run against the demo alliance (what `make run` serves), with its demo credentials.
 
-The demo is loaded with ``app.demo.load_demo`` into a scratch database of its own (the examples commit), and the
-credentials file is what ``alliance demo --json --reset-secrets`` prints. Each example's ``main`` runs as a
+The demo is loaded with ``app.demo.load_demo`` into a scratch database of its own (the examples commit; it is a copy
+of the run's demo template, ``tests.conftest``), and the credentials file is what ``alliance demo --json
+--reset-secrets`` prints. Each example's ``main`` runs as a
 partner would run it, only with the app in process instead of on a port.
 """
 
@@ -14,7 +15,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -27,10 +28,9 @@ from fastapi import FastAPI
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.demo import load_demo
 from app.main import create_app
 from app.webhooks.delivery import deliver_due
-from tests.conftest import migrated_scratch_database
+from tests.conftest import DemoTemplate, demo_database_copy
 from tests.partners.conftest import BASE_URL, PARTNERS, LoopBridge
 
 EXAMPLES = PARTNERS / "examples"
@@ -55,17 +55,20 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo_database(server_url: str) -> Iterator[str]:
-    with migrated_scratch_database(server_url, "alliance_demo") as url:
-        yield url
+async def demo_database(server_url: str, settings: Settings) -> AsyncIterator[tuple[str, DemoTemplate]]:
+    async with demo_database_copy(server_url, settings, "alliance_demo") as copy:
+        yield copy
 
 
 @pytest.fixture(scope="module")
-async def demo(demo_database: str, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    scratch = settings.model_copy(update={"database_url": demo_database})
+async def demo(
+    demo_database: tuple[str, DemoTemplate], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Demo]:
+    url, template = demo_database
+    scratch = settings.model_copy(update={"database_url": url})
     credentials = tmp_path_factory.mktemp("demo") / "demo-credentials.json"
-    credentials.write_text(json.dumps(await load_demo(demo_database, scratch), indent=2))
-    database = Database(create_engine(demo_database, scratch))
+    credentials.write_text(json.dumps(template.credentials, indent=2))  # what loading the demo returned
+    database = Database(create_engine(url, scratch))
     yield Demo(create_app(scratch, database), database, scratch, credentials)
     await database.dispose()
 

@@ -28,10 +28,9 @@ from standardwebhooks import Webhook
 
 from app.core.config import Settings
 from app.core.database import Database, create_engine
-from app.demo import load_demo
 from app.main import create_app
 from app.webhooks.delivery import deliver_due
-from tests.conftest import migrated_scratch_database
+from tests.conftest import DemoTemplate, demo_database_copy
 from tests.factories.referrals import individual
 
 BANK, PROGRAM, PRODUCT = "cli_demo_bank", "prg_demo_bank_vip", "BANK_WM_PLUS_EQUITY"
@@ -115,16 +114,18 @@ class Deployment:
 
 
 @pytest.fixture
-def sandbox_database(server_url: str) -> Iterator[str]:
-    with migrated_scratch_database(server_url, "alliance_sandbox") as url:
-        yield url
+async def sandbox_database(server_url: str, settings: Settings) -> AsyncIterator[tuple[str, DemoTemplate]]:
+    """A database of the test's own with the demo loaded: a copy of the run's demo template."""
+    async with demo_database_copy(server_url, settings, "alliance_sandbox") as copy:
+        yield copy
 
 
 @pytest.fixture
-async def deployment(sandbox_database: str) -> AsyncIterator[Deployment]:
-    settings = Settings(environment="development", database_url=sandbox_database, log_json=True, _env_file=None)  # type: ignore[call-arg]
-    clients = await load_demo(sandbox_database, settings)
-    database = Database(create_engine(sandbox_database, settings))
+async def deployment(sandbox_database: tuple[str, DemoTemplate]) -> AsyncIterator[Deployment]:
+    url, template = sandbox_database
+    settings = Settings(environment="development", database_url=url, log_json=True, _env_file=None)  # type: ignore[call-arg]
+    clients = template.credentials  # what loading the demo returned
+    database = Database(create_engine(url, settings))
     app = create_app(settings, database)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
