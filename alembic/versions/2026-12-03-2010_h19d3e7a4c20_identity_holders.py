@@ -8,7 +8,7 @@ which a table distributed by partner cannot enforce, is dropped (``ix_referrals_
 lookups by identity).
 
 Revision ID: h19d3e7a4c20
-Revises: c19a5e0d7b21
+Revises: b47c1d0e9a13
 Create Date: 2026-12-03 20:10:00.000000+00:00
 """
 
@@ -19,7 +19,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision: str = "h19d3e7a4c20"
-down_revision: str | None = "c19a5e0d7b21"
+down_revision: str | None = "b47c1d0e9a13"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ of referrals under review (``fee_review_holds``); and ``fee_accruals.rule`` acce
 reversing a fee line of a referral a case confirmed (the rule's check constraint is replaced).
 
 Revision ID: r1sk0cases01
-Revises: c19a5e0d7b21
+Revises: r19a7e1ea5e0
 Create Date: 2026-12-03 20:10:00+00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "r1sk0cases01"
-down_revision: str | None = "c19a5e0d7b21"
+down_revision: str | None = "r19a7e1ea5e0"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,7 +5,7 @@ tokens from it in chunks (``app/auth/rate_leases.py``), so that a client's rate 
 while costing a round trip only every few calls. UNLOGGED: after a crash the buckets start full again.
 
 Revision ID: r19a7e1ea5e0
-Revises: c19a5e0d7b21
+Revises: h19d3e7a4c20
 Create Date: 2026-12-03 20:15:00.000000+00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "r19a7e1ea5e0"
-down_revision: str | None = "c19a5e0d7b21"
+down_revision: str | None = "h19d3e7a4c20"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "r20s1gna1a01"
-down_revision: str | None = "r1sk0cases01"  # after the cases (i20-cases); both after c19a5e0d7b21
+down_revision: str | None = "r1sk0cases01"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

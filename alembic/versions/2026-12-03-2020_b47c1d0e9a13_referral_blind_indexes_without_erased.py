@@ -13,7 +13,7 @@ referral, ``client_accounts.referral_id``, and is read by that), and every accou
 Rebuilding them locks writes to ``referrals`` for the time of the build.
 
 Revision ID: b47c1d0e9a13
-Revises: c19a5e0d7b21
+Revises: f19ca9a5e001
 Create Date: 2026-12-03 20:20:00.000000+00:00
 """
 
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b47c1d0e9a13"
-down_revision: str | None = "c19a5e0d7b21"
+down_revision: str | None = "f19ca9a5e001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
