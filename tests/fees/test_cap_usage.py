@@ -50,7 +50,7 @@ async def test_usage_equals_the_ledger_after_events_clawbacks_and_moves(
 
     for ledger, prefix in ((held, "H"), (payable, "P")):
         for n in range(4):
-            referral, person = await ledger.referral()
+            _referral, person = await ledger.referral()
             client = f"{prefix}-{n}"
             start = START + timedelta(days=20 * n)  # across two business months
             events = [
