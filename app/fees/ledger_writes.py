@@ -1,0 +1,103 @@
+"""Writing what one accrual decided: its ledger lines in one statement, the earlier lines its clawbacks cancel,
+and what both change of the monthly caps' usage (``app.fees.engine`` decides; this module only writes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from app.catalog.service import mark_fee_schedules_used
+from app.core.bulk import equals_any, insert_rows
+from app.fees.cap_usage import CAPPED_RULES, add_cap_usage, capped
+from app.fees.models import AccrualStatus, FeeAccrual
+
+if TYPE_CHECKING:
+    from app.fees.engine import Accrual
+
+_LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
+
+_COLUMNS = (
+    "id",
+    "source_key",
+    "partner_id",
+    "referral_id",
+    "external_ref",
+    "conversion_event_id",
+    "fee_schedule_id",
+    "rule",
+    "amount_fen",
+    "currency",
+    "status",
+    "occurred_at",
+    "hold_until",
+    "reverses_id",
+    "arithmetic",
+    "created_at",
+    "updated_at",
+)
+
+
+async def write_lines(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
+    """The call's lines in one statement (those already written by an earlier run are skipped), the earlier lines
+    its clawbacks cancel in another, and what both change of the monthly caps' usage in a third."""
+    rows = [
+        (
+            line.id,
+            line.source_key,
+            line.referral.partner_id,
+            line.referral.id,
+            line.referral.external_ref,
+            line.event.id if line.event else None,
+            line.fee_schedule_id,
+            line.rule.value,
+            line.amount_fen,
+            "CNY",
+            line.status.value,
+            line.occurred_at,
+            line.hold_until,
+            line.reverses_id,
+            line.arithmetic,
+            now,
+            now,
+        )
+        for line in accrual.lines
+    ]
+    inserted = {
+        row[0]
+        for row in await insert_rows(session, _LEDGER, _COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",))
+    }
+    usage = [
+        (line.referral.partner_id, line.occurred_at, line.amount_fen)
+        for line in accrual.lines
+        if line.id in inserted and capped(line.rule, line.status)
+    ]
+    if accrual.cancelled_ids:
+        cancelled = set(
+            (
+                await session.scalars(
+                    update(FeeAccrual)
+                    .where(
+                        equals_any(col(FeeAccrual.id), sorted(accrual.cancelled_ids)),
+                        col(FeeAccrual.status) == AccrualStatus.pending,
+                    )
+                    .values(status=AccrualStatus.reversed, updated_at=now)
+                    .returning(col(FeeAccrual.id))
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        )
+        usage += [
+            (line.partner_id, line.occurred_at, -line.amount_fen)
+            for lines in accrual.context.lines_by_referral.values()
+            for line in lines
+            if line.id in cancelled and line.rule in CAPPED_RULES
+        ]
+    await add_cap_usage(session, usage)
+    await mark_fee_schedules_used(
+        session, {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}, now
+    )
+    return len(inserted)
