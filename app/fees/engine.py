@@ -25,11 +25,11 @@ from app.catalog.schemas import FeeRules
 from app.conversions.lifecycle import Account, AnyReferral, Event
 from app.conversions.models import EventStatus, EventType
 from app.core.business_time import business_day, business_month, timezone_name
-from app.core.models import new_id, new_ids
+from app.core.models import new_ids
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.fees.cap_usage import CAPPED_RULES, EARNING_RULES, lock_cap_usage, partner_months
-from app.fees.ledger_writes import write_lines
+from app.fees.ledger_writes import Line, write_lines
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
@@ -52,22 +52,6 @@ def months_after(start: datetime, months: int) -> datetime:
     index = start.month - 1 + months
     year, month = start.year + index // 12, index % 12 + 1
     return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
-
-
-@dataclass
-class Line:
-    source_key: str
-    referral: AnyReferral
-    event: Event | None
-    fee_schedule_id: str | None
-    rule: FeeRule
-    amount_fen: int
-    occurred_at: datetime
-    hold_until: datetime
-    status: AccrualStatus
-    arithmetic: dict[str, Any]
-    reverses_id: str | None = None
-    id: str = field(default_factory=lambda: new_id("acr"))
 
 
 @dataclass
@@ -416,7 +400,8 @@ async def accrue(
         accrual.on_event(event, involved[event.referral_id or ""])
     for line in accrual.lines:
         line.source_key = key_prefix + line.source_key
-    return await write_lines(session, accrual, now)
+    earlier = [line for lines in accrual.context.lines_by_referral.values() for line in lines]
+    return await write_lines(session, accrual.lines, accrual.cancelled_ids, earlier, now)
 
 
 async def release_held(session: AsyncSession, now: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:

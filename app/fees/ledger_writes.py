@@ -3,22 +3,40 @@ and what both change of the monthly caps' usage (``app.fees.engine`` decides; th
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.catalog.service import mark_fee_schedules_used
+from app.conversions.lifecycle import AnyReferral, Event
 from app.core.bulk import equals_any, insert_rows
+from app.core.models import new_id
 from app.fees.cap_usage import CAPPED_RULES, add_cap_usage, capped
-from app.fees.models import AccrualStatus, FeeAccrual
-
-if TYPE_CHECKING:
-    from app.fees.engine import Accrual
+from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
+
+
+@dataclass
+class Line:
+    source_key: str
+    referral: AnyReferral
+    event: Event | None
+    fee_schedule_id: str | None
+    rule: FeeRule
+    amount_fen: int
+    occurred_at: datetime
+    hold_until: datetime
+    status: AccrualStatus
+    arithmetic: dict[str, Any]
+    reverses_id: str | None = None
+    id: str = field(default_factory=lambda: new_id("acr"))
+
 
 _COLUMNS = (
     "id",
@@ -41,7 +59,13 @@ _COLUMNS = (
 )
 
 
-async def write_lines(session: AsyncSession, accrual: Accrual, now: datetime) -> int:
+async def write_lines(
+    session: AsyncSession,
+    lines: Sequence[Line],
+    cancelled_ids: Collection[str],
+    earlier_lines: Iterable[Any],
+    now: datetime,
+) -> int:
     """The call's lines in one statement (those already written by an earlier run are skipped), the earlier lines
     its clawbacks cancel in another, and what both change of the monthly caps' usage in a third."""
     rows = [
@@ -64,7 +88,7 @@ async def write_lines(session: AsyncSession, accrual: Accrual, now: datetime) ->
             now,
             now,
         )
-        for line in accrual.lines
+        for line in lines
     ]
     inserted = {
         row[0]
@@ -72,16 +96,16 @@ async def write_lines(session: AsyncSession, accrual: Accrual, now: datetime) ->
     }
     usage = [
         (line.referral.partner_id, line.occurred_at, line.amount_fen)
-        for line in accrual.lines
+        for line in lines
         if line.id in inserted and capped(line.rule, line.status)
     ]
-    if accrual.cancelled_ids:
+    if cancelled_ids:
         cancelled = set(
             (
                 await session.scalars(
                     update(FeeAccrual)
                     .where(
-                        equals_any(col(FeeAccrual.id), sorted(accrual.cancelled_ids)),
+                        equals_any(col(FeeAccrual.id), sorted(cancelled_ids)),
                         col(FeeAccrual.status) == AccrualStatus.pending,
                     )
                     .values(status=AccrualStatus.reversed, updated_at=now)
@@ -92,12 +116,9 @@ async def write_lines(session: AsyncSession, accrual: Accrual, now: datetime) ->
         )
         usage += [
             (line.partner_id, line.occurred_at, -line.amount_fen)
-            for lines in accrual.context.lines_by_referral.values()
-            for line in lines
+            for line in earlier_lines
             if line.id in cancelled and line.rule in CAPPED_RULES
         ]
     await add_cap_usage(session, usage)
-    await mark_fee_schedules_used(
-        session, {line.fee_schedule_id for line in accrual.lines if line.fee_schedule_id}, now
-    )
+    await mark_fee_schedules_used(session, {line.fee_schedule_id for line in lines if line.fee_schedule_id}, now)
     return len(inserted)
