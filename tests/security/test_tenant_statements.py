@@ -53,7 +53,7 @@ ACROSS_PARTNERS: dict[tuple[str, str], str] = {
 # caller's referral scoped and refused what it may not do. The feed's statements over these tables are keyed by the
 # referral's client account and program, as for the firm's back office: route -> the tables they read.
 ON_BEHALF_OF_THE_BACK_OFFICE: dict[str, tuple[str, ...]] = {
-    "POST /v1/sandbox/referrals/{referral_id}/simulate": ("client_accounts", "conversion_events", "programs"),
+    "POST /v1/sandbox/referrals/{referral_id}/simulate": ("conversion_events", "programs"),
 }
 
 # The request a partner route without a path id needs to reach its queries (the others get no body).
