@@ -29,6 +29,7 @@ ALLOWED = {
     ("core/models.py", "the database's time"): "server_default only: every insert through the models sets the "
     "column from the clock; the default serves rows written by migrations",
     ("auth/tokens.py", "system time"): "access token iat/exp: verified against real time by every JWT library",
+    ("auth/verified.py", "system time"): "a verified token is reused only until its exp, which is real time",
     ("auth/server.py", "system time"): "client assertion lifetime: the partner signs it with its real clock",
     ("auth/service.py", "the real time"): "client secrets, revoked tokens and used assertions live in real time",
     ("auth/keys.py", "the real time"): "signing keys are published and retired in real time",

@@ -94,7 +94,7 @@ async def test_worker_processes_a_staged_batch(scratch: Scratch) -> None:
     worker = Worker(scratch.database, scratch.settings)
     report = await worker.run_once()
     assert report.batches >= 1 and report.failures == 0
-    assert set(report.jobs) == {"expire_referrals", "erase_unconverted", "release_held_fees"}
+    assert set(report.jobs) == {"expire_referrals", "erase_unconverted", "release_held_fees", "risk_signals"}
     state = await _state(scratch, batch["id"])
     _assert_exactly_once(state, 10)
     assert state["batch"]["eligible"] == 8 and state["batch"]["returned_existing"] == 1
