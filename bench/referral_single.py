@@ -62,6 +62,9 @@ WRK_TIMEOUT_S = 10  # as auth_throughput: a response slower than this is an erro
 PATH = "/v1/referrals"
 PROGRAMS_PATH = "/v1/programs"
 PROGRAM_ID = "prg_demo_bank_vip"
+# The bench's referrals, apart from the demo's year of history in the same database.
+REF_PREFIX = "BENCH-SINGLE"
+OWN = "external_ref LIKE '" + REF_PREFIX + "%'"
 # Bodies per second of load: the bare ceiling's rate (the service does more per request, so it is slower) times this.
 POOL_HEADROOM = 1.5
 FALLBACK_RATE = 3000.0  # when ceiling_http did not run
@@ -147,7 +150,7 @@ async def run(ctx: BenchContext) -> BenchResult:
     rate = ctx.metric("ceiling_http", "requests_per_s") or FALLBACK_RATE
     sizes = [max(MIN_POOL, math.ceil(rate * seconds * POOL_HEADROOM)) for seconds in (warmup, duration) if seconds]
     with stage(f"generating {sum(sizes):,} referrals, each a different person"):
-        bodies = referral_gen.referrals(sum(sizes), program_id=PROGRAM_ID, ref_prefix="BENCH-SINGLE")
+        bodies = referral_gen.referrals(sum(sizes), program_id=PROGRAM_ID, ref_prefix=REF_PREFIX)
     async with scratch_database(ctx.server) as database:
         env = _service_env(database)
         with stage("loading the demo alliance (alliance demo --json)"):
@@ -449,13 +452,14 @@ async def _reconcile(
             refs = set(await _referrals(connection))
             duplicates = int(
                 await connection.fetchval(
-                    "SELECT count(*) FROM (SELECT identity_hash FROM referrals GROUP BY 1 HAVING count(*) > 1) AS d"
+                    f"SELECT count(*) FROM (SELECT identity_hash FROM referrals WHERE {OWN}"
+                    " GROUP BY 1 HAVING count(*) > 1) AS d"
                 )
             )
             statuses = {
                 str(row["status"]): int(row["n"])
                 for row in await connection.fetch(
-                    "SELECT status::text, count(*) AS n FROM referrals GROUP BY 1 ORDER BY 1"
+                    f"SELECT status::text, count(*) AS n FROM referrals WHERE {OWN} GROUP BY 1 ORDER BY 1"
                 )
             }
             # The requests without an answer, sent again as a client would retry them: same key, same body. More
@@ -494,8 +498,9 @@ async def _reconcile(
 
 
 async def _referrals(connection: asyncpg.Connection) -> list[str]:
-    """The external_ref of every referral (the bench's partner is the only one sending)."""
-    return [str(row["external_ref"]) for row in await connection.fetch("SELECT external_ref FROM referrals")]
+    """The external_ref of every referral the bench sent (the demo's history is not counted)."""
+    rows = await connection.fetch(f"SELECT external_ref FROM referrals WHERE {OWN}")
+    return [str(row["external_ref"]) for row in rows]
 
 
 _REQUESTS_TOTAL = re.compile(r"^alliance_http_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.MULTILINE)
