@@ -215,6 +215,12 @@ _TYPES = (
         "A closed risk case is locked: it cannot be assigned or closed again. A new signal opens a new case.",
     ),
     (
+        "risk-assignee-invalid",
+        "Not someone who can take the case",
+        "A risk case is assigned to a person who acts on risk cases — `person:<username>` of an active "
+        "alliance manager — or to nobody (`null`). Check the username; a disabled person cannot take a case.",
+    ),
+    (
         "signal-foreign-referrals",
         "Referrals of another partner",
         "A risk signal names referrals of its own partner only.",

@@ -2,7 +2,8 @@
 every statement, whatever their hold period says — the lines already written and those accrued later.
 
 The hold is kept here, by referral, in ``fee_review_holds`` (the fees domain's table; the risk domain calls
-``hold_referrals`` and ``release_review``), so the accrual engine knows nothing of it: a line's status still
+``hold_referrals`` and ``release_review``, and reads a review's lines with ``first_review_lines``,
+``review_lines_page`` and ``review_line_totals``), so the accrual engine knows nothing of it: a line's status still
 follows its hold period (``pending → payable``), and the period close (``app.fees.statements``) leaves out
 every line whose referral is under an open review — the close's ``UNDER_REVIEW`` condition — and reports what
 it left out (``lines_left_out``). Releasing a review puts its lines into the next close; confirming it
@@ -16,14 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
 from app.core.business_time import month_named
+from app.core.pagination import PageParams, paginate_query
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
-from app.fees.models import FeeAccrual, FeeRule
+from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.fees.moves import LedgerChange, reverse_referrals
 
 
@@ -86,16 +88,49 @@ async def referrals_under_review(session: AsyncSession, referral_ids: Sequence[s
     return set(rows.all())
 
 
-async def lines_of_referrals(session: AsyncSession, referral_ids: Sequence[str]) -> list[FeeAccrual]:
-    """Every ledger line of ``referral_ids``, in the order written (a case's page)."""
-    if not referral_ids:
-        return []
-    rows = await session.scalars(
-        select(FeeAccrual)
-        .where(col(FeeAccrual.referral_id).in_(list(referral_ids)))
-        .order_by(col(FeeAccrual.created_at), col(FeeAccrual.id))
-    )
-    return list(rows.all())
+def _review_lines(review_id: str) -> sa.Select[FeeAccrual]:
+    """The ledger lines of every referral the review held (released or not): a risk case's lines."""
+    held = select(col(FeeReviewHold.referral_id)).where(col(FeeReviewHold.review_id) == review_id)
+    return select(FeeAccrual).where(col(FeeAccrual.referral_id).in_(held))
+
+
+async def first_review_lines(session: AsyncSession, review_id: str, limit: int) -> list[FeeAccrual]:
+    """The review's first ``limit`` lines, in the order written (what a case's page shows inline)."""
+    query = _review_lines(review_id).order_by(col(FeeAccrual.created_at), col(FeeAccrual.id)).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def review_lines_page(session: AsyncSession, review_id: str, params: PageParams) -> list[FeeAccrual]:
+    """A page of the review's lines, newest first (cursor-paginated, as every list)."""
+    query = paginate_query(_review_lines(review_id), params, col(FeeAccrual.created_at), col(FeeAccrual.id))
+    return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True)
+class ReviewLines:
+    """The review's lines counted: all, those held (not on a statement, pending or payable) and their net amount,
+    and those not reversed (what confirming would reverse)."""
+
+    count: int
+    held: int
+    held_fen: int
+    not_reversed: int
+
+
+async def review_line_totals(session: AsyncSession, review_id: str) -> ReviewLines:
+    lines = _review_lines(review_id).subquery()
+    held = sa.and_(lines.c.statement_id.is_(None), lines.c.status.in_([AccrualStatus.pending, AccrualStatus.payable]))
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(held),
+                func.coalesce(func.sum(lines.c.amount_fen).filter(held), 0),
+                func.count().filter(lines.c.status != AccrualStatus.reversed),
+            ).select_from(lines)
+        )
+    ).one()
+    return ReviewLines(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
 
 
 @dataclass(frozen=True)

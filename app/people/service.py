@@ -22,7 +22,7 @@ from sqlmodel import col
 
 from app.audit import service as audit
 from app.audit.service import Actor
-from app.auth.scopes import StaffRole
+from app.auth.scopes import ROLE_SCOPES, StaffRole
 from app.core import clock
 from app.core.config import Settings
 from app.core.crypto import SealedBox, decode_master_key
@@ -46,6 +46,17 @@ class UsernameTaken(Conflict):
 
 def normalise_username(username: str) -> str:
     return username.strip().lower()
+
+
+async def person_may(session: AsyncSession, username: str, scope: str) -> bool:
+    """Whether ``username`` names a person, not disabled, whose role grants ``scope`` (e.g. whom a risk case may
+    be given to). Exact: a username is stored normalised, and anything that is not one is no person."""
+    if not USERNAME.fullmatch(username):
+        return False
+    role = await session.scalar(
+        select(col(Person.role)).where(col(Person.username) == username, col(Person.disabled_at).is_(None))
+    )
+    return role is not None and scope in ROLE_SCOPES[role]
 
 
 def _box(settings: Settings) -> SealedBox:

@@ -13,12 +13,15 @@ from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreateKeyRequired
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
+from app.fees.models import FeeAccrual
 from app.risk import service
 from app.risk.models import RiskCase, RiskCaseEvent
 from app.risk.schemas import (
+    INLINED,
     AssignIn,
     CaseEventOut,
     CaseLineOut,
+    CaseReferralOut,
     CaseStatus,
     CloseIn,
     NoteIn,
@@ -54,6 +57,20 @@ def event_out(event: RiskCaseEvent) -> CaseEventOut:
     return CaseEventOut(id=event.id, kind=event.kind, actor_id=event.actor_id, details=event.details, at=event.at)
 
 
+def line_out(line: FeeAccrual) -> CaseLineOut:
+    return CaseLineOut(
+        id=line.id,
+        referral_id=line.referral_id,
+        external_ref=line.external_ref,
+        rule=line.rule.value,
+        amount_fen=line.amount_fen,
+        currency=line.currency,
+        status=line.status.value,
+        hold_until=line.hold_until,
+        statement_id=line.statement_id,
+    )
+
+
 def detail_out(file: service.CaseFile) -> RiskCaseDetail:
     return RiskCaseDetail(
         **case_out(file.case, file.summary).model_dump(),
@@ -69,20 +86,9 @@ def detail_out(file: service.CaseFile) -> RiskCaseDetail:
             )
             for signal in file.signals
         ],
-        lines=[
-            CaseLineOut(
-                id=line.id,
-                referral_id=line.referral_id,
-                external_ref=line.external_ref,
-                rule=line.rule.value,
-                amount_fen=line.amount_fen,
-                currency=line.currency,
-                status=line.status.value,
-                hold_until=line.hold_until,
-                statement_id=line.statement_id,
-            )
-            for line in file.lines
-        ],
+        lines=[line_out(line) for line in file.lines],
+        line_count=file.line_totals.count,
+        truncated=file.truncated,
         lines_held_fen=file.lines_held_fen,
         timeline=[event_out(event) for event in file.timeline],
     )
@@ -107,10 +113,36 @@ async def list_cases(
     "/{case_id}",
     response_model=RiskCaseDetail,
     summary="One risk case: evidence, referrals, fee lines, timeline",
-    description="Evidence holds hashes, masked values and ids only, never personal data in clear.",
+    description=(
+        "Evidence holds hashes, masked values and ids only, never personal data in clear. The case carries at most "
+        f"the first {INLINED} of its referral ids and of its fee lines; `referral_count` and `line_count` count "
+        "them all (and `lines_held_fen` sums them all). When `truncated` is true, read every one from "
+        "`GET /v1/admin/risk-cases/{case_id}/referrals` and `/lines`, paged by cursor."
+    ),
 )
 async def get_case(case_id: str, session: SessionDep, principal: RiskReader) -> RiskCaseDetail:
     return detail_out(await service.case_file(session, case_id))
+
+
+@router.get(
+    "/{case_id}/referrals",
+    response_model=Page[CaseReferralOut],
+    summary="Every referral the case names, paged (newest added first)",
+)
+async def case_referrals(
+    case_id: str, session: SessionDep, principal: RiskReader, params: Paging
+) -> Page[CaseReferralOut]:
+    rows = await service.referrals_page(session, case_id, params)
+    return page_of(rows, params, lambda row: CaseReferralOut(referral_id=row.id, added_at=row.created_at))
+
+
+@router.get(
+    "/{case_id}/lines",
+    response_model=Page[CaseLineOut],
+    summary="Every fee line of the case's referrals, paged (newest first)",
+)
+async def case_lines(case_id: str, session: SessionDep, principal: RiskReader, params: Paging) -> Page[CaseLineOut]:
+    return page_of(await service.lines_page(session, case_id, params), params, line_out)
 
 
 @router.post(

@@ -115,11 +115,32 @@ class RiskCaseOut(BaseModel):
     closed_by: str | None
 
 
+# How many referral ids and fee lines a case's page carries inline; the rest are paged: a case on a large partner
+# can name thousands.
+INLINED = 100
+
+
+class CaseReferralOut(BaseModel):
+    referral_id: str
+    added_at: datetime = Field(description="When a signal added the referral to the case.")
+
+
 class RiskCaseDetail(RiskCaseOut):
-    referral_ids: list[str]
+    referral_ids: list[str] = Field(
+        description=f"The first referrals the case names (at most {INLINED}, oldest first); `referral_count` "
+        "counts all."
+    )
     signals: list[SignalOut]
-    lines: list[CaseLineOut]
-    lines_held_fen: int
+    lines: list[CaseLineOut] = Field(
+        description=f"The first fee lines of those referrals (at most {INLINED}, in the order written); `line_count` "
+        "counts all."
+    )
+    line_count: int
+    truncated: bool = Field(
+        description="True when `referral_ids` or `lines` hold fewer than `referral_count` or `line_count`: page "
+        "them all from `/referrals` and `/lines`."
+    )
+    lines_held_fen: int = Field(description="Over every line of the case, not only those shown.")
     timeline: list[CaseEventOut]
 
 
@@ -127,7 +148,10 @@ class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     assignee_id: str | None = Field(
-        default=None, max_length=80, description="A staff actor id (a person as `person:<username>`); null unassigns."
+        default=None,
+        max_length=80,
+        description="`person:<username>` of an active person whose role acts on risk cases (an alliance manager); "
+        "null unassigns.",
     )
 
 

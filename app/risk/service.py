@@ -26,11 +26,12 @@ from app.core.models import new_id
 from app.core.pagination import PageParams, paginate_query
 from app.core.problems import Conflict, NotFound, Unprocessable
 from app.fees import reviews
-from app.fees.models import AccrualStatus, FeeAccrual
+from app.fees.models import FeeAccrual
+from app.people import service as people
 from app.referrals import rejections as referrals
 from app.referrals import service as referral_service
 from app.risk.models import RiskCase, RiskCaseEvent, RiskCaseReferral, RiskSignal
-from app.risk.schemas import CaseEventKind, CaseOutcome, CaseStatus, Signal, SignalKind
+from app.risk.schemas import INLINED, CaseEventKind, CaseOutcome, CaseStatus, Signal, SignalKind
 
 _SIGNALS = RiskSignal.__table__  # type: ignore[attr-defined]
 _CASE_REFERRALS = RiskCaseReferral.__table__  # type: ignore[attr-defined]
@@ -238,25 +239,29 @@ async def summaries(session: AsyncSession, case_ids: Sequence[str]) -> dict[str,
 
 @dataclass(frozen=True)
 class CaseFile:
-    """A case with everything its page shows."""
+    """A case with everything its page shows: the first ``INLINED`` referrals and lines, and the counts of all."""
 
     case: RiskCase
     summary: CaseSummary
     referral_ids: list[str]
     signals: list[RiskSignal]
     lines: list[FeeAccrual]
+    line_totals: reviews.ReviewLines
     timeline: list[RiskCaseEvent]
 
     @property
     def lines_held_fen(self) -> int:
         """What the case keeps off statements: its referrals' lines not on a statement and not cancelled."""
-        if self.case.status is not CaseStatus.open:
-            return 0
-        return sum(
-            line.amount_fen
-            for line in self.lines
-            if line.statement_id is None and line.status in (AccrualStatus.pending, AccrualStatus.payable)
-        )
+        return self.line_totals.held_fen if self.case.status is CaseStatus.open else 0
+
+    @property
+    def lines_held(self) -> int:
+        return self.line_totals.held if self.case.status is CaseStatus.open else 0
+
+    @property
+    def truncated(self) -> bool:
+        """Whether some referrals or lines are left for the pages."""
+        return len(self.referral_ids) < self.summary.referral_count or len(self.lines) < self.line_totals.count
 
 
 async def get_case(session: AsyncSession, case_id: str, *, lock: bool = False) -> RiskCase:
@@ -270,7 +275,7 @@ async def get_case(session: AsyncSession, case_id: str, *, lock: bool = False) -
 
 
 async def case_file(session: AsyncSession, case_id: str) -> CaseFile:
-    """The case, its signals (evidence), referrals, their fee lines and the timeline."""
+    """The case, its signals (evidence), its first referrals and their first fee lines, and the timeline."""
     case = await get_case(session, case_id)
     referral_ids = list(
         (
@@ -278,6 +283,7 @@ async def case_file(session: AsyncSession, case_id: str) -> CaseFile:
                 select(col(RiskCaseReferral.referral_id))
                 .where(col(RiskCaseReferral.case_id) == case_id)
                 .order_by(col(RiskCaseReferral.added_at), col(RiskCaseReferral.referral_id))
+                .limit(INLINED)
             )
         ).all()
     )
@@ -297,9 +303,31 @@ async def case_file(session: AsyncSession, case_id: str) -> CaseFile:
             )
         ).all()
     )
-    lines = await reviews.lines_of_referrals(session, referral_ids)
-    summary = CaseSummary(sorted({signal.kind for signal in signals}), len(referral_ids))
-    return CaseFile(case, summary, referral_ids, signals, lines, timeline)
+    # The fees domain holds every referral the case names under the case's id (``raise_signal``).
+    lines = await reviews.first_review_lines(session, case_id, INLINED)
+    totals = await reviews.review_line_totals(session, case_id)
+    summary = (await summaries(session, [case_id]))[case_id]
+    return CaseFile(case, summary, referral_ids, signals, lines, totals, timeline)
+
+
+async def referrals_page(session: AsyncSession, case_id: str, params: PageParams) -> list[Any]:
+    """A page of the referrals the case names, newest first: rows of ``id`` (the referral's) and ``created_at``
+    (when the case added it), as ``page_of`` reads them. ``NotFound`` for an unknown case."""
+    await get_case(session, case_id)
+    named = _CASE_REFERRALS.c
+    query = paginate_query(
+        select(named.referral_id.label("id"), named.added_at.label("created_at")).where(named.case_id == case_id),
+        params,
+        named.added_at,
+        named.referral_id,
+    )
+    return list((await session.execute(query)).all())
+
+
+async def lines_page(session: AsyncSession, case_id: str, params: PageParams) -> list[FeeAccrual]:
+    """A page of the fee lines of the case's referrals, newest first. ``NotFound`` for an unknown case."""
+    await get_case(session, case_id)
+    return await reviews.review_lines_page(session, case_id, params)
 
 
 # --- acting -------------------------------------------------------------------------------------------------------
@@ -314,11 +342,30 @@ def _require_open(case: RiskCase, action: str) -> None:
         raise CaseClosed(f"This case is closed ({case.outcome.value if case.outcome else ''}); it cannot be {action}.")
 
 
+class InvalidAssignee(Unprocessable):
+    slug, title = "risk-assignee-invalid", "Not someone who can take the case"
+
+
+PERSON = "person:"
+
+
+async def _check_assignee(session: AsyncSession, assignee_id: str) -> None:
+    username = assignee_id.removeprefix(PERSON)
+    if username == assignee_id or not await people.person_may(session, username, "risk:manage"):
+        raise InvalidAssignee(
+            "A case goes to a person who manages risk cases, as person:<username> of an alliance manager whose "
+            "account is active; null unassigns it."
+        )
+
+
 async def assign(session: AsyncSession, actor: Actor, case_id: str, assignee_id: str | None) -> RiskCase:
-    """Give the case to a staff person (``person:<username>``) or client, or nobody; audited, on the timeline."""
+    """Give the open case to a person who may act on it (``person:<username>``, role with ``risk:manage``, not
+    disabled) or to nobody; audited, on the timeline. Anyone else is ``InvalidAssignee`` (422), nothing changed."""
     now = clock.now()
     case = await get_case(session, case_id, lock=True)
     _require_open(case, "assigned")
+    if assignee_id is not None:
+        await _check_assignee(session, assignee_id)
     if case.assignee_id == assignee_id:
         return case
     before = case.assignee_id

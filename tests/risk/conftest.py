@@ -7,15 +7,23 @@ import itertools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from app.audit.service import Actor
+from app.auth.scopes import StaffRole
 from app.core import clock
 from app.core.config import Settings
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
+from app.people import service as people
+from app.people.models import Person
+from app.risk.schemas import Signal, SignalKind
+from app.risk.service import raise_signal
 from app.risk.signals import raise_risk_signals
 from tests.conftest import Caller, CallerFactory
 from tests.console.conftest import console_as
@@ -88,6 +96,26 @@ async def manager(caller: CallerFactory) -> Caller:
     return await caller("staff", role="alliance_manager")
 
 
+class MakeStaffPerson(Protocol):
+    async def __call__(self, role: str, username: str | None = None, *, disabled: bool = False) -> str: ...
+
+
+@pytest.fixture
+async def staff_person(session: AsyncSession, settings: Settings) -> MakeStaffPerson:
+    """A console account of ``role`` (disabled if asked); returns its actor id, ``person:<username>``."""
+
+    async def make(role: str, username: str | None = None, *, disabled: bool = False) -> str:
+        username = username or f"risk-{role.replace('_', '-')}-{next(_ids)}"
+        await people.create_person(session, Actor.system("test"), settings, username=username, role=StaffRole(role))
+        if disabled:
+            await session.execute(
+                update(Person).where(col(Person.username) == username).values(disabled_at=clock.now())
+            )
+        return f"person:{username}"
+
+    return make
+
+
 async def _signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[Raised]:
     """Every signal of every case, through GET /v1/admin/risk-cases and each case's page."""
     listed = await client.get("/v1/admin/risk-cases", params={"limit": "200"}, headers=manager.headers)
@@ -133,3 +161,19 @@ def without_personal_data(evidence: dict[str, Any], *values: str) -> None:
 
 
 __all__ = ["console_as", "make_ledger", "national_id"]
+
+
+async def open_case(session: AsyncSession, partner_id: str, referral_ids: tuple[str, ...], fingerprint: str) -> str:
+    """A referral-burst signal naming ``referral_ids``: the id of the partner's open case it went to."""
+    case = await raise_signal(
+        session,
+        Signal(
+            kind=SignalKind.referral_burst,
+            partner_id=partner_id,
+            referral_ids=referral_ids,
+            evidence={"thresholds": {"per_day": 40}, "observed": {"per_day": 400}},
+            fingerprint=fingerprint,
+        ),
+    )
+    await session.flush()
+    return case.id

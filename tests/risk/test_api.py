@@ -14,6 +14,7 @@ from app.risk import service as risk
 from app.risk.schemas import Signal, SignalKind
 from tests.conftest import CallerFactory
 from tests.fees.conftest import Ledger
+from tests.risk.conftest import MakeStaffPerson
 
 BASE = "/v1/admin/risk-cases"
 
@@ -35,11 +36,16 @@ async def _case(ledger: Ledger, session: AsyncSession, fingerprint: str = "burst
 
 
 async def test_a_manager_lists_reads_assigns_notes_and_closes_once(
-    make_ledger: Any, session: AsyncSession, client: httpx.AsyncClient, caller: CallerFactory
+    make_ledger: Any,
+    session: AsyncSession,
+    client: httpx.AsyncClient,
+    caller: CallerFactory,
+    staff_person: MakeStaffPerson,
 ) -> None:
     ledger: Ledger = await make_ledger()
     case_id, referral_id = await _case(ledger, session)
     manager = await caller("staff", role="alliance_manager")
+    await staff_person("alliance_manager", "li.manager")
 
     listed = await client.get(BASE, params={"status": "open", "partner_id": ledger.partner_id}, headers=manager.headers)
     assert listed.status_code == 200

@@ -144,6 +144,8 @@ POLICY: dict[tuple[str, str], Access] = {
     # --- risk cases: alliance managers act, auditors read, partners never
     ("GET", "/v1/admin/risk-cases"): RISK_READERS,
     ("GET", "/v1/admin/risk-cases/{case_id}"): RISK_READERS,
+    ("GET", "/v1/admin/risk-cases/{case_id}/referrals"): RISK_READERS,
+    ("GET", "/v1/admin/risk-cases/{case_id}/lines"): RISK_READERS,
     ("POST", "/v1/admin/risk-cases/{case_id}/assign"): RISK_MANAGER,
     ("POST", "/v1/admin/risk-cases/{case_id}/notes"): RISK_MANAGER,
     ("POST", "/v1/admin/risk-cases/{case_id}/close"): RISK_MANAGER,

@@ -22,7 +22,6 @@ from app.console.manager.programs import EVERYTHING
 from app.console.templating import redirect, render
 from app.core.database import SessionDep
 from app.core.problems import Problem
-from app.fees.models import AccrualStatus
 from app.risk import service
 from app.risk.schemas import CaseOutcome, CaseStatus
 
@@ -37,6 +36,7 @@ TABS = {"open": CaseStatus.open, "closed": CaseStatus.closed}
 WHOSE = ("all", "mine", "unassigned")
 PAGE_SIZE = 25
 REASON_MIN, REASON_MAX = 3, 500
+NOT_AN_ASSIGNEE = "Assign the case to an alliance manager whose account is active"
 
 
 def inbox_url(tab: str = "open", whose: str = "all", page: int = 1) -> str:
@@ -135,17 +135,11 @@ async def case_page(case_id: str, request: Request, session: SessionDep, person:
         file = await service.case_file(session, case_id)
     except Problem:
         return redirect(LIST, flash="No such risk case", level="warning")
-    held = [
-        line
-        for line in file.lines
-        if line.statement_id is None and line.status in (AccrualStatus.pending, AccrualStatus.payable)
-    ]
-    reversible = [line for line in file.lines if line.status is not AccrualStatus.reversed]
     context = {
         "file": file,
         "case": file.case,
-        "held_count": len(held) if file.case.status is CaseStatus.open else 0,
-        "reversible_count": len(reversible),
+        "held_count": file.lines_held,
+        "reversible_count": file.line_totals.not_reversed,
         "me": f"person:{person.username}",
         **await _context(request, session, person),
     }
@@ -171,6 +165,8 @@ async def assign(case_id: str, request: Request, session: SessionDep, person: Ri
     try:
         async with session.begin_nested():
             await service.assign(session, person.actor(request), case_id, assignee)
+    except service.InvalidAssignee:
+        return redirect(_here(case_id), flash=NOT_AN_ASSIGNEE, level="error")
     except Problem as refused:
         return redirect(_here(case_id), flash=str(refused.detail or refused.title), level="error")
     return redirect(_here(case_id), flash="Case assigned" if assignee else "Case unassigned", level="success")
