@@ -114,10 +114,11 @@ def _of(lines: list[dict[str, Any]], referral_ids: tuple[str, ...]) -> set[str]:
 
 async def hold_then_close_case(
     books: Books, desk: PartnerDesk, raised: Raised, outcome: Outcome, *, earn: Mapping[str, str] | None = None
-) -> None:
+) -> dict[str, Any]:
     """The signal's referrals (each with a fee line due: ``earn`` maps those still without one to their person's
     national id, whose account the feed then opens and funds) are held out of the close of the month their lines
-    fall due in; then the case is closed with ``outcome``, and the ledger does what it says."""
+    fall due in; then the case is closed with ``outcome``, and the ledger does what it says. Returns what that
+    first close answered."""
     assert raised.partner_id == desk.partner.id
     named = raised.referral_ids
     if earn:
@@ -159,6 +160,7 @@ async def hold_then_close_case(
     assert after["under_review"]["lines"] == 0
     on_statement = _of(await _statement_lines(books, desk, after), named)
     assert on_statement == (due_ids if outcome == "cleared" else set())
+    return held
 
 
 def _still_due(line: FeeAccrual) -> bool:
