@@ -1,4 +1,7 @@
-"""A signal's case holds the fee lines it names: the next month close leaves them out of the statement."""
+"""A signal's case holds the fee lines it names: the next month close leaves them out of the statement; confirmed,
+they are reversed and the referrals rejected. (Accounts funded then emptied inside the hold, kept above the bounty's
+minimum so that their lines still stand: ``test_signals_money.py`` empties them below it, and the engine claws the
+bounties back.)"""
 
 from __future__ import annotations
 
@@ -8,19 +11,16 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.service import Actor
-from app.catalog import service as catalog
-from app.catalog.schemas import FeeRules, FeeScheduleCreate
 from app.core import clock
 from app.core.business_time import month_of
 from app.core.config import Settings
 from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import national_id
-from tests.fees.conftest import RULES
 from tests.risk.conftest import cny, event, report, run_signals, submit
+from tests.risk.outcomes import Books, hold_then_close_case, pay_fees
 
 
-async def test_the_ring_s_lines_stay_out_of_the_next_close(
+async def test_the_ring_s_lines_stay_out_of_the_close_and_confirming_reverses_them(
     manager: Caller,
     client: httpx.AsyncClient,
     make_desk: Any,
@@ -30,20 +30,10 @@ async def test_the_ring_s_lines_stay_out_of_the_next_close(
     settings: Settings,
     manual_clock: clock.ManualClock,
 ) -> None:
-    real_now = manual_clock.now()
-    month = month_of(month_of(real_now).start - timedelta(days=1))  # last month, closed below
+    month = month_of(month_of(manual_clock.now()).start - timedelta(days=1))  # last month
     manual_clock.move_to(month.start + timedelta(days=1))
     desk = await make_desk(name="环形银行", hold_period_days=5, effective_from=date(2025, 1, 1))
-    schedule = await catalog.create_fee_schedule(
-        session,
-        Actor.system("test"),
-        FeeScheduleCreate(
-            program_id=desk.program.id,
-            effective_from=date(2025, 1, 1),
-            rules=FeeRules.model_validate({**RULES, "bundle_fees": []}),
-        ),
-    )
-    await catalog.activate_fee_schedule(session, Actor.system("test"), schedule.id)
+    await pay_fees(session, desk)
     people = [national_id() for _ in range(4)]
     referrals = [(await submit(client, desk, national_id=person))["id"] for person in people]
     manual_clock.advance(timedelta(days=1))
@@ -66,11 +56,6 @@ async def test_the_ring_s_lines_stay_out_of_the_next_close(
     ]
     assert [set(signal.referral_ids) for signal in found] == [set(referrals[:3])]
 
-    manual_clock.move_to(real_now)
-    finance = await caller("staff", role="finance")
-    closed = await client.post(f"/v1/finance/periods/{month.name}/close", headers=finance.headers)
-    assert closed.status_code == 200, closed.text
-    body = closed.json()
-    assert body["under_review"]["lines"] == 3 and body["under_review"]["partners"] >= 1
-    statements = [item for item in body["statements"] if item["partner_id"] == desk.partner.id]
+    held = await hold_then_close_case(Books(client, session, caller), desk, found[0], "confirmed")
+    statements = [item for item in held["statements"] if item["partner_id"] == desk.partner.id]
     assert [item["line_count"] for item in statements] == [1]  # the kept client's line only

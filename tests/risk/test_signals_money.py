@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock
 from app.core.config import Settings
-from tests.conftest import Caller
+from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import PartnerDesk, national_id
 from tests.risk.conftest import cny, event, report, run_signals, submit
+from tests.risk.outcomes import Books, hold_then_close_case, pay_fees
 
 
 async def _funded_client(
@@ -78,6 +79,7 @@ async def test_accounts_funded_then_emptied_or_closed_inside_the_hold(
 async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
     manager: Caller,
     client: httpx.AsyncClient,
+    caller: CallerFactory,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
     feed: Caller,
@@ -85,6 +87,7 @@ async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
     settings: Settings,
     manual_clock: clock.ManualClock,
 ) -> None:
+    await pay_fees(session, bank)  # each funded client earns a bounty; the bundles earn nothing
     now = clock.now()
     churned = []
     for n in range(5):
@@ -114,3 +117,5 @@ async def test_bundles_cancelled_in_the_cooling_off_period_again_and_again(
     assert observed["bundles_purchased"] == 5 and observed["bundles_cancelled_in_cooling_off"] == 5
     assert observed["rate_bp"] == 10_000
     assert found[0].evidence["thresholds"]["cooling_off_days"] == settings.risk_cooling_off_days
+
+    await hold_then_close_case(Books(client, session, caller), bank, found[0], "cleared")

@@ -8,21 +8,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.config import Settings
 from app.core.partner_filter import PartnerFilter
-from tests.conftest import Caller
+from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import PartnerDesk, consent, mobile
 from tests.risk.conftest import run_signals, submit, without_personal_data
+from tests.risk.outcomes import Books, hold_then_close_case, submit_people
 
 
 async def test_one_mobile_on_three_identities_of_one_partner(
     manager: Caller,
     client: httpx.AsyncClient,
+    caller: CallerFactory,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
     session: AsyncSession,
     settings: Settings,
+    manual_clock: clock.ManualClock,
 ) -> None:
     shared = mobile()
-    ids = [(await submit(client, bank, mobile=shared))["id"] for _ in range(3)]
+    people = await submit_people(client, bank, 3, mobile=shared)
+    ids = list(people)
     for _ in range(3):  # other mobiles, and another partner's clients each with a number of their own
         await submit(client, bank)
         await submit(client, other_bank)
@@ -40,17 +44,22 @@ async def test_one_mobile_on_three_identities_of_one_partner(
     without_personal_data(evidence, shared, shared[:3] + "****" + shared[-4:], shared[-4:] + '"')
     assert await run_signals(client, manager, session, settings) == []  # found again on the next look: the same signal
 
+    await hold_then_close_case(Books(client, session, caller), bank, found[0], "cleared", earn=people)
+
 
 async def test_one_mobile_across_partners(
     manager: Caller,
     client: httpx.AsyncClient,
+    caller: CallerFactory,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
     session: AsyncSession,
     settings: Settings,
+    manual_clock: clock.ManualClock,
 ) -> None:
     shared = mobile()
-    at_bank = [(await submit(client, bank, mobile=shared))["id"] for _ in range(2)]
+    people = await submit_people(client, bank, 2, mobile=shared)
+    at_bank = list(people)
     at_other = [(await submit(client, other_bank, mobile=shared))["id"]]
     two_only = mobile()  # two identities on one number: a family's phone, not a signal
     await submit(client, bank, mobile=two_only)
@@ -70,18 +79,23 @@ async def test_one_mobile_across_partners(
         assert signal.evidence["observed"]["identities"] == 3 and signal.evidence["observed"]["partners"] == 2
     assert found[bank.partner.id].evidence["items"] == found[other_bank.partner.id].evidence["items"]
 
+    await hold_then_close_case(Books(client, session, caller), bank, found[bank.partner.id], "confirmed", earn=people)
+
 
 async def test_consent_evidence_reused_across_clients(
     manager: Caller,
     client: httpx.AsyncClient,
+    caller: CallerFactory,
     bank: PartnerDesk,
     other_bank: PartnerDesk,
     session: AsyncSession,
     settings: Settings,
+    manual_clock: clock.ManualClock,
 ) -> None:
     captured = (clock.now().replace(microsecond=0)).isoformat()
     one_record = consent(evidence_ref="SIG-0001", captured_at=captured)
-    same_record = [(await submit(client, bank, evidence=one_record))["id"] for _ in range(5)]
+    people = await submit_people(client, bank, 5, evidence=one_record)
+    same_record = list(people)
     # Another partner: one notice, the same capture second, five records: the second betrays a copied form.
     same_second = [
         (await submit(client, other_bank, evidence=consent(evidence_ref=f"SIG-{n}", captured_at=captured)))["id"]
@@ -103,6 +117,8 @@ async def test_consent_evidence_reused_across_clients(
     assert found[other_bank.partner.id].referral_ids == tuple(same_second)
     assert found[other_bank.partner.id].evidence["observed"]["matched_on"] == ["notice_second"]
     without_personal_data(found[bank.partner.id].evidence, "SIG-0001")
+
+    await hold_then_close_case(Books(client, session, caller), bank, found[bank.partner.id], "cleared", earn=people)
 
 
 async def test_a_test_clock_s_run_raises_its_own_partner_s_signals_only(

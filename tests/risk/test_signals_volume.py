@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core import clock
 from app.core.business_time import month_of
 from app.core.config import Settings
-from tests.conftest import Caller
+from tests.conftest import Caller, CallerFactory
 from tests.factories.referrals import PartnerDesk, national_id
 from tests.risk.conftest import run_signals, submit
+from tests.risk.outcomes import Books, hold_then_close_case, submit_people
 
 BURST: dict[str, Any] = {"risk_burst_min_referrals": 8, "risk_burst_factor": 3.0}
 
@@ -22,6 +23,7 @@ BURST: dict[str, Any] = {"risk_burst_min_referrals": 8, "risk_burst_factor": 3.0
 async def test_a_burst_far_above_the_partners_own_busiest_day(
     manager: Caller,
     client: httpx.AsyncClient,
+    caller: CallerFactory,
     make_desk: Any,
     session: AsyncSession,
     settings: Settings,
@@ -37,7 +39,8 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
             await submit(client, desk)
         manual_clock.move_to(now - timedelta(days=100))
     manual_clock.move_to(now)
-    burst = [(await submit(client, bursting))["id"] for _ in range(10)]  # more than 3 times 3
+    people = await submit_people(client, bursting, 10)  # more than 3 times 3
+    burst = list(people)
     for _ in range(9):  # three times its busiest day: not more
         await submit(client, steady)
 
@@ -51,6 +54,8 @@ async def test_a_burst_far_above_the_partners_own_busiest_day(
     evidence = found[0].evidence
     assert evidence["observed"]["referrals_in_window"] == 10 and evidence["observed"]["baseline_busiest_window"] == 3
     assert evidence["thresholds"]["factor"] == 3.0 and evidence["thresholds"]["min_referrals"] == 8
+
+    await hold_then_close_case(Books(client, session, caller), bursting, found[0], "confirmed", earn=people)
 
 
 async def test_a_new_partners_first_intake_is_not_a_burst(
