@@ -14,14 +14,15 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.audit.service import Actor
 from app.catalog import service as catalog
 from app.catalog.schemas import FeeRules, FeeScheduleCreate
 from app.core import clock
 from app.core.business_time import Month, month_of
-from app.fees import reviews
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from tests.conftest import CallerFactory
 from tests.factories.referrals import PartnerDesk, national_id
@@ -124,7 +125,7 @@ async def hold_then_close_case(
     if earn:
         assert set(earn) <= set(named)
         await _earn(books, desk, earn)
-    due = [line for line in await reviews.lines_of_referrals(books.session, named) if _still_due(line)]
+    due = [line for line in await _ledger(books.session, named) if _still_due(line)]
     assert {line.referral_id for line in due} == set(named), "every named referral has a line due"
     for referral_id in earn or {}:
         assert [line.rule for line in due if line.referral_id == referral_id] == [FeeRule.funded_bounty]
@@ -147,7 +148,7 @@ async def hold_then_close_case(
     assert (closing.json()["status"], closing.json()["outcome"]) == ("closed", outcome)
 
     if outcome == "confirmed":
-        lines = await reviews.lines_of_referrals(books.session, named)
+        lines = await _ledger(books.session, named)
         reversals = {(line.reverses_id, line.amount_fen) for line in lines if line.rule is FeeRule.risk_confirmed}
         assert reversals == {(line.id, -line.amount_fen) for line in due}
         assert len([line for line in lines if line.rule is FeeRule.risk_confirmed]) == len(due)
@@ -161,6 +162,12 @@ async def hold_then_close_case(
     on_statement = _of(await _statement_lines(books, desk, after), named)
     assert on_statement == (due_ids if outcome == "cleared" else set())
     return held
+
+
+async def _ledger(session: AsyncSession, referral_ids: tuple[str, ...]) -> list[FeeAccrual]:
+    """Every ledger line of these referrals, as stored (held lines and their reversals reach no statement)."""
+    query = select(FeeAccrual).where(col(FeeAccrual.referral_id).in_(referral_ids)).order_by(col(FeeAccrual.id))
+    return list((await session.scalars(query.execution_options(populate_existing=True))).all())
 
 
 def _still_due(line: FeeAccrual) -> bool:
