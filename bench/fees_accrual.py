@@ -40,12 +40,19 @@ OPENING_DAYS = 260  # accounts open from January 5 to late September
 CLI_TIMEOUT_S = 180.0
 CALL_TIMEOUT_S = 600.0
 
+# Each referral holds its person (``identity_holders``), as an intake through the API leaves it: the feed finds the
+# referral a client's events credit through the holder of the client's identity.
 REFERRALS_SQL = """
-INSERT INTO referrals (id, partner_id, program_id, external_ref, kind, status, identity_hash, window_ends_at,
-                       created_at, updated_at)
-SELECT 'ref_bench_' || n, $1, $2, 'ACR-' || n, 'vip', 'eligible', hash, opened - interval '5 days' + interval '95 days',
-       opened - interval '5 days', opened - interval '5 days'
-FROM unnest($3::int[], $4::bytea[], $5::timestamptz[]) AS person(n, hash, opened)
+WITH made AS (
+    INSERT INTO referrals (id, partner_id, program_id, external_ref, kind, status, identity_hash, window_ends_at,
+                           created_at, updated_at)
+    SELECT 'ref_bench_' || n, $1, $2, 'ACR-' || n, 'vip', 'eligible', hash,
+           opened - interval '5 days' + interval '95 days', opened - interval '5 days', opened - interval '5 days'
+    FROM unnest($3::int[], $4::bytea[], $5::timestamptz[]) AS person(n, hash, opened)
+    RETURNING id, partner_id, identity_hash, created_at
+)
+INSERT INTO identity_holders (identity_hash, referral_id, partner_id, held_since)
+SELECT identity_hash, id, partner_id, created_at FROM made
 """
 
 # The bench's own rows only: the demo alliance comes with a year of history of its own.
@@ -207,7 +214,7 @@ async def _referrals(database: PgTarget, clients: int) -> None:
     connection: asyncpg.Connection = await connect(database)
     try:
         await connection.execute(REFERRALS_SQL, PARTNER_ID, PROGRAM_ID, numbers, hashes, opened)
-        await connection.execute("ANALYZE referrals")
+        await connection.execute("ANALYZE referrals, identity_holders")
     finally:
         await connection.close()
 
