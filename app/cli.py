@@ -438,6 +438,8 @@ def finance_close_period(
             f"  {statement.id}  {statement.partner_id:<26} {statement.status.value:<9} lines {statement.line_count:>7}"
             f"  net {statement.net_fen:>14}  vat {statement.vat_fen:>12}  gross {statement.gross_fen:>14} fen"
         )
+    held = closed.under_review  # due, but their referrals are under a risk review: in the first close after it
+    typer.echo(f"  under review, left out: {held.lines} line(s), {held.amount_fen} fen, {held.partners} partner(s)")
     for partner in left_out:
         typer.echo(f"  left out: {partner.partner_id} (sandbox test clock at {partner.clock_now.isoformat()})")
 

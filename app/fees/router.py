@@ -75,11 +75,7 @@ async def close_period(period: str, request: Request, session: SessionDep, princ
         statemented_lines=closed.statemented_lines,
         created_statements=closed.created_statements,
         statements=[statement_out(statement) for statement in closed.statements],
-        under_review=LinesUnderReview(
-            lines=closed.under_review.lines,
-            amount_fen=closed.under_review.amount_fen,
-            partners=closed.under_review.partners,
-        ),
+        under_review=LinesUnderReview.of(closed.under_review),
     )
 
 
@@ -176,9 +172,7 @@ async def list_statements(
 async def get_statement(statement_id: str, session: SessionDep, principal: PartnerReader) -> StatementOut:
     statement = await statements.get_statement(session, principal.tenant, statement_id)
     held = await reviews.partner_lines_under_review(session, statement.partner_id, statement.period)
-    return statement_out(statement).model_copy(
-        update={"under_review": LinesUnderReview(lines=held.lines, amount_fen=held.amount_fen, partners=held.partners)}
-    )
+    return statement_out(statement).model_copy(update={"under_review": LinesUnderReview.of(held)})
 
 
 @partner_router.get(

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule, Statement, StatementStatus
+from app.fees.reviews import LeftOut
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -20,6 +21,10 @@ class LinesUnderReview(BaseModel):
     amount_fen: int
     currency: str = "CNY"
     partners: int
+
+    @classmethod
+    def of(cls, left_out: LeftOut) -> LinesUnderReview:
+        return cls(lines=left_out.lines, amount_fen=left_out.amount_fen, partners=left_out.partners)
 
 
 class StatementOut(BaseModel):

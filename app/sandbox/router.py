@@ -12,6 +12,7 @@ from app.auth.deps import InsufficientScope, Principal, authenticate
 from app.auth.scopes import PrincipalKind
 from app.core.database import SessionDep
 from app.core.problems import NotFound, Unprocessable, problem_responses
+from app.fees.schemas import LinesUnderReview
 from app.sandbox import service
 from app.sandbox.schemas import AdvanceIn, AdvanceOut, ClockOut, JobRunOut, MonthCloseOut
 
@@ -101,7 +102,8 @@ async def get_clock(
         "`clock-moves-forward-only`). Every job that falls due in between runs for this partner only, in time "
         "order, at its own instant: referral expiry (window ends), fee hold release (`hold_until`), erasure of "
         "unconverted referrals' personal data after the retention period, and a month close (draft statement) "
-        "at each business month's end. Advancing in small steps or in one step gives the same ledger, statements, "
+        "at each business month's end, which leaves out the lines of referrals under review (counted in its "
+        "`under_review`). Advancing in small steps or in one step gives the same ledger, statements, "
         "timelines and webhook notices (dated on the partner's clock; they are delivered at once). Concurrent "
         "advances of one partner wait for each other. Staff name the partner in `partner_id`. Audited."
     ),
@@ -129,6 +131,7 @@ async def advance_clock(body: AdvanceIn, request: Request, session: SessionDep, 
                 statemented_lines=close.statemented_lines,
                 created_statements=close.created_statements,
                 statement_ids=close.statement_ids,
+                under_review=LinesUnderReview.of(close.under_review),
             )
             for close in result.months_closed
         ],

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from app.fees.schemas import LinesUnderReview
 from app.sandbox.service import MAX_ADVANCE
 
 _NOW = "2027-01-31T16:00:00Z"
@@ -61,6 +62,12 @@ class MonthCloseOut(BaseModel):
     statemented_lines: int
     created_statements: int
     statement_ids: list[str]
+    under_review: LinesUnderReview = Field(
+        description=(
+            "The partner's lines due by the month's end that the close left out because they are under review; "
+            "they go on a later statement once the review ends."
+        )
+    )
 
 
 class AdvanceOut(BaseModel):
@@ -82,6 +89,7 @@ class AdvanceOut(BaseModel):
                             "statemented_lines": 2,
                             "created_statements": 1,
                             "statement_ids": ["stm_1"],
+                            "under_review": {"lines": 0, "amount_fen": 0, "currency": "CNY", "partners": 0},
                         }
                     ],
                 }

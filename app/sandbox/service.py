@@ -31,6 +31,7 @@ from app.core.clock import FrozenClock
 from app.core.config import Settings
 from app.core.partner_filter import PartnerFilter
 from app.core.problems import Conflict, Unprocessable
+from app.fees import reviews
 from app.fees.statements import CloseResult, close_period, parse_period
 from app.referrals.models import UNCONVERTED_OUTCOMES
 from app.sandbox.models import SandboxClock
@@ -71,6 +72,7 @@ class MonthClose:
     statemented_lines: int
     created_statements: int
     statement_ids: list[str]
+    under_review: reviews.LeftOut  # the partner's due lines left out: their referral is under a risk review
 
 
 @dataclass
@@ -212,6 +214,7 @@ async def _run_due_jobs(
                     closed.statemented_lines,
                     closed.created_statements,
                     [statement.id for statement in closed.statements],
+                    closed.under_review,
                 )
             )
 

@@ -89,6 +89,7 @@ class Raised:
     referral_ids: tuple[str, ...]
     evidence: dict[str, Any]
     fingerprint: str
+    signal_id: str
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ async def staff_person(session: AsyncSession, settings: Settings) -> MakeStaffPe
     return make
 
 
-async def _signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[Raised]:
+async def signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[Raised]:
     """Every signal of every case, through GET /v1/admin/risk-cases and each case's page."""
     listed = await client.get("/v1/admin/risk-cases", params={"limit": "200"}, headers=manager.headers)
     assert listed.status_code == 200, listed.text
@@ -133,6 +134,7 @@ async def _signals_on_cases(client: httpx.AsyncClient, manager: Caller) -> list[
                     tuple(signal["referral_ids"]),
                     signal["evidence"],
                     signal["fingerprint"],
+                    signal["id"],
                 )
             )
     return sorted(raised, key=lambda signal: signal.fingerprint)
@@ -149,9 +151,9 @@ async def run_signals(
 ) -> list[Raised]:
     """The worker's signal job at the clock's now for ``partners``, with ``thresholds`` overriding the settings;
     the signals this run added to cases, as an alliance manager reads them."""
-    before = {signal.fingerprint for signal in await _signals_on_cases(client, manager)}
+    before = {signal.fingerprint for signal in await signals_on_cases(client, manager)}
     await raise_risk_signals(session, settings.model_copy(update=thresholds), clock.now(), partners)
-    return [signal for signal in await _signals_on_cases(client, manager) if signal.fingerprint not in before]
+    return [signal for signal in await signals_on_cases(client, manager) if signal.fingerprint not in before]
 
 
 def without_personal_data(evidence: dict[str, Any], *values: str) -> None:

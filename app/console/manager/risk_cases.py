@@ -19,6 +19,7 @@ from app.console.i18n import locale_of
 from app.console.manager import labels
 from app.console.manager import risk_words as words
 from app.console.manager.programs import EVERYTHING
+from app.console.manager.risk_evidence import evidence_view
 from app.console.templating import redirect, render
 from app.core.database import SessionDep
 from app.core.problems import Problem
@@ -141,6 +142,7 @@ async def case_page(case_id: str, request: Request, session: SessionDep, person:
         "held_count": file.lines_held,
         "reversible_count": file.line_totals.not_reversed,
         "me": f"person:{person.username}",
+        "evidence_view": evidence_view,
         **await _context(request, session, person),
     }
     return render(request, "manager/risk_case.html", context)

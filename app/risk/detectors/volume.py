@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.business_time import business_day, month_of
+from app.core.business_time import business_day
 from app.risk.detectors import Detected, Window, rate_bp
 
 
@@ -89,23 +89,31 @@ async def referral_burst(session: AsyncSession, window: Window) -> list[Detected
 
 
 def _outlier_sql(window: Window) -> sa.TextClause:
-    month = "to_char(created_at AT TIME ZONE :tz, 'YYYY-MM')"
+    # A month is judged again when it received referrals since the last look, or when one of its referrals became
+    # rejected or an existing client since then: a rejection comes days after the referral (a risk case confirmed),
+    # long after its month was last looked at. ``outcome_at`` is when a referral reached its outcome
+    # (``ix_referrals_awaiting_erasure``).
+    local_month = "date_trunc('month', created_at AT TIME ZONE :tz)"
     return sa.text(
         f"""
         WITH months AS (
-            SELECT DISTINCT {month} AS month FROM referrals WHERE created_at > :since AND created_at <= :now
+            SELECT {local_month} AS starts FROM referrals WHERE created_at > :since AND created_at <= :now
+            UNION
+            SELECT {local_month} FROM referrals
+            WHERE outcome_at > :since AND outcome_at <= :now AND erased_at IS NULL
+              AND status IN ('rejected', 'existing_client') AND created_at > :lookback_start
         ),
         counts AS (
-            SELECT r.partner_id, {month.replace("created_at", "r.created_at")} AS month, count(*) AS received,
+            SELECT r.partner_id, to_char(m.starts, 'YYYY-MM') AS month, count(*) AS received,
                    count(*) FILTER (WHERE r.status = 'rejected') AS rejected,
                    count(*) FILTER (WHERE r.status = 'existing_client') AS existing_client,
                    array_agg(r.id ORDER BY r.created_at, r.id) FILTER (WHERE r.status = 'rejected') AS rejected_ids,
                    array_agg(r.id ORDER BY r.created_at, r.id) FILTER (WHERE r.status = 'existing_client')
                        AS existing_client_ids
-            FROM referrals AS r
-            WHERE r.created_at >= :months_start AND r.created_at <= :now
-              AND {month.replace("created_at", "r.created_at")} IN (SELECT month FROM months)
-            GROUP BY r.partner_id, month
+            FROM months AS m
+            JOIN referrals AS r ON r.created_at >= (m.starts AT TIME ZONE :tz)
+                 AND r.created_at < ((m.starts + interval '1 month') AT TIME ZONE :tz) AND r.created_at <= :now
+            GROUP BY r.partner_id, m.starts
         ),
         pooled AS (
             SELECT month, CAST(sum(received) AS bigint) AS received, CAST(sum(rejected) AS bigint) AS rejected,
@@ -123,16 +131,12 @@ def _outlier_sql(window: Window) -> sa.TextClause:
 
 
 async def outlier_rates(session: AsyncSession, window: Window) -> list[Detected]:
-    """In each business month that received referrals since the last look: a partner (with at least
-    ``risk_outlier_min_referrals``) whose rejection or existing-client rate is at least ``risk_outlier_min_rate_bp``
-    and ``risk_outlier_factor`` times its peers' pooled rate (the other partners of that month)."""
+    """In each business month that received referrals, rejections or existing clients since the last look: a partner
+    (with at least ``risk_outlier_min_referrals``) whose rejection or existing-client rate is at least
+    ``risk_outlier_min_rate_bp`` and ``risk_outlier_factor`` times its peers' pooled rate (the other partners of
+    that month)."""
     settings = window.settings
-    params = window.params(
-        tz=settings.business_timezone,
-        # Only the months that received referrals since the last look are judged: none starts before its month.
-        months_start=month_of(window.since).start,
-        min_referrals=settings.risk_outlier_min_referrals,
-    )
+    params = window.params(tz=settings.business_timezone, min_referrals=settings.risk_outlier_min_referrals)
     found = []
     for row in (await session.execute(_outlier_sql(window), params)).all():
         for metric, count, peer_count, referral_ids in (
