@@ -7,8 +7,7 @@ from app.catalog.models import BundledProduct, FeeSchedule, Partner, Program, Pr
 from app.conversions.models import ClientAccount, ConversionEvent
 from app.core.idempotency import IdempotencyRecord
 from app.core.models import metadata
-from app.fees.models import FeeAccrual, FeeCapUsage, Statement
-from app.fees.reviews import FeeReviewHold
+from app.fees.models import FeeAccrual, FeeCapUsage, FeeReviewHold, Statement
 from app.people.models import ConsoleSession, Person
 from app.privacy.models import DataKey
 from app.reconciliation.models import Claim, ClaimLine, ReconciliationItem

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,7 +30,7 @@ from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.fees.cap_usage import CAPPED_RULES, EARNING_RULES, lock_cap_usage, partner_months
 from app.fees.ledger_writes import Line, write_lines
-from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
+from app.fees.models import AccrualStatus, FeeAccrual, FeeReviewHold, FeeRule
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 __all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
@@ -405,13 +405,18 @@ async def accrue(
 
 
 async def release_held(session: AsyncSession, now: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:
-    """Lines (of the ``partners``) whose hold period ended become payable."""
+    """Lines (of the ``partners``) whose hold period ended become payable, but those of a referral under an open
+    risk review (``app.fees.reviews``): they stay on hold until the review ends."""
+    under_review = exists().where(
+        col(FeeReviewHold.referral_id) == col(FeeAccrual.referral_id), col(FeeReviewHold.released_at).is_(None)
+    )
     result = await session.execute(
         update(FeeAccrual)
         .where(
             col(FeeAccrual.status) == AccrualStatus.pending,
             col(FeeAccrual.hold_until) <= now,
             partners.where(col(FeeAccrual.partner_id)),
+            ~under_review,
         )
         .values(status=AccrualStatus.payable, updated_at=now)
     )

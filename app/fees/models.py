@@ -124,3 +124,17 @@ class FeeCapUsage(SQLModel, table=True):
     partner_id: str = Field(primary_key=True, foreign_key="partners.id", max_length=40)
     month: str = Field(primary_key=True, max_length=7, description="YYYY-MM, business month")
     used_fen: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+
+
+class FeeReviewHold(SQLModel, table=True):
+    """One referral under one review (a risk case): its lines are held until ``released_at``."""
+
+    __tablename__ = "fee_review_holds"
+    __table_args__ = (
+        sa.Index("ix_fee_review_holds_open", "referral_id", postgresql_where=sa.text("released_at IS NULL")),
+    )
+
+    review_id: str = Field(max_length=40, primary_key=True)
+    referral_id: str = Field(foreign_key="referrals.id", max_length=40, primary_key=True)
+    held_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
+    released_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))

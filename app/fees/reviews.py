@@ -1,13 +1,13 @@
-"""Fee lines under review (DESIGN.md, "Risk"): while a risk case names a referral, its fee lines stay out of
-every statement, whatever their hold period says — the lines already written and those accrued later.
+"""Fee lines under review (DESIGN.md, "Risk"): while a risk case names a referral, its fee lines stay on hold and
+out of every statement, whatever their hold period says — the lines already written and those accrued later.
 
 The hold is kept here, by referral, in ``fee_review_holds`` (the fees domain's table; the risk domain calls
 ``hold_referrals`` and ``release_review``, and reads a review's lines with ``first_review_lines``,
-``review_lines_page`` and ``review_line_totals``), so the accrual engine knows nothing of it: a line's status still
-follows its hold period (``pending → payable``), and the period close (``app.fees.statements``) leaves out
-every line whose referral is under an open review — the close's ``UNDER_REVIEW`` condition — and reports what
-it left out (``lines_left_out``). Releasing a review puts its lines into the next close; confirming it
-reverses them first (``reverse_reviewed``, rule ``risk_confirmed``).
+``review_lines_page`` and ``review_line_totals``), so the accrual engine knows nothing of it. A held line stays
+``pending`` after its hold period ends (``release_held`` passes it over until the review ends), and the period
+close (``app.fees.statements``) leaves out every line whose referral is under an open review — the close's
+``UNDER_REVIEW`` condition — and reports what it left out (``lines_left_out``). Releasing a review puts its lines
+into the next close; confirming it reverses them first (``reverse_reviewed``, rule ``risk_confirmed``).
 """
 
 from __future__ import annotations
@@ -20,28 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel, col
+from sqlmodel import col
 
 from app.core.business_time import month_named
 from app.core.pagination import PageParams, paginate_query
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
-from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
+from app.fees.models import AccrualStatus, FeeAccrual, FeeReviewHold, FeeRule
 from app.fees.moves import LedgerChange, reverse_referrals
-
-
-class FeeReviewHold(SQLModel, table=True):
-    """One referral under one review (a risk case): its lines are held until ``released_at``."""
-
-    __tablename__ = "fee_review_holds"
-    __table_args__ = (
-        sa.Index("ix_fee_review_holds_open", "referral_id", postgresql_where=sa.text("released_at IS NULL")),
-    )
-
-    review_id: str = Field(max_length=40, primary_key=True)
-    referral_id: str = Field(foreign_key="referrals.id", max_length=40, primary_key=True)
-    held_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
-    released_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
-
 
 _HOLDS = FeeReviewHold.__table__  # type: ignore[attr-defined]
 
@@ -147,7 +132,7 @@ NOTHING_LEFT_OUT = LeftOut(0, 0, 0)
 _LEFT_OUT = """
     SELECT count(*) AS lines, coalesce(sum(a.amount_fen), 0) AS amount, count(DISTINCT a.partner_id) AS partners
     FROM fee_accruals a
-    WHERE a.status = 'payable' AND a.statement_id IS NULL AND a.hold_until < :period_end_at
+    WHERE a.status IN ('pending', 'payable') AND a.statement_id IS NULL AND a.hold_until < :period_end_at
       AND NOT ({not_under_review}) AND {partners}
     """
 

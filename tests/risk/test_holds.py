@@ -16,6 +16,7 @@ from app.catalog.models import Partner
 from app.core import clock
 from app.core.business_time import month_named
 from app.fees import finance_views, statements
+from app.fees.engine import release_held
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 from app.referrals.models import Referral, ReferralEvent, ReferralStatus
 from app.risk import service as risk
@@ -70,7 +71,7 @@ async def _under_review(ledger: Ledger, session: AsyncSession) -> tuple[str, str
     closed = await statements.close_period(session, ACTOR, "2026-02", FEB_CLOSE)
     held = await _lines(session, reviewed)
     assert {line.rule for line in held} == {FeeRule.funded_bounty, FeeRule.bundle_fee}
-    assert all(line.statement_id is None and line.status is AccrualStatus.payable for line in held)
+    assert all(line.statement_id is None and line.status is AccrualStatus.pending for line in held)  # on hold
     assert (closed.under_review.lines, closed.under_review.amount_fen) == (2, sum(line.amount_fen for line in held))
     [statement] = closed.statements
     assert statement.line_count == 1  # the other referral's bounty only
@@ -200,3 +201,38 @@ async def test_the_close_preview_counts_the_lines_under_review_apart(make_ledger
     assert (mine.lines, mine.amount_fen) == (2, bounty + 500)  # the other referral's bounty and the adjustment
     held = sum(line.amount_fen for line in await _lines(session, reviewed))
     assert (preview.under_review_count, preview.under_review_fen) == (1, held)
+
+
+async def test_a_held_line_stays_on_hold_past_its_hold_period_until_the_case_is_cleared(
+    make_ledger: Any, session: AsyncSession
+) -> None:
+    ledger: Ledger = await make_ledger()
+    reviewed, other = await _funded(ledger, "C-H1"), await _funded(ledger, "C-H2")
+    with clock.scoped(clock.FrozenClock(START + timedelta(days=1))):
+        case = await risk.raise_signal(
+            session,
+            Signal(
+                kind=SignalKind.shared_mobile, partner_id=ledger.partner_id, referral_ids=(reviewed,), fingerprint="h"
+            ),
+        )
+    [held_line] = await _lines(session, reviewed)
+    [free_line] = await _lines(session, other)
+    long_after = max(held_line.hold_until, free_line.hold_until) + timedelta(days=1)
+
+    released = await release_held(session, long_after)
+    assert released >= 1
+    assert (await _status(session, free_line.id), await _status(session, held_line.id)) == (
+        AccrualStatus.payable,
+        AccrualStatus.pending,  # its hold period is over, but the case is open
+    )
+
+    with clock.scoped(clock.FrozenClock(long_after)):
+        await risk.close_case(session, MANAGER, case.id, CaseOutcome.cleared, "Checked with the branch")
+    await release_held(session, long_after + timedelta(minutes=1))
+    assert await _status(session, held_line.id) is AccrualStatus.payable
+
+
+async def _status(session: AsyncSession, line_id: str) -> AccrualStatus:
+    line = await session.get(FeeAccrual, line_id, populate_existing=True)
+    assert line is not None
+    return line.status
