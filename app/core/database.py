@@ -154,9 +154,10 @@ async def get_database(request: Request) -> Database:
     return database
 
 
-async def _request_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # ``request`` rather than ``Depends(get_database)``: FastAPI resolves every dependency node on each call (twice
+    # here, as ``authenticate`` takes the session too), and the session is in every route.
+    database: Database = request.app.state.database
     # The request owns the one transaction: services flush, this commits once the endpoint returned, and
     # before the response is sent, so a failed commit is never answered with a success.
     async with database.sessionmaker() as session, session.begin():
