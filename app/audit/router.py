@@ -31,4 +31,4 @@ async def list_audit_events(
 ) -> Page[AuditEventOut]:
     await read_connection(session)  # one statement, read only: no BEGIN nor COMMIT around it
     rows = await service.list_events(session, params, action=action, actor_id=actor_id, object_id=object_id)
-    return page_of(rows, params, AuditEventOut.model_validate)
+    return page_of(rows, params)

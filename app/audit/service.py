@@ -10,12 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.audit.models import AuditEvent
-from app.core.pagination import PageParams, paginate_query
+from app.audit.schemas import AuditEventOut
+from app.core.database import CompiledRead
+from app.core.pagination import PageParams, after_position, cursor_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,26 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str
     }
 
 
+_LISTED = AuditEvent.__table__  # type: ignore[attr-defined]
+_FILTERS = ("action", "actor_id", "object_id")
+_LIST_READS: dict[tuple[bool, ...], CompiledRead] = {}
+
+
+def _list_read(shape: tuple[bool, ...]) -> CompiledRead:
+    """The search of the log for one combination of filters (and cursor, last), compiled on its first use."""
+    read = _LIST_READS.get(shape)
+    if read is None:
+        *filters, after_cursor = shape
+        statement = select(*_LISTED.c).where(
+            *(_LISTED.c[name] == bindparam(name) for name, used in zip(_FILTERS, filters, strict=True) if used)
+        )
+        if after_cursor:
+            statement = statement.where(after_position(_LISTED.c.created_at, _LISTED.c.id))
+        statement = statement.order_by(_LISTED.c.created_at.desc(), _LISTED.c.id.desc()).limit(bindparam("rows"))
+        read = _LIST_READS[shape] = CompiledRead(statement)
+    return read
+
+
 async def list_events(
     session: AsyncSession,
     params: PageParams,
@@ -78,16 +100,17 @@ async def list_events(
     action: str | None = None,
     actor_id: str | None = None,
     object_id: str | None = None,
-) -> list[AuditEvent]:
-    statement = select(AuditEvent)
-    if action:
-        statement = statement.where(col(AuditEvent.action) == action)
-    if actor_id:
-        statement = statement.where(col(AuditEvent.actor_id) == actor_id)
-    if object_id:
-        statement = statement.where(col(AuditEvent.object_id) == object_id)
-    statement = paginate_query(statement, params, col(AuditEvent.created_at), col(AuditEvent.id))
-    return list((await session.scalars(statement)).all())
+) -> list[AuditEventOut]:
+    """The events newest first from the cursor on (one more than a page, as ``paginate_query``)."""
+    values: dict[str, Any] = {"rows": params.limit + 1}
+    for name, value in zip(_FILTERS, (action, actor_id, object_id), strict=True):
+        if value:
+            values[name] = value
+    if (position := cursor_position(params)) is not None:
+        values["after_created_at"], values["after_id"] = position
+    shape = (*(name in values for name in _FILTERS), position is not None)
+    rows = await _list_read(shape).rows(await session.connection(), values)
+    return [AuditEventOut(**row) for row in rows]
 
 
 async def events_about(session: AsyncSession, object_ids: list[str], *, limit: int = 200) -> list[AuditEvent]:

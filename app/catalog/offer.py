@@ -12,16 +12,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Date, DateTime, String, and_, bindparam, func, literal_column, or_, select
+from sqlalchemy import Date, Select, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import BundledProduct, FeeSchedule, FeeScheduleStatus, Program, ProgramProduct
 from app.catalog.schemas import FeeScheduleOut, ProductOut, ProgramOut
 from app.core import business_time
-from app.core.database import read_connection
-from app.core.pagination import Page, PageParams, cursor_position, page_of
+from app.core.database import CompiledRead, read_connection
+from app.core.pagination import Page, PageParams, after_position, cursor_position, page_of
 from app.core.tenancy import Tenant
 
 _programs = Program.__table__  # type: ignore[attr-defined]
@@ -32,9 +31,9 @@ _schedules = FeeSchedule.__table__  # type: ignore[attr-defined]
 _PROGRAM_FIELDS = tuple(column.name for column in _programs.c)
 
 
-def _statement(scoped_to_partner: bool, after_cursor: bool) -> Any:
-    """One of the four shapes of the statement, built once: its values are bound parameters, so that SQLAlchemy's
-    compiled cache and asyncpg's prepared statements serve every call."""
+def _statement(scoped_to_partner: bool, after_cursor: bool) -> Select[Any]:
+    """One of the four shapes of the statement, compiled once (``CompiledRead``): its values are bound parameters,
+    so that asyncpg's prepared statement serves every call."""
     on = bindparam("on", type_=Date)
     products = (
         select(
@@ -64,23 +63,16 @@ def _statement(scoped_to_partner: bool, after_cursor: bool) -> Any:
     if scoped_to_partner:
         statement = statement.where(_programs.c.partner_id == bindparam("partner_id"))
     if after_cursor:
-        # As ``paginate_query``: newest first, strictly after the previous page's last row.
-        after_created: Any = bindparam("after_created_at", type_=DateTime(timezone=True))
-        after_id: Any = bindparam("after_id", type_=String)
-        statement = statement.where(
-            or_(
-                _programs.c.created_at < after_created,
-                and_(_programs.c.created_at == after_created, _programs.c.id < after_id),
-            )
-        )
+        statement = statement.where(after_position(_programs.c.created_at, _programs.c.id))
     return statement.order_by(_programs.c.created_at.desc(), _programs.c.id.desc()).limit(bindparam("rows"))
 
 
-_STATEMENTS = {(scoped, after): _statement(scoped, after) for scoped in (False, True) for after in (False, True)}
+_READS = {
+    (scoped, after): CompiledRead(_statement(scoped, after)) for scoped in (False, True) for after in (False, True)
+}
 
 
-def _view(row: Row[Any]) -> ProgramOut:
-    fields = row._mapping
+def _view(fields: dict[str, Any]) -> ProgramOut:
     schedule = fields["schedule_json"]
     return ProgramOut(
         **{name: fields[name] for name in _PROGRAM_FIELDS if name in ProgramOut.model_fields},
@@ -96,7 +88,6 @@ async def partner_programs(session: AsyncSession, params: PageParams, tenant: Te
         values["partner_id"] = tenant.partner_id
     if (position := cursor_position(params)) is not None:
         values["after_created_at"], values["after_id"] = position
-    statement = _STATEMENTS[tenant.partner_id is not None, position is not None]
-    connection = await read_connection(session)
-    rows = list((await connection.execute(statement, values)).all())
-    return page_of(rows, params, _view)
+    read = _READS[tenant.partner_id is not None, position is not None]
+    rows = await read.rows(await read_connection(session), values)
+    return page_of([_view(row) for row in rows], params)

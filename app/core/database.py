@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, Any
 
 import asyncpg
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import event
+from sqlalchemy import Select, event
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -152,9 +154,10 @@ async def get_database(request: Request) -> Database:
     return database
 
 
-async def _request_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # ``request`` rather than ``Depends(get_database)``: FastAPI resolves every dependency node on each call (twice
+    # here, as ``authenticate`` takes the session too), and the session is in every route.
+    database: Database = request.app.state.database
     # The request owns the one transaction: services flush, this commits once the endpoint returned, and
     # before the response is sent, so a failed commit is never answered with a success.
     async with database.sessionmaker() as session, session.begin():
@@ -178,6 +181,83 @@ async def read_connection(session: AsyncSession) -> AsyncConnection:
     if isinstance(session.bind, AsyncEngine) and not started:
         return await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     return await session.connection()
+
+
+# --- compiled reads -----------------------------------------------------------------------------------------------
+
+_ASYNCPG = PGDialect_asyncpg()
+
+
+class CompiledRead:
+    """A Core ``select`` compiled once, for the reads the hottest routes make on every call.
+
+    SQLAlchemy's own execution (the cache key of the statement, the execution context, the result and its rows)
+    costs more CPU than the statement's round trip. This runs the compiled SQL on the request's asyncpg connection
+    (asyncpg keeps it prepared) and decodes each value with its column's SQLAlchemy result processor, so the values
+    are those ``session.execute`` would give. Values are bound by name (``bindparam``), as for ``execute``.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        compiled = statement.compile(dialect=_ASYNCPG)
+        self.sql = compiled.string
+        # Per positional parameter: its name, the value bound at build time (a literal), its bind processor.
+        self._parameters = tuple(
+            (name, compiled.binds[name].effective_value, compiled.binds[name].type._cached_bind_processor(_ASYNCPG))
+            for name in compiled.positiontup or ()
+        )
+        self.columns = tuple(str(column.key) for column in statement.selected_columns)
+        self._decoders = tuple(
+            (index, processor)
+            for index, column in enumerate(statement.selected_columns)
+            if (processor := column.type._cached_result_processor(_ASYNCPG, None)) is not None
+        )
+
+    async def rows(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows, each as ``{column: value}``, read on ``connection`` (within its transaction, if it has one)."""
+        arguments = []
+        for name, literal, processor in self._parameters:
+            value = values.get(name, literal)
+            arguments.append(processor(value) if processor is not None else value)
+        pooled = await connection.get_raw_connection()
+        adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter: its transaction begins on first use
+        try:
+            async with adapted._execute_mutex:
+                if adapted._transaction is None:
+                    await adapted._start_transaction()  # nothing in autocommit
+                records = await adapted._connection.fetch(self.sql, *arguments)
+        except Exception as error:
+            raise await self._as_sqlalchemy_error(connection, adapted, error) from error
+        rows = []
+        for record in records:
+            decoded = list(record)
+            for index, processor in self._decoders:
+                decoded[index] = processor(decoded[index])
+            rows.append(dict(zip(self.columns, decoded, strict=True)))
+        return rows
+
+    async def _as_sqlalchemy_error(self, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
+        """The error as ``session.execute`` raises it (the problem handler answers those), the connection
+        invalidated when it is gone."""
+        translated: Any = error
+        try:
+            adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
+        except Exception as dbapi_error:
+            translated = dbapi_error
+        sqlstate = getattr(translated, "sqlstate", None)
+        gone = connection.dialect.is_disconnect(translated, adapted, None) or (
+            isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES)
+        )
+        if gone:
+            await connection.invalidate(translated)
+        return DBAPIError.instance(
+            self.sql,
+            None,
+            translated,
+            connection.dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=gone,
+            dialect=connection.dialect,
+        )
 
 
 # --- notices ------------------------------------------------------------------------------------------------------

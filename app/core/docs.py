@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import fastapi_offline
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -63,6 +63,26 @@ def document_schemas(app: FastAPI, models: Sequence[type[BaseModel]]) -> None:
             for name, definition in schema.pop("$defs", {}).items():
                 schemas.setdefault(name, definition)
             schemas.setdefault(model.__name__, schema)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document_in_order(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """List the paths in the order of ``routers`` whatever the order they were included in (which is the order
+    they are matched in); paths of other routes keep their place after them."""
+    generate = app.openapi
+    rank: dict[str, int] = {}
+    for router in routers:
+        for route in router.routes:
+            rank.setdefault(getattr(route, "path", ""), len(rank))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        paths = document.get("paths", {})
+        document["paths"] = dict(sorted(paths.items(), key=lambda item: rank.get(item[0], len(rank))))
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import DateTime, Select, String, and_, bindparam, or_
 
 from app.core.problems import Problem
 
@@ -56,6 +56,14 @@ def _decode(cursor: str) -> tuple[datetime, str]:
 def cursor_position(params: PageParams) -> tuple[datetime, str] | None:
     """Where the page starts: the (created_at, id) of the last row of the previous page, if a cursor was given."""
     return _decode(params.cursor) if params.cursor else None
+
+
+def after_position(created_at: Any, row_id: Any) -> Any:
+    """The keyset condition of ``paginate_query`` with the position as bound parameters (``after_created_at``,
+    ``after_id``, the values of ``cursor_position``), for a statement built once and run for every cursor."""
+    after_created: Any = bindparam("after_created_at", type_=DateTime(timezone=True))
+    after_id: Any = bindparam("after_id", type_=String)
+    return or_(created_at < after_created, and_(created_at == after_created, row_id < after_id))
 
 
 def paginate_query(

@@ -6,7 +6,8 @@
 * Text in a JSON body that can be neither stored nor answered is refused: a lone surrogate (``"\\ud800"``, which
   UTF-8 cannot encode) or a NUL (``"\\u0000"``, which PostgreSQL text cannot hold), in a value or in a key.
 
-Both answer the usual validation problem (422, each offending location in ``errors``).
+Both answer the usual validation problem (422, each offending location in ``errors``). They are installed as one
+dependency, ``guard_request``: FastAPI resolves each dependency node on every call.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ OAUTH_PREFIX = "/oauth/"
 # The console's pages are for people: they read the parameters they know and correct the URL themselves.
 CONSOLE_PREFIX = "/console"
 EXEMPT_PREFIXES = (OAUTH_PREFIX, CONSOLE_PREFIX)
+
+
+async def guard_request(request: Request) -> None:
+    """Both checks, in this order."""
+    await refuse_unknown_query_parameters(request)
+    await refuse_unstorable_text(request)
 
 
 def declared_query_parameters(route: APIRoute) -> frozenset[str]:
