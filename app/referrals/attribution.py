@@ -26,7 +26,7 @@ from sqlmodel import col
 
 from app.core.bulk import JsonText, equals_any, insert_rows
 from app.core.business_time import business_day
-from app.core.models import new_id
+from app.core.models import new_id, new_ids
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
 from app.referrals.models import (
     HOLDING_SQL,
@@ -112,11 +112,16 @@ class _Pending:
 
 
 def _row(
-    candidate: Candidate, partner_id: str, status: ReferralStatus, now: datetime, batch_id: str | None
+    candidate: Candidate,
+    referral_id: str,
+    partner_id: str,
+    status: ReferralStatus,
+    now: datetime,
+    batch_id: str | None,
 ) -> tuple[Any, ...]:
     """A referral row, in the order of ``_REFERRAL_COLUMNS``."""
     return (
-        new_id("ref"),
+        referral_id,
         partner_id,
         candidate.program_id,
         candidate.external_ref,
@@ -327,7 +332,12 @@ async def _insert(
     insert lost to a concurrent holder or reference."""
     if not candidates:
         return []
-    rows = [_row(candidate, partner_id, status, now, batch_id) for candidate in candidates]
+    # The ids drawn at once: one read of the system's random source for the chunk, not one per referral.
+    referral_ids = new_ids("ref", len(candidates))
+    rows = [
+        _row(candidate, referral_id, partner_id, status, now, batch_id)
+        for candidate, referral_id in zip(candidates, referral_ids, strict=True)
+    ]
     if status in HOLDING_STATUSES:
         claimed: set[str] = set(
             (

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -78,22 +79,61 @@ def line_error(line: int, external_ref: str | None, field_name: str | None, mess
     return LineResult(line, LineOutcome.error, external_ref, errors=[{"field": field_name, "message": message}])
 
 
+def _categories(value: str) -> list[str]:
+    return [item.strip() for item in value.split(";") if item.strip()]
+
+
+def _retention_days(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def _flag(value: str) -> bool | str:
+    lowered = value.lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else value
+
+
+# How a consent cell becomes its field's value (the others are the text as it is).
+_CONSENT_VALUES: dict[str, Callable[[str], Any]] = {
+    "data_categories": _categories,
+    "retention_days": _retention_days,
+    "separate_consent": _flag,
+}
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    """Where each field of the body is among a file's columns: worked out once per header, not per line."""
+
+    top: tuple[tuple[int, str], ...]
+    subject: tuple[tuple[int, str], ...]
+    consent: tuple[tuple[int, str, Callable[[str], Any] | None], ...]
+
+
+@lru_cache(maxsize=64)
+def _csv_layout(columns: tuple[str, ...]) -> _CsvLayout:
+    position = {name: index for index, name in enumerate(columns)}
+    return _CsvLayout(
+        top=tuple((position[name], name) for name in REQUIRED_CSV_COLUMNS if name in position),
+        subject=tuple((position[name], name) for name in _SUBJECT_COLUMNS if name in position),
+        consent=tuple(
+            (position[column], name, _CONSENT_VALUES.get(name))
+            for column, name in _CONSENT_COLUMNS.items()
+            if column in position
+        ),
+    )
+
+
 def _csv_body(columns: Sequence[str], cells: list[str]) -> dict[str, Any]:
-    values = {name: cell for name, cell in zip(columns, map(str.strip, cells), strict=True) if cell}
-    body: dict[str, Any] = {name: values[name] for name in REQUIRED_CSV_COLUMNS if name in values}
-    body["subject"] = {name: values[name] for name in _SUBJECT_COLUMNS if name in values}
-    consent: dict[str, Any] = {}
-    for column in _CONSENT_COLUMNS.keys() & values.keys():
-        name = _CONSENT_COLUMNS[column]
-        value: Any = values[column]
-        if name == "data_categories":
-            value = [item.strip() for item in value.split(";") if item.strip()]
-        elif name == "retention_days" and value.isdigit():
-            value = int(value)
-        elif name == "separate_consent":
-            lowered = value.lower()
-            value = True if lowered in _TRUE else False if lowered in _FALSE else value
-        consent[name] = value
+    """The JSON body a CSV row stands for; an empty cell is an absent field."""
+    layout = _csv_layout(tuple(columns))
+    values = list(map(str.strip, cells))
+    body: dict[str, Any] = {name: values[index] for index, name in layout.top if values[index]}
+    body["subject"] = {name: values[index] for index, name in layout.subject if values[index]}
+    consent = {
+        name: convert(values[index]) if convert else values[index]
+        for index, name, convert in layout.consent
+        if values[index]
+    }
     if consent:
         body["consent"] = consent
     return body
