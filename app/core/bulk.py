@@ -8,7 +8,6 @@ of rows whose empty columns differ), which costs more than the database's own wo
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,12 +133,18 @@ class JsonText(str):
     """A JSON value already encoded (by pydantic's serializer, say): ``insert_rows`` sends it as it is."""
 
 
+def json_text(value: Any) -> str:
+    """``value`` as JSON text for a ``jsonb`` column: pydantic's encoder, several times faster than ``json.dumps``
+    on the small objects the hot paths write (PostgreSQL keeps jsonb in its own form, whatever the spacing)."""
+    return to_json(value).decode()
+
+
 def _with_json_text(row: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
     values = list(row)
     for position in positions:
         value = values[position]
         if value is not None and not isinstance(value, JsonText):
-            values[position] = "{}" if value == {} else json.dumps(value, ensure_ascii=False)
+            values[position] = "{}" if value == {} else json_text(value)
     return tuple(values)
 
 
