@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select, update
@@ -24,7 +23,7 @@ from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
 from app.catalog.schemas import FeeRules
 from app.conversions.lifecycle import Account, AnyReferral, Event
 from app.conversions.models import EventStatus, EventType
-from app.core.business_time import business_day, business_month, timezone_name
+from app.core.business_time import business_day, business_month
 from app.core.models import new_ids
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
@@ -35,16 +34,6 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 __all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
 _TIER_ORDER = ("retail", "hnw", "institutional")
-
-
-@lru_cache(maxsize=1 << 16)
-def _month_in(zone: str, moment: datetime) -> str:
-    return business_month(moment)
-
-
-def _month(moment: datetime) -> str:
-    """``business_month``, remembered: a call asks it of the same instants again and again."""
-    return _month_in(timezone_name(), moment)
 
 
 def months_after(start: datetime, months: int) -> datetime:
@@ -208,7 +197,7 @@ class Accrual:
             return
         qualifying = event.occurred_at <= account.opened_at + timedelta(days=program.qualification_period_days)
         paid = self._paid_tier(referral.id)
-        by_tier = bounty.by_tier.model_dump()
+        by_tier = vars(bounty.by_tier)  # read only: a model_dump per event would copy it each time
         arithmetic: dict[str, Any]
         if paid is None:
             if qualifying:
@@ -275,7 +264,7 @@ class Accrual:
         self._append(line)
         allowed = self._room(referral, event.occurred_at, rules, value)
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
-        key = (referral.partner_id, _month(event.occurred_at))
+        key = (referral.partner_id, business_month(event.occurred_at))
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
             which = self._binding_cap(referral, event.occurred_at, rules, value)
@@ -301,7 +290,7 @@ class Accrual:
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, _month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
 
