@@ -22,7 +22,7 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     source_key: str
     referral: AnyReferral
