@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import select, update
@@ -228,7 +229,9 @@ class Accrual:
         return line.status is AccrualStatus.reversed or line.id in self.cancelled_ids
 
     def _history(self, referral_id: str) -> Iterable[tuple[FeeRule, dict[str, Any], bool]]:
-        for line in self._lines_of(referral_id):
+        earlier: Iterable[FeeAccrual | Line] = self.context.lines_by_referral.get(referral_id, ())
+        added: Iterable[FeeAccrual | Line] = self._new_by_referral.get(referral_id, ())
+        for line in chain(earlier, added):  # as ``_lines_of`` lists them, without copying both per event
             yield line.rule, line.arithmetic, self._is_reversed(line)
 
     def _add(
@@ -262,12 +265,15 @@ class Accrual:
             id=self._new_id(),
         )
         self._append(line)
-        allowed = self._room(referral, event.occurred_at, rules, value)
+        month = business_month(event.occurred_at)
+        allowed = max(0, min([value, *self._rooms(referral, month, rules).values()]))
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
-        key = (referral.partner_id, business_month(event.occurred_at))
+        key = (referral.partner_id, month)
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
-            which = self._binding_cap(referral, event.occurred_at, rules, value)
+            # The cap left with the least room once this line's allowed part is counted.
+            rooms = self._rooms(referral, month, rules)
+            which = min(rooms, key=rooms.__getitem__)
             self._append(
                 Line(
                     f"{event.id}:{rule.value}:cap",
@@ -285,21 +291,15 @@ class Accrual:
                 )
             )
 
-    def _rooms(self, referral: AnyReferral, moment: datetime, rules: FeeRules) -> dict[str, int]:
+    def _rooms(self, referral: AnyReferral, month: str, rules: FeeRules) -> dict[str, int]:
+        """What each cap of the rules leaves of room for the referral, in the business ``month`` of a line."""
         rooms: dict[str, int] = {}
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, business_month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, month), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
-
-    def _room(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> int:
-        return max(0, min([value, *self._rooms(referral, moment, rules).values()]))
-
-    def _binding_cap(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> str:
-        rooms = self._rooms(referral, moment, rules)
-        return min(rooms, key=lambda name: rooms[name])
 
     # --- clawback ----------------------------------------------------------------------------------------------
 
