@@ -115,7 +115,6 @@ _EVENT_COLUMNS = (
     "organic",
     "effects",
     "applied_at",
-    "created_at",
 )
 
 
@@ -199,11 +198,18 @@ async def _store(session: AsyncSession, events: Sequence[EventRow], now: datetim
             event.organic,
             event.effects,
             event.applied_at,
-            now,
         )
         for event in events
     ]
-    inserted = await insert_rows(session, _EVENTS, _EVENT_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",))
+    inserted = await insert_rows(
+        session,
+        _EVENTS,
+        _EVENT_COLUMNS,
+        rows,
+        on_conflict_do_nothing=True,
+        returning=("id",),
+        constants={"created_at": now},
+    )
     if len(inserted) != len(rows):
         # Another call of other accounts stored one of these source ids since they were looked up.
         raise Conflict("Some of these events were stored by another call meanwhile; send them again.")

@@ -8,7 +8,6 @@ of rows whose empty columns differ), which costs more than the database's own wo
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,9 +42,27 @@ def _is_json(column: sa.Column[Any]) -> bool:
     return isinstance(column.type, sa.JSON)
 
 
+def _constants(table: sa.Table, columns: tuple[str, ...], constants: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The constant columns as they follow the row columns in an insert's column list and select list: each bound
+    once, as the parameter numbered after the row columns' (``:c<n>``)."""
+    if not constants:
+        return "", []
+    listed = "".join(f", {name}" for name in constants)
+    bound = [
+        f"CAST(:c{len(columns) + offset} AS {table.c[name].type.compile(dialect=_DIALECT)})"
+        for offset, name in enumerate(constants)
+    ]
+    return listed, bound
+
+
 @cache
 def _insert_statement(
-    table: sa.Table, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str, then: str
+    table: sa.Table,
+    columns: tuple[str, ...],
+    constants: tuple[str, ...],
+    on_conflict_do_nothing: bool,
+    returning: str,
+    then: str,
 ) -> str:
     arrays = []
     selected = []
@@ -54,9 +72,10 @@ def _insert_statement(
         array_type = "text" if _is_json(column) else column.type.compile(dialect=_DIALECT)
         arrays.append(f"CAST(:c{position} AS {array_type}[])")
         selected.append(f"c{position}::jsonb" if _is_json(column) else f"c{position}")
+    constant_names, bound = _constants(table, columns, constants)
     insert = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selected)} FROM unnest({', '.join(arrays)}) WITH ORDINALITY "
+        f"INSERT INTO {table.name} ({', '.join(columns)}{constant_names}) "
+        f"SELECT {', '.join([*selected, *bound])} FROM unnest({', '.join(arrays)}) WITH ORDINALITY "
         f"AS rows({', '.join(f'c{position}' for position in range(len(columns)))}, position) ORDER BY position"
     )
     return _followed_by([], _finish(insert, on_conflict_do_nothing, returning), then)
@@ -99,10 +118,13 @@ async def insert_rows(
     on_conflict_do_nothing: bool = False,
     returning: Sequence[str] = (),
     then: Then | None = None,
+    constants: Mapping[str, Any] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (tuples in the order of ``columns``) in one statement, in their order (an identity column
     numbers them in that order); returns the ``returning`` columns of the rows inserted. With ``then``, a statement
     reading those columns runs as part of the same statement, and what it returns (if anything) is returned.
+    ``constants`` (column: value, not JSON) are the same for every row: bound once rather than sent with each row
+    (encoding a timestamp per row for COPY costs as much as a few text columns).
 
     A few rows travel as arrays. Many are first copied (binary COPY) into a temporary table of the connection, then
     moved in one ``INSERT … SELECT``: asyncpg checks every element of an array parameter in Python, which costs
@@ -111,19 +133,18 @@ async def insert_rows(
         return []
     names = tuple(columns)
     json_positions = [position for position, name in enumerate(names) if _is_json(table.c[name])]
-    if json_positions:
-        rows = [_with_json_text(row, json_positions) for row in rows]
     listed = ", ".join(returning)
     then_sql, parameters = (then.sql, dict(then.parameters)) if then else ("", {})
+    constant_names = tuple(constants or {})
+    parameters |= {f"c{len(names) + offset}": value for offset, value in enumerate((constants or {}).values())}
     if len(rows) < COPY_FROM:
-        statement = _insert_statement(table, names, on_conflict_do_nothing, listed, then_sql)
+        statement = _insert_statement(table, names, constant_names, on_conflict_do_nothing, listed, then_sql)
+        rows = [_with_json_text(row, json_positions) for row in rows] if json_positions else rows
         parameters |= {f"c{position}": list(values) for position, values in enumerate(zip(*rows, strict=True))}
     else:
         staging = await _staging_table(session, table, names)
-        await copy_records(
-            session, staging, (*names, "position"), [(*row, position) for position, row in enumerate(rows)]
-        )
-        statement = _move_statement(table, staging, names, on_conflict_do_nothing, listed, then_sql)
+        await copy_records(session, staging, (*names, "position"), _staged_records(rows, json_positions))
+        statement = _move_statement(table, staging, names, constant_names, on_conflict_do_nothing, listed, then_sql)
     result = await session.execute(sa.text(statement), parameters)
     returns_rows = isinstance(result, sa.CursorResult) and result.returns_rows
     return [tuple(row) for row in result.all()] if returns_rows else []
@@ -133,13 +154,27 @@ class JsonText(str):
     """A JSON value already encoded (by pydantic's serializer, say): ``insert_rows`` sends it as it is."""
 
 
-def _with_json_text(row: Sequence[Any], positions: list[int]) -> tuple[Any, ...]:
-    values = list(row)
+def json_text(value: Any) -> str:
+    """``value`` as JSON text for a ``jsonb`` column: pydantic's encoder, several times faster than ``json.dumps``
+    on the small objects the hot paths write (PostgreSQL keeps jsonb in its own form, whatever the spacing)."""
+    return to_json(value).decode()
+
+
+def _with_json_text(row: Sequence[Any], positions: list[int], *appended: Any) -> tuple[Any, ...]:
+    """The row with its JSON values (at ``positions``) as text, and ``appended`` after its own values."""
+    values = [*row, *appended]
     for position in positions:
         value = values[position]
         if value is not None and not isinstance(value, JsonText):
-            values[position] = "{}" if value == {} else json.dumps(value, ensure_ascii=False)
+            values[position] = "{}" if value == {} else json_text(value)
     return tuple(values)
+
+
+def _staged_records(rows: Sequence[Sequence[Any]], json_positions: list[int]) -> list[tuple[Any, ...]]:
+    """The rows as COPY records, JSON encoded and numbered, in one pass (the feed stages tens of thousands)."""
+    if not json_positions:
+        return [(*row, position) for position, row in enumerate(rows)]
+    return [_with_json_text(row, json_positions, position) for position, row in enumerate(rows)]
 
 
 @cache
@@ -162,10 +197,18 @@ async def _staging_table(session: AsyncSession, table: sa.Table, columns: tuple[
 
 @cache
 def _move_statement(
-    table: sa.Table, staging: str, columns: tuple[str, ...], on_conflict_do_nothing: bool, returning: str, then: str
+    table: sa.Table,
+    staging: str,
+    columns: tuple[str, ...],
+    constants: tuple[str, ...],
+    on_conflict_do_nothing: bool,
+    returning: str,
+    then: str,
 ) -> str:
     """Empty the staging table into ``table``, in the rows' order."""
     listed = ", ".join(columns)
-    insert = f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM staged ORDER BY position"
+    constant_names, bound = _constants(table, columns, constants)
+    selected = ", ".join([listed, *bound])
+    insert = f"INSERT INTO {table.name} ({listed}{constant_names}) SELECT {selected} FROM staged ORDER BY position"
     staged = f"staged AS (DELETE FROM {staging} RETURNING *)"
     return _followed_by([staged], _finish(insert, on_conflict_do_nothing, returning), then)

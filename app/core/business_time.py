@@ -41,7 +41,20 @@ def local(moment: datetime) -> datetime:
 
 def business_day(moment: datetime) -> date:
     """The business day an instant falls on."""
-    return local(moment).date()
+    return _day_in(timezone_name(), moment)
+
+
+# Remembered by zone and instant: the fee engine asks the day and month of the same instants again and again
+# (schedule in force, cap month, cap usage), and a timezone conversion costs more than the lookup.
+@lru_cache(maxsize=1 << 16)
+def _day_in(zone: str, moment: datetime) -> date:
+    return moment.astimezone(_zone(zone)).date()
+
+
+@lru_cache(maxsize=1 << 16)
+def _month_in(zone: str, moment: datetime) -> str:
+    day = _day_in(zone, moment)
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def today() -> date:
@@ -51,8 +64,7 @@ def today() -> date:
 
 def business_month(moment: datetime) -> str:
     """The business month an instant falls in, ``YYYY-MM``."""
-    day = business_day(moment)
-    return f"{day.year:04d}-{day.month:02d}"
+    return _month_in(timezone_name(), moment)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import exists, select, update
@@ -24,7 +24,7 @@ from app.catalog.models import FeeSchedule, FeeScheduleStatus, Program
 from app.catalog.schemas import FeeRules
 from app.conversions.lifecycle import Account, AnyReferral, Event
 from app.conversions.models import EventStatus, EventType
-from app.core.business_time import business_day, business_month, timezone_name
+from app.core.business_time import business_day, business_month
 from app.core.models import new_ids
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
@@ -35,16 +35,6 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeReviewHold, FeeRule
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 __all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
 _TIER_ORDER = ("retail", "hnw", "institutional")
-
-
-@lru_cache(maxsize=1 << 16)
-def _month_in(zone: str, moment: datetime) -> str:
-    return business_month(moment)
-
-
-def _month(moment: datetime) -> str:
-    """``business_month``, remembered: a call asks it of the same instants again and again."""
-    return _month_in(timezone_name(), moment)
 
 
 def months_after(start: datetime, months: int) -> datetime:
@@ -208,7 +198,7 @@ class Accrual:
             return
         qualifying = event.occurred_at <= account.opened_at + timedelta(days=program.qualification_period_days)
         paid = self._paid_tier(referral.id)
-        by_tier = bounty.by_tier.model_dump()
+        by_tier = vars(bounty.by_tier)  # read only: a model_dump per event would copy it each time
         arithmetic: dict[str, Any]
         if paid is None:
             if qualifying:
@@ -239,7 +229,9 @@ class Accrual:
         return line.status is AccrualStatus.reversed or line.id in self.cancelled_ids
 
     def _history(self, referral_id: str) -> Iterable[tuple[FeeRule, dict[str, Any], bool]]:
-        for line in self._lines_of(referral_id):
+        earlier: Iterable[FeeAccrual | Line] = self.context.lines_by_referral.get(referral_id, ())
+        added: Iterable[FeeAccrual | Line] = self._new_by_referral.get(referral_id, ())
+        for line in chain(earlier, added):  # as ``_lines_of`` lists them, without copying both per event
             yield line.rule, line.arithmetic, self._is_reversed(line)
 
     def _add(
@@ -273,12 +265,15 @@ class Accrual:
             id=self._new_id(),
         )
         self._append(line)
-        allowed = self._room(referral, event.occurred_at, rules, value)
+        month = business_month(event.occurred_at)
+        allowed = max(0, min([value, *self._rooms(referral, month, rules).values()]))
         self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
-        key = (referral.partner_id, _month(event.occurred_at))
+        key = (referral.partner_id, month)
         self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
         if allowed < value:
-            which = self._binding_cap(referral, event.occurred_at, rules, value)
+            # The cap left with the least room once this line's allowed part is counted.
+            rooms = self._rooms(referral, month, rules)
+            which = min(rooms, key=rooms.__getitem__)
             self._append(
                 Line(
                     f"{event.id}:{rule.value}:cap",
@@ -296,21 +291,15 @@ class Accrual:
                 )
             )
 
-    def _rooms(self, referral: AnyReferral, moment: datetime, rules: FeeRules) -> dict[str, int]:
+    def _rooms(self, referral: AnyReferral, month: str, rules: FeeRules) -> dict[str, int]:
+        """What each cap of the rules leaves of room for the referral, in the business ``month`` of a line."""
         rooms: dict[str, int] = {}
         if rules.caps.per_referral_fen is not None:
             rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
         if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, _month(moment)), 0)
+            used = self.context.used_by_partner_month.get((referral.partner_id, month), 0)
             rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
         return rooms
-
-    def _room(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> int:
-        return max(0, min([value, *self._rooms(referral, moment, rules).values()]))
-
-    def _binding_cap(self, referral: AnyReferral, moment: datetime, rules: FeeRules, value: int) -> str:
-        rooms = self._rooms(referral, moment, rules)
-        return min(rooms, key=lambda name: rooms[name])
 
     # --- clawback ----------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 
 
-@dataclass
+@dataclass(slots=True)
 class Line:
     source_key: str
     referral: AnyReferral
@@ -48,14 +48,11 @@ _COLUMNS = (
     "fee_schedule_id",
     "rule",
     "amount_fen",
-    "currency",
     "status",
     "occurred_at",
     "hold_until",
     "reverses_id",
     "arithmetic",
-    "created_at",
-    "updated_at",
 )
 
 
@@ -79,20 +76,20 @@ async def write_lines(
             line.fee_schedule_id,
             line.rule.value,
             line.amount_fen,
-            "CNY",
             line.status.value,
             line.occurred_at,
             line.hold_until,
             line.reverses_id,
             line.arithmetic,
-            now,
-            now,
         )
         for line in lines
     ]
+    constants = {"currency": "CNY", "created_at": now, "updated_at": now}
     inserted = {
         row[0]
-        for row in await insert_rows(session, _LEDGER, _COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",))
+        for row in await insert_rows(
+            session, _LEDGER, _COLUMNS, rows, on_conflict_do_nothing=True, returning=("id",), constants=constants
+        )
     }
     usage = [
         (line.referral.partner_id, line.occurred_at, line.amount_fen)

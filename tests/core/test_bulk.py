@@ -52,6 +52,27 @@ async def test_a_statement_run_with_the_insert_reads_the_inserted_rows(session: 
     assert stored == count
 
 
+@pytest.mark.parametrize("count", [3, COPY_FROM * 2])
+async def test_constants_are_stored_in_every_row_with_a_then(session: AsyncSession, count: int) -> None:
+    now = await session.scalar(text("SELECT now()"))
+    hashes = [os.urandom(32) for _ in range(count)]
+    rows = [(identity,) for identity in hashes]
+    constants = {"opened_on": date(2019, 3, 4), "updated_at": now}
+    then = Then("SELECT count(*) FROM inserted")
+    counted = await insert_rows(
+        session, CLIENTS, ("identity_hash",), rows, returning=["identity_hash"], then=then, constants=constants
+    )
+    assert counted == [(count,)]
+    stored = await session.execute(
+        text(
+            "SELECT opened_on, updated_at, count(*) FROM existing_clients WHERE identity_hash = ANY(:hashes) "
+            "GROUP BY 1, 2"
+        ),
+        {"hashes": hashes},
+    )
+    assert stored.all() == [(date(2019, 3, 4), now, count)]
+
+
 @pytest.mark.parametrize("count", [2, COPY_FROM])
 async def test_json_already_encoded_is_sent_as_it_is(session: AsyncSession, count: int) -> None:
     await session.execute(text("CREATE TEMPORARY TABLE json_rows (id text, doc jsonb)"))
