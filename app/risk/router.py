@@ -80,7 +80,8 @@ def detail_out(file: service.CaseFile) -> RiskCaseDetail:
                 id=signal.id,
                 kind=signal.kind,
                 fingerprint=signal.fingerprint,
-                referral_ids=signal.referral_ids,
+                referral_ids=signal.referral_ids[:INLINED],
+                referral_count=len(signal.referral_ids),
                 evidence=signal.evidence,
                 raised_at=signal.raised_at,
             )

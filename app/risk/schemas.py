@@ -72,11 +72,20 @@ class CaseEventKind(StrEnum):
     closed = "closed"
 
 
+# How many referral ids and fee lines a case's page carries inline (and a signal on it); the rest are paged: a case
+# on a large partner can name thousands.
+INLINED = 100
+
+
 class SignalOut(BaseModel):
     id: str
     kind: SignalKind
     fingerprint: str
-    referral_ids: list[str]
+    referral_ids: list[str] = Field(
+        description=f"The first referrals the signal names (at most {INLINED}); `referral_count` counts them all, and "
+        "the case's `/referrals` pages through every referral of the case."
+    )
+    referral_count: int
     evidence: dict[str, Any]
     raised_at: datetime
 
@@ -113,11 +122,6 @@ class RiskCaseOut(BaseModel):
     opened_at: datetime
     closed_at: datetime | None
     closed_by: str | None
-
-
-# How many referral ids and fee lines a case's page carries inline; the rest are paged: a case on a large partner
-# can name thousands.
-INLINED = 100
 
 
 class CaseReferralOut(BaseModel):

@@ -113,6 +113,9 @@ async def test_the_case_page_carries_the_first_and_counts_all(
     assert len(detail["referral_ids"]) == INLINED and set(detail["referral_ids"]) < set(named)
     assert len(detail["lines"]) == INLINED and {line["id"] for line in detail["lines"]} < expected_lines
     assert detail["lines_held_fen"] == held_fen > 0  # over every line, not only those shown
+    [signal] = detail["signals"]
+    assert signal["referral_count"] == len(named)
+    assert len(signal["referral_ids"]) == INLINED and set(signal["referral_ids"]) < set(named)
 
     referrals = await _walk(client, f"{BASE}/{case_id}/referrals", manager, limit=50)
     assert sorted(item["referral_id"] for item in referrals) == sorted(named)
@@ -122,6 +125,8 @@ async def test_the_case_page_carries_the_first_and_counts_all(
     page = (await (await console_as("auditor")).client.get(f"/console/risk-cases/{case_id}")).text
     assert f"共 {len(named)} 条，显示前 {INLINED} 条" in page and f"共 {len(expected_lines)} 条" in page
     assert page.count('data-line="') == INLINED
+    form = (await (await console_as("alliance_manager")).client.get(f"/console/risk-cases/{case_id}")).text
+    assert f"驳回 {len(named)} 条推荐" in form  # what confirming does counts every referral, not those shown
 
 
 async def test_who_may_page_a_case(
