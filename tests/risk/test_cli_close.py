@@ -16,12 +16,11 @@ from sqlmodel import col
 
 from app.core.config import Settings
 from app.core.database import create_engine
-from app.fees.models import FeeAccrual, Statement
-from app.risk import service as risk
-from app.risk.schemas import Signal, SignalKind
+from app.fees.models import Statement
 from tests.conftest import migrated_scratch_database
 from tests.core.test_cli import alliance
-from tests.fees.conftest import START, Ledger, cny
+from tests.fees.conftest import START, Ledger
+from tests.risk.reviewed import funded, lines_of, review
 
 
 @pytest.fixture(scope="module")
@@ -42,41 +41,13 @@ async def connection(cli_database: str, settings: Settings) -> AsyncIterator[Asy
     await engine.dispose()
 
 
-async def _funded(ledger: Ledger, client_ref: str) -> str:
-    referral_id, person = await ledger.referral()
-    assert set(
-        await ledger.events(
-            Ledger.event("account_opened", client_ref, START, national_id=person),
-            Ledger.event("account_funded", client_ref, START + timedelta(hours=1), **cny(20_000)),
-        )
-    ) == {"applied"}
-    return referral_id
-
-
-async def _lines(session: AsyncSession, referral_id: str) -> list[FeeAccrual]:
-    rows = await session.scalars(
-        select(FeeAccrual).where(col(FeeAccrual.referral_id) == referral_id).execution_options(populate_existing=True)
-    )
-    return list(rows.all())
-
-
 async def test_the_cli_close_names_the_lines_it_left_out_under_review(
     make_ledger: Any, session: AsyncSession, connection: AsyncConnection, cli_database: str
 ) -> None:
     ledger: Ledger = await make_ledger()
-    reviewed, other = await _funded(ledger, "C-CLI-1"), await _funded(ledger, "C-CLI-2")
-    await risk.raise_signal(
-        session,
-        Signal(
-            kind=SignalKind.funded_then_emptied,
-            partner_id=ledger.partner_id,
-            referral_ids=(reviewed,),
-            evidence={"observed": {"accounts_emptied_or_closed": 1}},
-            fingerprint=f"cli-review:{reviewed}",
-        ),
-        now=START + timedelta(days=1),
-    )
-    held = await _lines(session, reviewed)
+    reviewed, other = await funded(ledger, "C-CLI-1"), await funded(ledger, "C-CLI-2")
+    await review(session, ledger.partner_id, reviewed, f"cli-review:{reviewed}", START + timedelta(days=1))
+    held = await lines_of(session, reviewed)
     assert held
     await session.commit()
     await connection.commit()
@@ -87,8 +58,8 @@ async def test_the_cli_close_names_the_lines_it_left_out_under_review(
     amount = sum(line.amount_fen for line in held)
     assert f"under review, left out: {len(held)} line(s), {amount} fen, 1 partner(s)" in result.stdout, result.stdout
     assert amount > 0
-    assert all(line.statement_id is None for line in await _lines(session, reviewed))
-    on_it = await _lines(session, other)
+    assert all(line.statement_id is None for line in await lines_of(session, reviewed))
+    on_it = await lines_of(session, other)
     [statement] = (
         await session.scalars(
             select(Statement)

@@ -23,6 +23,7 @@ from app.risk import service as risk
 from app.risk.schemas import CaseOutcome, CaseStatus, Signal, SignalKind
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tests.fees.conftest import ACTOR, START, Ledger, cny
+from tests.risk.reviewed import funded, lines_of
 
 E = Ledger.event
 FEB_CLOSE = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # after February ended, Beijing time
@@ -30,31 +31,10 @@ MAR_CLOSE = datetime(2026, 4, 2, 2, 0, tzinfo=UTC)
 MANAGER = type(ACTOR)(id="person:li.manager", kind="staff")
 
 
-async def _funded(ledger: Ledger, client_ref: str) -> str:
-    referral_id, person = await ledger.referral()
-    assert set(
-        await ledger.events(
-            E("account_opened", client_ref, START, national_id=person),
-            E("account_funded", client_ref, START + timedelta(hours=1), **cny(20_000)),
-        )
-    ) == {"applied"}
-    return referral_id
-
-
-async def _lines(session: AsyncSession, referral_id: str) -> list[FeeAccrual]:
-    rows = await session.scalars(
-        select(FeeAccrual)
-        .where(col(FeeAccrual.referral_id) == referral_id)
-        .order_by(col(FeeAccrual.created_at), col(FeeAccrual.id))
-        .execution_options(populate_existing=True)
-    )
-    return list(rows.all())
-
-
 async def _under_review(ledger: Ledger, session: AsyncSession) -> tuple[str, str, str]:
     """Two funded referrals; a signal names the first, then it buys a bundle (a line accrued while the case is
     open); February closes. Returns (case id, the reviewed referral, the other)."""
-    reviewed, other = await _funded(ledger, "C-R1"), await _funded(ledger, "C-R2")
+    reviewed, other = await funded(ledger, "C-R1"), await funded(ledger, "C-R2")
     with clock.scoped(clock.FrozenClock(START + timedelta(days=1))):
         case = await risk.raise_signal(
             session,
@@ -69,13 +49,13 @@ async def _under_review(ledger: Ledger, session: AsyncSession) -> tuple[str, str
     bundle = {"product_code": "BANK_WM_PLUS_EQUITY", **cny(100_000)}
     assert await ledger.events(E("bundle_purchased", "C-R1", START + timedelta(days=2), **bundle)) == ["applied"]
     closed = await statements.close_period(session, ACTOR, "2026-02", FEB_CLOSE)
-    held = await _lines(session, reviewed)
+    held = await lines_of(session, reviewed)
     assert {line.rule for line in held} == {FeeRule.funded_bounty, FeeRule.bundle_fee}
     assert all(line.statement_id is None and line.status is AccrualStatus.pending for line in held)  # on hold
     assert (closed.under_review.lines, closed.under_review.amount_fen) == (2, sum(line.amount_fen for line in held))
     [statement] = closed.statements
     assert statement.line_count == 1  # the other referral's bounty only
-    assert all(line.statement_id == statement.id for line in await _lines(session, other))
+    assert all(line.statement_id == statement.id for line in await lines_of(session, other))
     return case.id, reviewed, other
 
 
@@ -93,7 +73,7 @@ async def test_an_open_case_keeps_its_lines_off_the_close_and_clearing_releases_
     march = await statements.close_period(session, ACTOR, "2026-03", MAR_CLOSE)
     assert march.under_review.lines == 0
     [statement] = march.statements
-    assert {line.statement_id for line in await _lines(session, reviewed)} == {statement.id}
+    assert {line.statement_id for line in await lines_of(session, reviewed)} == {statement.id}
     referral = await session.get(Referral, reviewed, populate_existing=True)
     assert referral is not None and referral.status is not ReferralStatus.rejected
 
@@ -112,7 +92,7 @@ async def test_confirming_reverses_the_lines_and_rejects_the_referrals(make_ledg
 
     with clock.scoped(clock.FrozenClock(FEB_CLOSE + timedelta(days=1))):
         closing = await risk.close_case(session, MANAGER, case_id, CaseOutcome.confirmed, "Accounts emptied at once")
-    lines = await _lines(session, reviewed)
+    lines = await lines_of(session, reviewed)
     reversals = [line for line in lines if line.rule is FeeRule.risk_confirmed]
     assert len(reversals) == 2 and closing.reversed_lines == 2
     assert sum(line.amount_fen for line in lines) == 0 and closing.reversed_fen < 0
@@ -179,7 +159,7 @@ async def test_the_partner_learns_only_that_lines_are_under_review(
 
 async def test_the_close_preview_counts_the_lines_under_review_apart(make_ledger: Any, session: AsyncSession) -> None:
     ledger: Ledger = await make_ledger()
-    reviewed, other = await _funded(ledger, "C-P1"), await _funded(ledger, "C-P2")
+    reviewed, other = await funded(ledger, "C-P1"), await funded(ledger, "C-P2")
     await statements.create_adjustment(
         session,
         ACTOR,
@@ -196,10 +176,10 @@ async def test_the_close_preview_counts_the_lines_under_review_apart(make_ledger
     month = month_named("2026-02")
     assert month is not None
     preview = await finance_views.close_preview(session, month)
-    bounty = sum(line.amount_fen for line in await _lines(session, other))
+    bounty = sum(line.amount_fen for line in await lines_of(session, other))
     [mine] = [partner for partner in preview.partners if partner.partner_id == ledger.partner_id]
     assert (mine.lines, mine.amount_fen) == (2, bounty + 500)  # the other referral's bounty and the adjustment
-    held = sum(line.amount_fen for line in await _lines(session, reviewed))
+    held = sum(line.amount_fen for line in await lines_of(session, reviewed))
     assert (preview.under_review_count, preview.under_review_fen) == (1, held)
 
 
@@ -207,7 +187,7 @@ async def test_a_held_line_stays_on_hold_past_its_hold_period_until_the_case_is_
     make_ledger: Any, session: AsyncSession
 ) -> None:
     ledger: Ledger = await make_ledger()
-    reviewed, other = await _funded(ledger, "C-H1"), await _funded(ledger, "C-H2")
+    reviewed, other = await funded(ledger, "C-H1"), await funded(ledger, "C-H2")
     with clock.scoped(clock.FrozenClock(START + timedelta(days=1))):
         case = await risk.raise_signal(
             session,
@@ -215,8 +195,8 @@ async def test_a_held_line_stays_on_hold_past_its_hold_period_until_the_case_is_
                 kind=SignalKind.shared_mobile, partner_id=ledger.partner_id, referral_ids=(reviewed,), fingerprint="h"
             ),
         )
-    [held_line] = await _lines(session, reviewed)
-    [free_line] = await _lines(session, other)
+    [held_line] = await lines_of(session, reviewed)
+    [free_line] = await lines_of(session, other)
     long_after = max(held_line.hold_until, free_line.hold_until) + timedelta(days=1)
 
     released = await release_held(session, long_after)

@@ -9,31 +9,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from app.catalog.models import Partner
 from app.conversions.service import ingest_events
 from app.core import clock
-from app.fees.models import FeeAccrual
-from app.risk import service as risk
-from app.risk.schemas import Signal, SignalKind
 from tests.conftest import CallerFactory
 from tests.factories.referrals import individual, national_id
 from tests.fees import conftest as fees_fixtures
 from tests.fees.conftest import Ledger, cny
+from tests.risk.reviewed import lines_of, review
 
 make_ledger = fees_fixtures.make_ledger  # a bank with a program and an active fee schedule (the fixture)
 T0 = datetime(2027, 1, 5, 2, 0, tzinfo=UTC)
 PAST_FEBRUARY = datetime(2027, 3, 1, 2, 0, tzinfo=UTC)  # 10:00 on 1 March in Beijing: January and February ended
-
-
-async def _lines(session: AsyncSession, referral_id: str) -> list[FeeAccrual]:
-    rows = await session.scalars(
-        select(FeeAccrual).where(col(FeeAccrual.referral_id) == referral_id).execution_options(populate_existing=True)
-    )
-    return list(rows.all())
 
 
 async def test_an_advance_over_a_month_end_says_which_lines_it_left_out_under_review(
@@ -65,17 +54,7 @@ async def test_an_advance_over_a_month_end_says_which_lines_it_left_out_under_re
             "applied",
         ]
     reviewed, other = referral_ids["R1"], referral_ids["R2"]
-    case = await risk.raise_signal(
-        session,
-        Signal(
-            kind=SignalKind.funded_then_emptied,
-            partner_id=ledger.partner_id,
-            referral_ids=(reviewed,),
-            evidence={"observed": {"accounts_emptied_or_closed": 1}},
-            fingerprint=f"sandbox-review:{reviewed}",
-        ),
-        now=T0,
-    )
+    case = await review(session, ledger.partner_id, reviewed, f"sandbox-review:{reviewed}", T0)
     await session.flush()
 
     answer = await client.post(
@@ -86,7 +65,7 @@ async def test_an_advance_over_a_month_end_says_which_lines_it_left_out_under_re
     closes = {close["period"]: close for close in answer.json()["months_closed"]}
     assert list(closes) == ["2027-01", "2027-02"]
     assert closes["2027-01"]["under_review"]["lines"] == 0  # nothing due yet: the bounties are held until February
-    held = await _lines(session, reviewed)
+    held = await lines_of(session, reviewed)
     assert held and all(line.statement_id is None for line in held)
     assert closes["2027-02"]["under_review"] == {
         "lines": len(held),
@@ -96,7 +75,7 @@ async def test_an_advance_over_a_month_end_says_which_lines_it_left_out_under_re
     }
     assert closes["2027-02"]["under_review"]["amount_fen"] > 0
     [statement_id] = closes["2027-02"]["statement_ids"]
-    on_it = await _lines(session, other)
+    on_it = await lines_of(session, other)
     assert on_it and {line.statement_id for line in on_it} == {statement_id}
     finance = await caller("staff", role="finance")  # a draft: finance reads it
     statement = await client.get(f"/v1/finance/statements/{statement_id}", headers=finance.headers)
