@@ -244,16 +244,35 @@ class _Writer:
             CORPORATE: [s for s in self.story.submissions if s.partner_id == CORPORATE and not s.single],
         }
         bank = [(at, lead) for at, lead in self.leads_at if lead.partner_id == BANK]
-        last_batch = bank[-1][0] if bank else None
+
+        open_since = self.end - timedelta(days=13)  # the manager reviews conflicts after two weeks
+
+        def later_slot(partner: str, at: datetime, after: datetime | None = None) -> Submission | None:
+            after = max(at, after or at)
+            return next((s for s in slots[partner] if after < s.at <= at + timedelta(days=20)), None)
+
+        # Which of the bank's batches is the last that another partner's submission still follows, late enough for
+        # its conflict to be open, depends on the day the demo is loaded: look for it.
+        kept_open = next(
+            (
+                at
+                for at in sorted({at for at, _ in bank}, reverse=True)
+                if any(later_slot(partner, at, open_since) for partner in slots)
+            ),
+            None,
+        )
         forced = 0
         for at, lead in bank:
-            if at == last_batch and forced < 3:  # kept open: the manager reviews conflicts after two weeks
+            force = at == kept_open and forced < 3
+            if force:
                 forced += 1
             elif self.rng.random() >= 0.05:
                 continue
             partner = INSURER if self.rng.random() < 0.75 else CORPORATE
+            if force and later_slot(partner, at, open_since) is None:
+                partner = CORPORATE if partner == INSURER else INSURER
             program = "prg_demo_insurer_bundle" if partner == INSURER else "prg_demo_corporate_employees"
-            later = next((s for s in slots[partner] if at < s.at <= at + timedelta(days=20)), None)
+            later = later_slot(partner, at, open_since if force else None)
             if later is None:
                 continue
             copy = self.individual(partner, program, "POL-" if partner == INSURER else "EMP-", later.at)

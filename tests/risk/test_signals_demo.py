@@ -18,6 +18,21 @@ from tests.demo.conftest import LoadedDemo, demo, demo_database
 
 __all__ = ["demo", "demo_database"]
 PLANTED = {("shared_mobile", INSURER), ("funded_then_emptied", BANK)}
+RING_ACCOUNTS = 6
+# Accounts funded and then closed, or left with at most the threshold's share of the funding, inside the program's
+# hold: written here from DESIGN.md's words, not taken from the detector.
+EMPTIED_INSIDE_THE_HOLD = """
+    SELECT DISTINCT r.id FROM referrals AS r
+    JOIN programs AS p ON p.id = r.program_id
+    JOIN conversion_events AS funded ON funded.referral_id = r.id
+         AND funded.type = 'account_funded' AND funded.amount_fen > 0
+    JOIN conversion_events AS later ON later.client_ref = funded.client_ref
+         AND later.occurred_at >= funded.occurred_at
+         AND later.occurred_at < funded.occurred_at + p.hold_period_days * interval '1 day'
+    WHERE r.partner_id = $1
+      AND (later.type = 'account_closed'
+           OR (later.type = 'assets_snapshot' AND later.amount_fen * 10000 <= funded.amount_fen * $2))
+"""
 
 
 async def test_the_demo_year_opens_no_case_but_the_planted_ones(demo: LoadedDemo) -> None:
@@ -37,9 +52,17 @@ async def test_the_demo_year_opens_no_case_but_the_planted_ones(demo: LoadedDemo
         INSURER,
     )
     assert named["shared_mobile"] == {row["id"] for row in recycled} and len(recycled) == 4
-    # The ring's six, and the one client of the bank's own traffic who emptied the account in the same weeks: the
-    # signal names every account emptied inside the hold, not only those that made the threshold.
-    assert len(named["funded_then_emptied"]) == 7
+    # The ring's six, submitted in one of the bank's syncs, and whichever clients of the bank's own traffic emptied
+    # their accounts in the same weeks (how many depends on the day the demo is loaded): the signal names only
+    # accounts emptied inside the hold.
+    threshold = demo.settings.risk_emptied_below_bp
+    emptied = {row["id"] for row in await demo.fetch(EMPTIED_INSIDE_THE_HOLD, BANK, threshold)}
+    assert named["funded_then_emptied"] <= emptied
+    submitted_together = await demo.fetch(
+        "SELECT count(*) AS n FROM referrals WHERE id = ANY($1::text[]) GROUP BY created_at ORDER BY n DESC LIMIT 1",
+        sorted(named["funded_then_emptied"]),
+    )
+    assert submitted_together[0]["n"] >= RING_ACCOUNTS
 
     # The whole year at once, over a lookback that covers it: nothing but the planted patterns.
     everything = demo.settings.model_copy(update={"risk_lookback_days": 730})
