@@ -7,7 +7,8 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 import annotated_types
 from fastapi import Depends, Request, Response, Security
@@ -242,7 +243,12 @@ class _QueryParameter:
 
     @classmethod
     def of(cls, name: str, annotation: Any, info: FieldInfo | None, default: Any, where: str) -> _QueryParameter:
-        kinds = {arg for arg in get_args(annotation) if arg is not type(None)} or {annotation}
+        origin = get_origin(annotation)
+        if origin is None:
+            kinds = {annotation}
+        else:  # only an optional value: ``str | None``, ``Optional[int]``
+            plain = origin is Union or origin is UnionType
+            kinds = {arg for arg in get_args(annotation) if arg is not type(None)} if plain else {origin}
         if len(kinds) != 1 or not kinds <= {int, str}:
             raise TypeError(f"HotRead {where}: query parameter {name} is neither int nor str")
         bounds: dict[str, int] = {}
@@ -294,6 +300,8 @@ class _Call:
         dependencies: list[tuple[str, Callable[..., Awaitable[Any]], _Call]] = []
         for name, parameter in inspect.signature(function).parameters.items():
             annotation, declared = hints[name], None
+            if isinstance(parameter.default, _DECLARATIONS):
+                raise TypeError(f"HotRead {where}: parameter {name} is declared in its default, not in Annotated")
             if get_origin(annotation) is Annotated:
                 annotation, *metadata = get_args(annotation)
                 declared = next((item for item in reversed(metadata) if isinstance(item, _DECLARATIONS)), None)
