@@ -192,7 +192,8 @@ async def _verified_claims(app_state: Any, reads: ReadScope, token: str) -> dict
 
 async def _lease(limits: TokenBuckets, reads: ReadScope, client_id: str) -> float:
     assert isinstance(limits, SharedTokenBuckets)  # only the shared buckets answer NEEDS_LEASE
-    return await limits.lease(await reads.session(), client_id)
+    # With a pool of its own, the lease needs no session: a call waiting for it opens none.
+    return await limits.lease(await reads.session() if limits.engine is None else None, client_id)
 
 
 def _refuse_over_rate(wait: float | None) -> None:
