@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditEventOut
-from app.core.database import CompiledRead
+from app.core.database import CompiledRead, ReadScope, rows_of
 from app.core.pagination import PageParams, after_position, cursor_position
 
 
@@ -94,7 +94,7 @@ def _list_read(shape: tuple[bool, ...]) -> CompiledRead:
 
 
 async def list_events(
-    session: AsyncSession,
+    reads: ReadScope,
     params: PageParams,
     *,
     action: str | None = None,
@@ -109,7 +109,7 @@ async def list_events(
     if (position := cursor_position(params)) is not None:
         values["after_created_at"], values["after_id"] = position
     shape = (*(name in values for name in _FILTERS), position is not None)
-    rows = await _list_read(shape).rows(await session.connection(), values)
+    rows = await rows_of(reads, _list_read(shape), values)
     return [AuditEventOut(**row) for row in rows]
 
 

@@ -124,6 +124,14 @@ class Keyring:
         keys = await self.verification_keys(session, kid)
         return any(key.kid == kid for key in keys.keys)
 
+    def published(self, kid: str | None) -> bool | None:
+        """``publishes`` from memory; None when it must read the keys first (stale, or ``kid`` unknown)."""
+        if self._verifying is None or time.monotonic() - self._loaded_at > CACHE_TTL_S:
+            return None
+        if any(key.kid == kid for key in self._verifying.keys):
+            return True
+        return None if time.monotonic() - self._loaded_at > 1.0 else False
+
     def invalidate(self) -> None:
         self._loaded_at = 0.0
 

@@ -79,9 +79,9 @@ class SharedTokenBuckets(TokenBuckets):
             return 0.0
         return NEEDS_LEASE
 
-    async def lease(self, session: AsyncSession, key: str) -> float:
+    async def lease(self, session: AsyncSession | None, key: str) -> float:
         """Take the next chunk of ``key``'s tokens from the shared bucket and spend one: 0 when the call may
-        proceed, else the seconds to wait."""
+        proceed, else the seconds to wait. ``session`` is used only without an engine."""
         lease = self._leases.setdefault(key, _Lease())
         if lease.pending is None:
             lease.pending = asyncio.get_running_loop().create_future()
@@ -101,7 +101,7 @@ class SharedTokenBuckets(TokenBuckets):
         wait = self.take(key, self._rates.get(key))
         return await self.lease(session, key) if wait == NEEDS_LEASE else wait
 
-    async def _renew(self, session: AsyncSession, key: str, lease: _Lease) -> float:
+    async def _renew(self, session: AsyncSession | None, key: str, lease: _Lease) -> float:
         rate = self._rates.get(key) or self.default_rate
         capacity = 2.0 * rate
         chunk = max(1, min(MAX_CHUNK, rate // self.lease_share))
@@ -110,6 +110,7 @@ class SharedTokenBuckets(TokenBuckets):
             async with self.engine.connect() as connection:
                 row = (await connection.execute(LEASE, values)).one()
         else:
+            assert session is not None, "without an engine of its own, a lease is taken in the request's session"
             row = (await session.execute(LEASE, values)).one()
         now = time.monotonic()
         granted, left = int(row.granted), float(row.tokens)

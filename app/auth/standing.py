@@ -45,11 +45,18 @@ class TokenStandings:
     generation: int = 0
     _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
 
-    async def of(self, session: AsyncSession, client_id: str, partner_id: str | None, jti: str) -> TokenStanding | None:
-        """The token's standing: from memory while listening, else (and the first time) from the database."""
+    def known(self, client_id: str, jti: str) -> tuple[TokenStanding | None] | None:
+        """The token's standing from memory, in a tuple (it may be None: no such client); None when it must be
+        read from the database."""
         entry = self._entries.get(jti) if self.listening else None
         if entry is not None and entry.client_id == client_id and time.monotonic() - entry.loaded_at < MAX_AGE_S:
-            return entry.standing
+            return (entry.standing,)
+        return None
+
+    async def of(self, session: AsyncSession, client_id: str, partner_id: str | None, jti: str) -> TokenStanding | None:
+        """The token's standing: from memory while listening, else (and the first time) from the database."""
+        if (known := self.known(client_id, jti)) is not None:
+            return known[0]
         generation = self.generation
         standing = await token_standing(session, client_id, jti, partner_id)
         if self.listening and generation == self.generation:

@@ -14,12 +14,11 @@ from typing import Any
 
 from sqlalchemy import Date, Select, bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import BundledProduct, FeeSchedule, FeeScheduleStatus, Program, ProgramProduct
 from app.catalog.schemas import FeeScheduleOut, ProductOut, ProgramOut
 from app.core import business_time
-from app.core.database import CompiledRead, read_connection
+from app.core.database import CompiledRead, ReadScope, rows_of
 from app.core.pagination import Page, PageParams, after_position, cursor_position, page_of
 from app.core.tenancy import Tenant
 
@@ -81,7 +80,7 @@ def _view(fields: dict[str, Any]) -> ProgramOut:
     )
 
 
-async def partner_programs(session: AsyncSession, params: PageParams, tenant: Tenant) -> Page[ProgramOut]:
+async def partner_programs(reads: ReadScope, params: PageParams, tenant: Tenant) -> Page[ProgramOut]:
     """A page of the tenant's programs, newest first, each with its products and its schedule in force today."""
     values: dict[str, Any] = {"on": business_time.today(), "rows": params.limit + 1}
     if tenant.partner_id is not None:
@@ -89,5 +88,5 @@ async def partner_programs(session: AsyncSession, params: PageParams, tenant: Te
     if (position := cursor_position(params)) is not None:
         values["after_created_at"], values["after_id"] = position
     read = _READS[tenant.partner_id is not None, position is not None]
-    rows = await read.rows(await read_connection(session), values)
+    rows = await rows_of(reads, read, values)
     return page_of([_view(row) for row in rows], params)

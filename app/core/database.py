@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from app.core.config import Settings
 from app.core.embedded_db import start_embedded_postgres
@@ -323,3 +324,120 @@ class NoticeListener:
             timeout=5,
             server_settings={"application_name": "alliance-listener"},
         )
+
+
+# --- hot reads: one statement on a pooled connection, outside any transaction -------------------------------------
+# (kept apart from the rest of this module: the request spine's read-only routes, see ``app.auth.deps.HotRead``)
+
+
+class ReadScope:
+    """The database as a read-only call sees it: ``rows_of`` runs each read on a connection of the pool in
+    autocommit, one statement and no ``BEGIN`` nor ``COMMIT``; an ORM session exists only once something asks for
+    one (``session()``: a standing or a key not known yet), and then every later read runs in its transaction.
+
+    Never a second connection while the session holds one (requests holding one connection each and waiting for
+    another would empty the pool under load). In the tests, bound to one connection in a rolled-back transaction,
+    every read runs in the session so that it sees what the test wrote.
+    """
+
+    __slots__ = ("_database", "_owned", "_session")
+
+    def __init__(self, database: Database | None, session: AsyncSession | None = None) -> None:
+        self._database = database
+        self._session = session
+        self._owned = session is None
+
+    @classmethod
+    def joining(cls, session: AsyncSession) -> ReadScope:
+        """Reads in ``session`` (outside its transaction while it has not begun, as ``read_connection``); the
+        session's owner commits or closes it."""
+        return cls(None, session)
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            assert self._database is not None
+            self._session = self._database.sessionmaker()
+        return self._session
+
+    @property
+    def pooled_engine(self) -> AsyncEngine | None:
+        """The engine whose pool the next read may use on its own: none once there is a session."""
+        if self._session is not None or self._database is None:
+            return None
+        bind = self._database.bind
+        return bind if isinstance(bind, AsyncEngine) else None
+
+    async def close(self, *, failed: bool) -> None:
+        """Commit (or, when the call failed, roll back) what a session of its own began, before the answer is
+        sent, as the request's session is."""
+        session, self._session = (self._session if self._owned else None), None
+        if session is None:
+            return
+        try:
+            if session.in_transaction():
+                await (session.rollback() if failed else session.commit())
+        finally:
+            await session.close()
+
+
+async def request_reads(session: SessionDep) -> ReadScope:
+    """The request's reads when FastAPI resolves them: in the request's session (``authenticate`` takes it too),
+    outside its transaction while it has not begun. ``HotRead`` routes make their own ``ReadScope`` instead."""
+    return ReadScope.joining(session)
+
+
+ReadsDep = Annotated[ReadScope, Depends(request_reads)]
+
+
+async def rows_of(reads: ReadScope, read: CompiledRead, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``read`` (as ``CompiledRead.rows``), on a pooled connection in autocommit when the scope has no
+    session, else on the session's connection."""
+    engine = reads.pooled_engine
+    if engine is None:
+        return await read.rows(await read_connection(await reads.session()), values)
+    arguments = []
+    for name, literal, processor in read._parameters:
+        value = values.get(name, literal)
+        arguments.append(processor(value) if processor is not None else value)
+    pooled = await engine.raw_connection()
+    try:
+        adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter, checked in with no transaction
+        try:
+            async with adapted._execute_mutex:
+                records = await adapted._connection.fetch(read.sql, *arguments)
+        except Exception as error:
+            raise await _pooled_read_error(engine, pooled, adapted, read.sql, error) from error
+    finally:
+        pooled.close()  # back to the pool: its reset (a rollback) has no transaction to end, so no round trip
+    rows = []
+    for record in records:
+        decoded = list(record)
+        for index, processor in read._decoders:
+            decoded[index] = processor(decoded[index])
+        rows.append(dict(zip(read.columns, decoded, strict=True)))
+    return rows
+
+
+async def _pooled_read_error(engine: AsyncEngine, pooled: Any, adapted: Any, sql: str, error: Exception) -> Exception:
+    """The error as ``session.execute`` raises it (as ``CompiledRead``'s), the connection invalidated when gone."""
+    translated: Any = error
+    try:
+        adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
+    except Exception as dbapi_error:
+        translated = dbapi_error
+    dialect = engine.dialect
+    sqlstate = getattr(translated, "sqlstate", None)
+    gone = dialect.is_disconnect(translated, adapted, None) or (
+        isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES)
+    )
+    if gone:
+        await greenlet_spawn(pooled.invalidate, translated)
+    return DBAPIError.instance(
+        sql,
+        None,
+        translated,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )

@@ -16,6 +16,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Partner, PartnerKind, PartnerStatus
 from app.console import formatting
 from app.core import business_time, clock
+from app.core.database import ReadScope
 from app.core.pagination import PageParams
 from app.core.problems import Problem
 from app.core.tenancy import Tenant
@@ -186,7 +187,8 @@ async def _tab_content(
         of_partner = fee_statements.StatementFilters(partner_id=partner.id)
         found = await fee_statements.list_statements(session, tenant, PageParams(limit=24, cursor=None), of_partner)
         return {"statements": found[:24]}
-    events = await audit.list_events(session, PageParams(limit=50, cursor=None), object_id=partner.id)
+    first_page = PageParams(limit=50, cursor=None)
+    events = await audit.list_events(ReadScope.joining(session), first_page, object_id=partner.id)
     return {"events": events[:50]}
 
 
