@@ -27,7 +27,7 @@ from app.conversions.models import SAME_TIME_ORDER, ConversionEvent, EventStatus
 from app.conversions.rows import Accounts, EventRow, lock_accounts, pending_events, write_accounts, write_events
 from app.conversions.schemas import EventIn, EventResult
 from app.core import clock
-from app.core.bulk import insert_rows
+from app.core.bulk import copy_rows_new
 from app.core.config import get_settings
 from app.core.models import new_ids
 from app.core.problems import Conflict, field_errors
@@ -201,14 +201,8 @@ async def _store(session: AsyncSession, events: Sequence[EventRow], now: datetim
         )
         for event in events
     ]
-    inserted = await insert_rows(
-        session,
-        _EVENTS,
-        _EVENT_COLUMNS,
-        rows,
-        on_conflict_do_nothing=True,
-        returning=("id",),
-        constants={"created_at": now},
+    inserted = await copy_rows_new(
+        session, _EVENTS, _EVENT_COLUMNS, rows, returning=("id",), constants={"created_at": now}
     )
     if len(inserted) != len(rows):
         # Another call of other accounts stored one of these source ids since they were looked up.
@@ -252,7 +246,7 @@ async def apply_pending(
     await write_accounts(session, accounts)
     # The referrals' changes are referrals' to check and write.
     await transition(session, lifecycle.changes, now)
-    await accrue(session, events, accounts, lifecycle.referrals_by_id, now)
+    await accrue(session, events, accounts, lifecycle.referrals_by_id, now, caps_checked_at_end=True)
     return {event.source_event_id: event for event in events}
 
 
