@@ -27,7 +27,7 @@ from app.conversions.models import SAME_TIME_ORDER, ConversionEvent, EventStatus
 from app.conversions.rows import Accounts, EventRow, lock_accounts, pending_events, write_accounts, write_events
 from app.conversions.schemas import EventIn, EventResult
 from app.core import clock
-from app.core.bulk import copy_rows_new
+from app.core.bulk import JsonText, copy_rows_new, json_text
 from app.core.config import get_settings
 from app.core.models import new_ids
 from app.core.problems import Conflict, field_errors
@@ -115,6 +115,7 @@ _EVENT_COLUMNS = (
     "organic",
     "effects",
     "applied_at",
+    "created_at",
 )
 
 
@@ -196,14 +197,13 @@ async def _store(session: AsyncSession, events: Sequence[EventRow], now: datetim
             event.referral_id,
             event.partner_id,
             event.organic,
-            event.effects,
+            JsonText(json_text(event.effects)),
             event.applied_at,
+            now,
         )
         for event in events
     ]
-    inserted = await copy_rows_new(
-        session, _EVENTS, _EVENT_COLUMNS, rows, returning=("id",), constants={"created_at": now}
-    )
+    inserted = await copy_rows_new(session, _EVENTS, _EVENT_COLUMNS, rows, returning=("id",))
     if len(inserted) != len(rows):
         # Another call of other accounts stored one of these source ids since they were looked up.
         raise Conflict("Some of these events were stored by another call meanwhile; send them again.")

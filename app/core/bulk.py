@@ -8,6 +8,7 @@ of rows whose empty columns differ), which costs more than the database's own wo
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -178,7 +179,10 @@ async def copy_rows_new(
     names = tuple(columns)
     json_positions = [position for position, name in enumerate(names) if _is_json(table.c[name])]
     appended = tuple((constants or {}).values())
-    records = [_with_json_text(row, json_positions, *appended) for row in rows] if json_positions or appended else rows
+    records = rows
+    if appended or not all(isinstance(row[p], JsonText | None) for row in rows for p in json_positions):
+        # Rows built as COPY records already (JSON as ``JsonText``, no constants) are sent as they are.
+        records = [_with_json_text(row, json_positions, *appended) for row in rows]
     raw = await driver_connection(session)
     await raw.execute("SAVEPOINT copy_rows_new")
     try:
@@ -194,8 +198,8 @@ async def copy_rows_new(
             session, table, columns, rows, on_conflict_do_nothing=True, returning=returning, constants=constants
         )
     await raw.execute("RELEASE SAVEPOINT copy_rows_new")
-    positions = [names.index(name) for name in returning]
-    return [tuple(row[position] for position in positions) for row in rows]
+    picked = operator.itemgetter(*(names.index(name) for name in returning))
+    return [picked(row) for row in rows] if len(returning) > 1 else [(picked(row),) for row in rows]
 
 
 class JsonText(str):

@@ -274,25 +274,32 @@ class Accrual:
         )
         self._append(line)
         month = business_month(event.occurred_at)
-        rooms = self._rooms(referral, month, rules)
-        allowed = max(0, min([value, *rooms.values()]))
-        self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
         key = (referral.partner_id, month)
-        used_before = self.context.used_by_partner_month.get(key, 0)
-        self.context.used_by_partner_month[key] = used_before + allowed
+        used_by_referral, used_by_month = self.context.used_by_referral, self.context.used_by_partner_month
+        used_before = used_by_month.get(key, 0)
+        # What each cap leaves of room (None: no such cap); the line is allowed what the tighter one leaves.
+        caps = rules.caps
+        referral_room = (
+            None if caps.per_referral_fen is None else caps.per_referral_fen - used_by_referral.get(referral.id, 0)
+        )
+        month_room = None if caps.per_partner_month_fen is None else caps.per_partner_month_fen - used_before
+        other = value if referral_room is None else min(value, referral_room)
+        allowed = max(0, other if month_room is None else min(other, month_room))
+        used_by_referral[referral.id] = used_by_referral.get(referral.id, 0) + allowed
+        used_by_month[key] = used_before + allowed
         which = None
         if allowed < value:
-            # The cap left with the least room once this line's allowed part is counted.
-            rooms_after = self._rooms(referral, month, rules)
-            which = min(rooms_after, key=rooms_after.__getitem__)
-        cap = rules.caps.per_partner_month_fen
-        if self.bounds is not None and cap is not None:
-            referral_room = rooms.get("per_referral")
+            # The cap left with the least room once this line's allowed part is counted (the referral's on a tie).
+            if referral_room is not None and (month_room is None or referral_room <= month_room):
+                which = "per_referral"
+            else:
+                which = "per_partner_month"
+        if self.bounds is not None and caps.per_partner_month_fen is not None:
             self.bounds.note(
                 key,
-                cap,
+                caps.per_partner_month_fen,
                 used_before - self.bounds.assumed.get(key, 0),
-                value if referral_room is None else min(value, referral_room),
+                other,
                 allowed,
                 None if referral_room is None else referral_room - allowed,
                 None if which is None else which == "per_referral",
@@ -314,16 +321,6 @@ class Accrual:
                     id=self._new_id(),
                 )
             )
-
-    def _rooms(self, referral: AnyReferral, month: str, rules: FeeRules) -> dict[str, int]:
-        """What each cap of the rules leaves of room for the referral, in the business ``month`` of a line."""
-        rooms: dict[str, int] = {}
-        if rules.caps.per_referral_fen is not None:
-            rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
-        if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, month), 0)
-            rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
-        return rooms
 
     # --- clawback ----------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from app.catalog.service import mark_fee_schedules_used
 from app.conversions.lifecycle import AnyReferral, Event
-from app.core.bulk import copy_rows_new, driver_connection, equals_any
+from app.core.bulk import JsonText, copy_rows_new, driver_connection, equals_any, json_text
 from app.core.models import new_id
 from app.fees.cap_usage import CAPPED_RULES, PartnerMonth, add_usage_deltas, capped, usage_deltas
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
@@ -109,6 +109,9 @@ _COLUMNS = (
     "hold_until",
     "reverses_id",
     "arithmetic",
+    "currency",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -160,14 +163,14 @@ async def write_lines(
             line.occurred_at,
             line.hold_until,
             line.reverses_id,
-            line.arithmetic,
+            JsonText(json_text(line.arithmetic)),
+            "CNY",
+            now,
+            now,
         )
         for line in lines
     ]
-    constants = {"currency": "CNY", "created_at": now, "updated_at": now}
-    inserted = {
-        row[0] for row in await copy_rows_new(session, _LEDGER, _COLUMNS, rows, returning=("id",), constants=constants)
-    }
+    inserted = {row[0] for row in await copy_rows_new(session, _LEDGER, _COLUMNS, rows, returning=("id",))}
     usage = [
         (line.referral.partner_id, line.occurred_at, line.amount_fen)
         for line in lines
