@@ -8,12 +8,14 @@ of rows whose empty columns differ), which costs more than the database's own wo
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from pydantic_core import to_json
 from sqlalchemy.dialects import postgresql
@@ -25,6 +27,12 @@ _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 def equals_any(column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
     """``column = ANY(:values)``: one array parameter, where ``IN`` would send (and process) one per value."""
     return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(column.type)))
+
+
+async def driver_connection(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session, in its transaction."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
 
 
 async def copy_records(
@@ -148,6 +156,50 @@ async def insert_rows(
     result = await session.execute(sa.text(statement), parameters)
     returns_rows = isinstance(result, sa.CursorResult) and result.returns_rows
     return [tuple(row) for row in result.all()] if returns_rows else []
+
+
+async def copy_rows_new(
+    session: AsyncSession,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: Sequence[str],
+    constants: Mapping[str, Any] | None = None,
+) -> list[tuple[Any, ...]]:
+    """``insert_rows(..., on_conflict_do_nothing=True)`` for rows that are new as a rule: binary COPY straight into
+    ``table`` under a savepoint, with no staging table and no second statement. If a unique key turns out to be
+    taken (a replay, or a concurrent writer), the savepoint is rolled back and the rows go through
+    ``insert_rows``'s ``ON CONFLICT DO NOTHING``, which skips those. Returns the ``returning`` columns (which must be
+    among ``columns``) of the rows inserted."""
+    if len(rows) < COPY_FROM:
+        return await insert_rows(
+            session, table, columns, rows, on_conflict_do_nothing=True, returning=returning, constants=constants
+        )
+    names = tuple(columns)
+    json_positions = [position for position, name in enumerate(names) if _is_json(table.c[name])]
+    appended = tuple((constants or {}).values())
+    records = rows
+    if appended or not all(isinstance(row[p], JsonText | None) for row in rows for p in json_positions):
+        # Rows built as COPY records already (JSON as ``JsonText``, no constants) are sent as they are.
+        records = [_with_json_text(row, json_positions, *appended) for row in rows]
+    raw = await driver_connection(session)
+    await raw.execute("SAVEPOINT copy_rows_new")
+    try:
+        await raw.copy_records_to_table(
+            table.name,
+            records=records,
+            columns=[*names, *(constants or {})],  # type: ignore[arg-type]
+        )
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT copy_rows_new")
+        await raw.execute("RELEASE SAVEPOINT copy_rows_new")
+        return await insert_rows(
+            session, table, columns, rows, on_conflict_do_nothing=True, returning=returning, constants=constants
+        )
+    await raw.execute("RELEASE SAVEPOINT copy_rows_new")
+    picked = operator.itemgetter(*(names.index(name) for name in returning))
+    return [picked(row) for row in rows] if len(returning) > 1 else [(picked(row),) for row in rows]
 
 
 class JsonText(str):

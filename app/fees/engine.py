@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,13 +28,22 @@ from app.core.business_time import business_day, business_month
 from app.core.models import new_ids
 from app.core.money import basis_points_of, clamp
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
-from app.fees.cap_usage import CAPPED_RULES, EARNING_RULES, lock_cap_usage, partner_months
-from app.fees.ledger_writes import Line, write_lines
+from app.fees.cap_usage import (
+    CAPPED_RULES,
+    EARNING_RULES,
+    UsageBounds,
+    add_cap_usage_within,
+    lock_cap_usage,
+    partner_months,
+    read_cap_usage,
+)
+from app.fees.ledger_writes import LedgerLine, Line, lock_earlier_lines, planned_usage, write_lines
 from app.fees.models import AccrualStatus, FeeAccrual, FeeReviewHold, FeeRule
 
 _LEDGER = FeeAccrual.__table__  # type: ignore[attr-defined]  # bulk inserts through the table, not the ORM
 __all__ = ["CAPPED_RULES", "EARNING_RULES", "accrue", "lock_cap_months", "release_held", "standing"]
 _TIER_ORDER = ("retail", "hnw", "institutional")
+_AnyLine = TypeVar("_AnyLine", FeeAccrual, LedgerLine)
 
 
 def months_after(start: datetime, months: int) -> datetime:
@@ -51,7 +60,7 @@ class _Context:
     programs: dict[str, Program]
     schedules: dict[str, list[FeeSchedule]]
     rules: dict[str, FeeRules]
-    lines_by_referral: dict[str, list[FeeAccrual]]
+    lines_by_referral: dict[str, list[LedgerLine]]
     used_by_referral: dict[str, int]
     used_by_partner_month: dict[tuple[str, str], int]
 
@@ -63,7 +72,9 @@ class _Context:
         return None
 
 
-async def _load_context(session: AsyncSession, referrals: dict[str, AnyReferral], events: Sequence[Event]) -> _Context:
+async def _load_context(
+    session: AsyncSession, referrals: dict[str, AnyReferral], events: Sequence[Event], *, lock_caps: bool = True
+) -> _Context:
     program_ids = sorted({referral.program_id for referral in referrals.values()})
     programs = {p.id: p for p in await session.scalars(select(Program).where(col(Program.id).in_(program_ids)))}
     schedules: dict[str, list[FeeSchedule]] = defaultdict(list)
@@ -74,15 +85,8 @@ async def _load_context(session: AsyncSession, referrals: dict[str, AnyReferral]
     ):
         schedules[schedule.program_id].append(schedule)
     rules = {schedule.id: FeeRules.model_validate(schedule.rules) for group in schedules.values() for schedule in group}
-    lines_by_referral: dict[str, list[FeeAccrual]] = defaultdict(list)
-    for line in await session.scalars(
-        select(FeeAccrual)
-        .where(col(FeeAccrual.referral_id).in_(list(referrals)))
-        .order_by(col(FeeAccrual.occurred_at))
-        .with_for_update()
-    ):
-        lines_by_referral[line.referral_id or ""].append(line)
-    lines_by_referral = defaultdict(list, {key: standing(lines) for key, lines in lines_by_referral.items()})
+    earlier = await lock_earlier_lines(session, referrals)
+    lines_by_referral = defaultdict(list, {key: standing(lines) for key, lines in earlier.items()})
     used_by_referral = {
         referral_id: sum(
             line.amount_fen for line in lines if line.rule in CAPPED_RULES and line.status is not AccrualStatus.reversed
@@ -97,7 +101,10 @@ async def _load_context(session: AsyncSession, referrals: dict[str, AnyReferral]
         for line in lines
         if line.status is AccrualStatus.pending
     ]
-    used_by_partner_month = await lock_cap_months(session, moments)
+    if lock_caps:
+        used_by_partner_month = await lock_cap_months(session, moments)
+    else:
+        used_by_partner_month = await read_cap_usage(session, partner_months(moments))
     return _Context(programs, dict(schedules), rules, lines_by_referral, used_by_referral, used_by_partner_month)
 
 
@@ -108,7 +115,7 @@ async def lock_cap_months(session: AsyncSession, moments: Iterable[tuple[str, da
     return await lock_cap_usage(session, partner_months(moments))
 
 
-def standing(lines: list[FeeAccrual]) -> list[FeeAccrual]:
+def standing(lines: list[_AnyLine]) -> list[_AnyLine]:
     """A referral's lines but those an attribution move took away and the lines that took them: to the referral's
     history (tier paid, what a clawback can reverse, cap usage) they net to nothing, whoever holds it now."""
     moved = {line.reverses_id for line in lines if line.rule is FeeRule.attribution_moved}
@@ -124,6 +131,7 @@ class Accrual:
     now: datetime
     lines: list[Line] = field(default_factory=list)
     cancelled_ids: set[str] = field(default_factory=set)
+    bounds: UsageBounds | None = None  # with the usage read unlocked: what the decisions assumed of it
     _new_by_referral: dict[str, list[Line]] = field(default_factory=lambda: defaultdict(list))
     _ids: list[str] = field(default_factory=list)
 
@@ -220,17 +228,17 @@ class Accrual:
                 tier = arithmetic["to_tier"]
         return tier
 
-    def _lines_of(self, referral_id: str) -> list[FeeAccrual | Line]:
+    def _lines_of(self, referral_id: str) -> list[LedgerLine | Line]:
         """The referral's lines: those already in the ledger, then those this call is adding."""
-        earlier: list[FeeAccrual | Line] = list(self.context.lines_by_referral.get(referral_id, []))
+        earlier: list[LedgerLine | Line] = list(self.context.lines_by_referral.get(referral_id, []))
         return earlier + self._new_by_referral.get(referral_id, [])
 
-    def _is_reversed(self, line: FeeAccrual | Line) -> bool:
+    def _is_reversed(self, line: LedgerLine | Line) -> bool:
         return line.status is AccrualStatus.reversed or line.id in self.cancelled_ids
 
     def _history(self, referral_id: str) -> Iterable[tuple[FeeRule, dict[str, Any], bool]]:
-        earlier: Iterable[FeeAccrual | Line] = self.context.lines_by_referral.get(referral_id, ())
-        added: Iterable[FeeAccrual | Line] = self._new_by_referral.get(referral_id, ())
+        earlier: Iterable[LedgerLine | Line] = self.context.lines_by_referral.get(referral_id, ())
+        added: Iterable[LedgerLine | Line] = self._new_by_referral.get(referral_id, ())
         for line in chain(earlier, added):  # as ``_lines_of`` lists them, without copying both per event
             yield line.rule, line.arithmetic, self._is_reversed(line)
 
@@ -266,14 +274,37 @@ class Accrual:
         )
         self._append(line)
         month = business_month(event.occurred_at)
-        allowed = max(0, min([value, *self._rooms(referral, month, rules).values()]))
-        self.context.used_by_referral[referral.id] = self.context.used_by_referral.get(referral.id, 0) + allowed
         key = (referral.partner_id, month)
-        self.context.used_by_partner_month[key] = self.context.used_by_partner_month.get(key, 0) + allowed
+        used_by_referral, used_by_month = self.context.used_by_referral, self.context.used_by_partner_month
+        used_before = used_by_month.get(key, 0)
+        # What each cap leaves of room (None: no such cap); the line is allowed what the tighter one leaves.
+        caps = rules.caps
+        referral_room = (
+            None if caps.per_referral_fen is None else caps.per_referral_fen - used_by_referral.get(referral.id, 0)
+        )
+        month_room = None if caps.per_partner_month_fen is None else caps.per_partner_month_fen - used_before
+        other = value if referral_room is None else min(value, referral_room)
+        allowed = max(0, other if month_room is None else min(other, month_room))
+        used_by_referral[referral.id] = used_by_referral.get(referral.id, 0) + allowed
+        used_by_month[key] = used_before + allowed
+        which = None
         if allowed < value:
-            # The cap left with the least room once this line's allowed part is counted.
-            rooms = self._rooms(referral, month, rules)
-            which = min(rooms, key=rooms.__getitem__)
+            # The cap left with the least room once this line's allowed part is counted (the referral's on a tie).
+            if referral_room is not None and (month_room is None or referral_room <= month_room):
+                which = "per_referral"
+            else:
+                which = "per_partner_month"
+        if self.bounds is not None and caps.per_partner_month_fen is not None:
+            self.bounds.note(
+                key,
+                caps.per_partner_month_fen,
+                used_before - self.bounds.assumed.get(key, 0),
+                other,
+                allowed,
+                None if referral_room is None else referral_room - allowed,
+                None if which is None else which == "per_referral",
+            )
+        if which is not None:
             self._append(
                 Line(
                     f"{event.id}:{rule.value}:cap",
@@ -290,16 +321,6 @@ class Accrual:
                     id=self._new_id(),
                 )
             )
-
-    def _rooms(self, referral: AnyReferral, month: str, rules: FeeRules) -> dict[str, int]:
-        """What each cap of the rules leaves of room for the referral, in the business ``month`` of a line."""
-        rooms: dict[str, int] = {}
-        if rules.caps.per_referral_fen is not None:
-            rooms["per_referral"] = rules.caps.per_referral_fen - self.context.used_by_referral.get(referral.id, 0)
-        if rules.caps.per_partner_month_fen is not None:
-            used = self.context.used_by_partner_month.get((referral.partner_id, month), 0)
-            rooms["per_partner_month"] = rules.caps.per_partner_month_fen - used
-        return rooms
 
     # --- clawback ----------------------------------------------------------------------------------------------
 
@@ -362,7 +383,7 @@ class Accrual:
             )
 
     @staticmethod
-    def _clawed(lines: list[FeeAccrual | Line], line_id: str) -> bool:
+    def _clawed(lines: list[LedgerLine | Line], line_id: str) -> bool:
         return any(line.rule is FeeRule.clawback and line.reverses_id == line_id for line in lines)
 
 
@@ -374,23 +395,55 @@ async def accrue(
     now: datetime,
     *,
     key_prefix: str = "",
+    caps_checked_at_end: bool = False,
 ) -> int:
     """Accrue the applied, attributed ``events`` (in time order); returns how many lines were written.
 
     ``key_prefix`` accrues events again, for a referral an attribution move gave them to: the lines' source keys
-    carry the move, so that the lines they made for the earlier holder stay what they are."""
+    carry the move, so that the lines they made for the earlier holder stay what they are.
+
+    ``caps_checked_at_end`` (the feed): the monthly caps' usage is read unlocked and checked when it is added, at
+    the end (``app.fees.cap_usage``); the lines are decided again under the locks if a concurrent writer changed
+    it. Otherwise the months are locked before anything is decided."""
     attributed = [event for event in events if event.status is EventStatus.applied and event.referral_id in referrals]
     if not attributed:
         return 0
     involved = {event.referral_id or "": referrals[event.referral_id or ""] for event in attributed}
-    context = await _load_context(session, involved, attributed)
-    accrual = Accrual(context, accounts, now)
-    for event in sorted(attributed, key=lambda event: event.occurred_at):
-        accrual.on_event(event, involved[event.referral_id or ""])
+    attributed.sort(key=lambda event: event.occurred_at)
+    context = await _load_context(session, involved, attributed, lock_caps=not caps_checked_at_end)
+    earlier = [line for lines in context.lines_by_referral.values() for line in lines]
+    used_by_referral = dict(context.used_by_referral)
+    bounds = UsageBounds(dict(context.used_by_partner_month)) if caps_checked_at_end else None
+    accrual = _decide(context, accounts, involved, attributed, now, bounds)
+    added = None
+    if bounds is not None:
+        added = planned_usage(accrual.lines, accrual.cancelled_ids, earlier)
+        within = await add_cap_usage_within(session, added, bounds)
+        if within != {*added, *bounds.ranges}:
+            # A concurrent writer moved a month out of the range decided on: decide again from the usage now
+            # locked (less what was just added to the months still in range).
+            locked = await lock_cap_usage(session, [*added, *bounds.ranges])
+            added = {key: added.get(key, 0) if key in within else 0 for key in locked}
+            context.used_by_partner_month = {key: used - added[key] for key, used in locked.items()}
+            context.used_by_referral = used_by_referral
+            accrual = _decide(context, accounts, involved, attributed, now, None)
     for line in accrual.lines:
         line.source_key = key_prefix + line.source_key
-    earlier = [line for lines in accrual.context.lines_by_referral.values() for line in lines]
-    return await write_lines(session, accrual.lines, accrual.cancelled_ids, earlier, now)
+    return await write_lines(session, accrual.lines, accrual.cancelled_ids, earlier, now, usage_added=added)
+
+
+def _decide(
+    context: _Context,
+    accounts: Mapping[str, Account],
+    referrals: Mapping[str, AnyReferral],
+    events: Sequence[Event],
+    now: datetime,
+    bounds: UsageBounds | None,
+) -> Accrual:
+    accrual = Accrual(context, accounts, now, bounds=bounds)
+    for event in events:
+        accrual.on_event(event, referrals[event.referral_id or ""])
+    return accrual
 
 
 async def release_held(session: AsyncSession, now: datetime, partners: PartnerFilter = EVERY_PARTNER) -> int:

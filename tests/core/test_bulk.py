@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.bulk import COPY_FROM, JsonText, Then, _staging_name, insert_rows
+from app.core.bulk import COPY_FROM, JsonText, Then, _staging_name, copy_rows_new, insert_rows
 from app.core.models import new_id, new_ids
 from app.referrals.models import ExistingClient
 
@@ -81,6 +81,44 @@ async def test_json_already_encoded_is_sent_as_it_is(session: AsyncSession, coun
     await insert_rows(session, table, ("id", "doc"), rows)
     docs = (await session.execute(text("SELECT DISTINCT doc FROM json_rows"))).scalars().all()
     assert docs == [{"a": [1, "二"]}]  # the same document either way, never a JSON string of it
+
+
+@pytest.mark.parametrize("count", [3, COPY_FROM * 2])
+async def test_new_rows_are_copied_straight_in_and_a_taken_key_falls_back_to_skipping(
+    session: AsyncSession, count: int
+) -> None:
+    now = await session.scalar(text("SELECT now()"))
+    hashes = [os.urandom(32) for _ in range(count)]
+    rows = [(identity,) for identity in hashes]
+    constants = {"opened_on": date(2018, 5, 6), "updated_at": now}
+    first = await copy_rows_new(
+        session, CLIENTS, ("identity_hash",), rows, returning=["identity_hash"], constants=constants
+    )
+    assert first == rows
+    # Half of them again with new ones: the COPY meets a taken key, the rows already there are skipped.
+    fresh = [(os.urandom(32),) for _ in range(count)]
+    again = [*rows[: count // 2], *fresh]
+    second = await copy_rows_new(
+        session, CLIENTS, ("identity_hash",), again, returning=["identity_hash"], constants=constants
+    )
+    assert sorted(second) == sorted(fresh)
+    stored = await session.execute(
+        text(
+            "SELECT opened_on, updated_at, count(*) FROM existing_clients WHERE identity_hash = ANY(:hashes) "
+            "GROUP BY 1, 2"
+        ),
+        {"hashes": [*hashes, *(row[0] for row in fresh)]},
+    )
+    assert stored.all() == [(date(2018, 5, 6), now, count * 2)]  # each once, the transaction still usable
+
+
+async def test_json_is_copied_straight_in_as_documents(session: AsyncSession) -> None:
+    await session.execute(text("CREATE TEMPORARY TABLE json_copied (id text PRIMARY KEY, doc jsonb)"))
+    table = sa.Table("json_copied", sa.MetaData(), sa.Column("id", sa.Text), sa.Column("doc", JSONB))
+    rows = [(f"r{n}", JsonText('{"a": [1, "二"]}') if n % 2 else {"a": [1, "二"]}) for n in range(COPY_FROM)]
+    assert len(await copy_rows_new(session, table, ("id", "doc"), rows, returning=["id"])) == COPY_FROM
+    docs = (await session.execute(text("SELECT DISTINCT doc FROM json_copied"))).scalars().all()
+    assert docs == [{"a": [1, "二"]}]
 
 
 def test_ids_made_together_look_like_ids_made_one_by_one() -> None:
