@@ -35,7 +35,7 @@ from app.referrals.batches.models import (
     ReferralBatchChunk,
     chunk_purpose,
 )
-from app.referrals.service import encrypted_candidate, open_programs
+from app.referrals.service import PlainReferral, encrypted_candidate, open_programs, sealed_candidate
 
 PREPARE_SLICE = 100  # lines validated and encrypted between two yields to the event loop
 MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
@@ -116,7 +116,10 @@ def prepare_lines(
             message = "No active program with this id accepts your referrals."
             prepared.results.append(line_error(number, parsed.external_ref, "program_id", message))
         else:
-            candidate = encrypted_candidate(number, parsed, parsed.program_id, window, cipher, index, today)
+            if isinstance(parsed, PlainReferral):
+                candidate = sealed_candidate(number, parsed, window, cipher, index, today)
+            else:
+                candidate = encrypted_candidate(number, parsed, parsed.program_id, window, cipher, index, today)
             prepared.candidates.append(candidate)
             prepared.external_refs[number] = parsed.external_ref
     return prepared
