@@ -35,6 +35,7 @@ from app.referrals.batches.models import (
     ReferralBatchChunk,
     chunk_purpose,
 )
+from app.referrals.batches.well_formed import Bounds
 from app.referrals.service import PlainReferral, encrypted_candidate, open_programs, sealed_candidate
 
 PREPARE_SLICE = 100  # lines validated and encrypted between two yields to the event loop
@@ -106,8 +107,9 @@ def prepare_lines(
     # Read once, not per line: attributes of ORM objects cost an instrumented lookup each time.
     batch_format, columns = batch.format, batch.columns
     windows = {program.id: program.attribution_window_days for program in (programs or {}).values()}
+    bounds = Bounds.now()
     for number, record in lines:
-        parsed = parse_line(batch_format, columns, number, record)
+        parsed = parse_line(batch_format, columns, number, record, bounds)
         if isinstance(parsed, LineResult):
             prepared.results.append(parsed)
         elif programs is None:

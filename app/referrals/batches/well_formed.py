@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from app.core import clock
 from app.core.bulk import JsonText, json_text
-from app.core.identifiers import national_id_birth_year
-from app.privacy.identity import checked_credit_code, checked_national_id
+from app.core.business_time import business_day
+from app.core.identifiers import national_id_birth_year, national_id_check_character
+from app.privacy.identity import checked_credit_code
 from app.referrals.models import ReferralKind
 from app.referrals.schemas import (
     CONSENT_CLOCK_SKEW,
@@ -44,7 +47,22 @@ _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 _INSTANT = TypeAdapter(AwareDatetime)  # pydantic's own parsing of ``captured_at``, without the model around it
 
 
-def well_formed(body: dict[str, Any]) -> PlainReferral | None:
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What validation compares with the clock, read once for many lines: a birth date before ``born_before`` and a
+    consent captured by ``captured_by`` pass validation's checks at any later moment (time moves on); the fast way
+    leaves any other date to validation, which reads the clock itself."""
+
+    born_before: date
+    captured_by: datetime
+
+    @classmethod
+    def now(cls) -> Bounds:
+        moment = clock.now()
+        return cls(business_day(moment) - timedelta(days=1), moment + CONSENT_CLOCK_SKEW)
+
+
+def well_formed(body: dict[str, Any], bounds: Bounds) -> PlainReferral | None:
     """What ``ReferralCreate.model_validate(body)`` would give, as plain values, for a body whose every value is in
     plain form; None otherwise."""
     if not body.keys() <= _TOP:
@@ -70,12 +88,12 @@ def well_formed(body: dict[str, Any]) -> PlainReferral | None:
         if not (
             _name(name, 60)
             and _mobile(mobile)
-            and _checked(checked_national_id, identifier)
+            and _national_id(identifier, bounds.born_before)
             and (band is None or band in _BANDS)
             and (employer is None or (isinstance(employer, str) and len(employer) <= 200))
         ):
             return None
-        if (consent := _consent(body.get("consent"))) is None:
+        if (consent := _consent(body.get("consent"), bounds.captured_by)) is None:
             return None
         birth_year = national_id_birth_year(identifier)  # type: ignore[arg-type]
     return PlainReferral(
@@ -117,7 +135,20 @@ def _checked(check: Callable[[str], str], value: object) -> bool:
         return False
 
 
-def _consent(fields: object) -> JsonText | None:
+def _national_id(value: object, born_before: date) -> bool:
+    """An ID number as ``checked_national_id`` accepts and leaves it, of someone born before ``born_before``."""
+    if not (isinstance(value, str) and len(value) == 18 and value.isascii() and value[:17].isdigit()):
+        return False
+    if national_id_check_character(value[:17]) != value[17]:
+        return False
+    try:
+        born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    return born.year >= 1900 and born < born_before
+
+
+def _consent(fields: object, captured_by: datetime) -> JsonText | None:
     """The consent evidence as ``Consent.model_dump_json()`` writes it (its fields in their order)."""
     if not (isinstance(fields, dict) and fields.keys() == _CONSENT):
         return None
@@ -145,7 +176,7 @@ def _consent(fields: object) -> JsonText | None:
         captured_at = _INSTANT.validate_python(fields["captured_at"])
     except ValidationError:
         return None
-    if captured_at > clock.now() + CONSENT_CLOCK_SKEW:
+    if captured_at > captured_by:
         return None
     evidence = {name: fields[name] for name in _CONSENT_ORDER}
     evidence["captured_at"], evidence["notice_sha256"] = captured_at, sha256
