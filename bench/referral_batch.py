@@ -10,7 +10,9 @@ processing are also timed apart.
 
 The ceiling, measured in the same run on the same server: a bare binary ``COPY`` of the same rows (the CSV's 20
 columns as text) into a plain table. The bench then checks in SQL that every line has one result and one referral,
-and measures a floor: the batch's finished referral rows COPYed into a table with the indexes of ``referrals``.
+and measures the floors: the batch's finished referral rows COPYed into a table that carries what ``referrals``
+carries (indexes, foreign keys, the report queue's triggers), and into one with its indexes only. CPU seconds per
+1,000 rows of the workers, the server and the database server are measured over the upload and processing.
 
 What bounds the figure (2 cores, shared by PostgreSQL and Python, both busy). Per referral, about 65 us of Python
 (validation about 13, encryption and blind indexes about 6, CSV parsing, the rows, the results) and about 60 us of
@@ -43,6 +45,7 @@ import httpx
 from bench import referral_gen
 from bench.auth_throughput import Credentials, _access_token, _alliance, _serve, _service_env, _stop, _tail
 from bench.common import ROOT, BenchContext, BenchResult, PgTarget, Stopwatch, connect, scratch_database, stage
+from bench.cpu import child_pids, postmaster_pid, tree_cpu_s
 
 NAME = "referral_batch"
 ROWS, QUICK_ROWS = 100_000, 10_000
@@ -57,6 +60,8 @@ TIMEOUT_S = 1800.0
 CLI_TIMEOUT_S = 180.0
 COPY_TABLE = "referral_batch_copy"
 FLOOR_TABLE = "referral_batch_floor"
+INDEX_FLOOR_TABLE = "referral_batch_index_floor"
+CPU_SIDES = ("workers", "server", "database")
 WORKERS = int(os.environ.get("BENCH_BATCH_WORKERS", "2"))  # one per core: workers share a batch chunk by chunk
 # Targets of the issue: end to end at least this many rows/s, and this share of the bare COPY.
 TARGET_ROWS_PER_S, TARGET_COPY_RATIO = 10_000, 0.25
@@ -76,17 +81,44 @@ async def run(ctx: BenchContext) -> BenchResult:
             with stage("loading the demo alliance (alliance demo --json)"):
                 bank = await _demo_bank(env)
             copy_s = await _time_copies(database, path)
+            postmaster = await _postmaster(database)
             async with _serve(env) as (base_url, server_log), _workers(env, WORKERS) as worker_log:
                 token = await _access_token(base_url, bank)
+                cpu_before = _cpu_s(postmaster)
                 timings, batch = await _submit_and_wait(base_url, token, path, csv_bytes)
+                cpu_after = _cpu_s(postmaster)
                 log_tail = _tail(server_log) + "\n" + _tail(worker_log)
             with stage("checking every line's result and referral (SQL)"):
                 checked = await _check(database, batch["id"])
-            floor_s = await _time_floor(database, batch["id"])
+            floors = await _time_floors(database, batch["id"])
     problems = _problems(batch, checked, count)
     if problems:
         print(f"  the logs end with:\n{log_tail}", flush=True)
-    return _result(ctx, count, timings, copy_s, floor_s, batch, checked, csv_bytes, problems)
+    cpu = {side: _spent(cpu_before[side], cpu_after[side]) for side in CPU_SIDES}
+    return _result(ctx, count, timings, copy_s, floors, cpu, batch, checked, csv_bytes, problems)
+
+
+async def _postmaster(database: PgTarget) -> int | None:
+    connection = await connect(database)
+    try:
+        return await postmaster_pid(connection)
+    finally:
+        await connection.close()
+
+
+def _cpu_s(postmaster: int | None) -> dict[str, float | None]:
+    """CPU seconds so far of the bench's worker processes, of its server, and of the database server (all its
+    processes: when it is not on this machine, None)."""
+    me = os.getpid()
+    return {
+        "workers": tree_cpu_s(child_pids(me, "worker")),
+        "server": tree_cpu_s(child_pids(me, "serve")),
+        "database": tree_cpu_s([postmaster]) if postmaster is not None else None,
+    }
+
+
+def _spent(before: float | None, after: float | None) -> float | None:
+    return after - before if before is not None and after is not None else None
 
 
 async def _demo_bank(env: dict[str, str]) -> Credentials:
@@ -137,19 +169,48 @@ async def _timed_copies(
     return durations
 
 
-async def _time_floor(database: PgTarget, batch_id: str) -> list[float]:
-    """The floor under any design of intake: the batch's finished referral rows (encrypted, masked), COPYed into a
-    table with the indexes of ``referrals`` (not its foreign keys nor its trigger), none of the work that made them
-    being done. Their ratio to the bare COPY bounds what the end-to-end figure can reach."""
+async def _time_floors(database: PgTarget, batch_id: str) -> dict[str, list[float]]:
+    """The floors under any design of intake: the batch's finished referral rows (encrypted, masked) COPYed, none
+    of the work that made them being done, into a table that carries what ``referrals`` carries: its indexes, its
+    foreign keys and its triggers (the report queue's), read from the catalog (``floor``); and into one with its
+    indexes only (``index_floor``, the floor reported until 2026-12-07). Their ratio to the bare COPY bounds what the
+    end-to-end figure can reach."""
     connection = await connect(database)
     try:
         rows = await connection.fetch("SELECT * FROM referrals WHERE batch_id = $1", batch_id)
-        records = [tuple(row) for row in rows]
+        records, columns = [tuple(row) for row in rows], list(rows[0].keys())
+        await connection.execute(f"CREATE TABLE {INDEX_FLOOR_TABLE} (LIKE referrals INCLUDING ALL)")
+        label = "COPY of the finished referral rows into a table with the indexes of referrals"
+        index_floor = await _timed_copies(connection, INDEX_FLOOR_TABLE, records, columns, label)
         await connection.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE referrals INCLUDING ALL)")
-        label = "COPY of the finished referral rows into an indexed table"
-        return await _timed_copies(connection, FLOOR_TABLE, records, list(rows[0].keys()), label)
+        for statement in await _carried_by_referrals(connection, FLOOR_TABLE):
+            await connection.execute(statement)
+        label = "COPY of the finished referral rows into a table with the indexes, foreign keys, triggers of referrals"
+        floor = await _timed_copies(connection, FLOOR_TABLE, records, columns, label)
+        return {"floor": floor, "index_floor": index_floor}
     finally:
         await connection.close()
+
+
+async def _carried_by_referrals(connection: asyncpg.Connection, table: str) -> list[str]:
+    """The statements that give ``table`` the foreign keys and the (non-internal) triggers of ``referrals``."""
+    keys = await connection.fetch(
+        "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint"
+        " WHERE conrelid = 'referrals'::regclass AND contype = 'f' ORDER BY conname"
+    )
+    triggers = await connection.fetch(
+        "SELECT pg_get_triggerdef(oid) AS definition FROM pg_trigger"
+        " WHERE tgrelid = 'referrals'::regclass AND NOT tgisinternal ORDER BY tgname"
+    )
+    if not keys or not triggers:
+        raise RuntimeError("referrals has no foreign keys or no triggers: the floor would not carry what it carries")
+    statements = [f"ALTER TABLE {table} ADD CONSTRAINT {table}_{key['conname']} {key['definition']}" for key in keys]
+    for trigger in triggers:
+        definition, on = trigger["definition"], re.compile(r" ON (public\.)?referrals ")
+        if not on.search(definition):
+            raise RuntimeError(f"unexpected trigger definition: {definition}")
+        statements.append(on.sub(f" ON {table} ", definition, count=1))
+    return statements
 
 
 @asynccontextmanager
@@ -251,7 +312,8 @@ def _result(
     count: int,
     timings: dict[str, float],
     copy_s: list[float],
-    floor_s: list[float],
+    floors: dict[str, list[float]],
+    cpu: dict[str, float | None],
     batch: dict[str, Any],
     checked: dict[str, int],
     csv_bytes: int,
@@ -259,7 +321,7 @@ def _result(
 ) -> BenchResult:
     rate = count / timings["total_s"]
     copy_rate = count / statistics.median(copy_s)
-    metrics = {
+    metrics: dict[str, float] = {
         "rows_per_s": rate,
         "copy_rows_per_s": copy_rate,
         "ratio_to_copy": rate / copy_rate,
@@ -267,17 +329,24 @@ def _result(
         "processing_rows_per_s": count / timings["processing_s"],
         **timings,
         "copy_median_s": statistics.median(copy_s),
-        "floor_rows_per_s": count / statistics.median(floor_s),
-        "floor_ratio_to_copy": statistics.median(copy_s) / statistics.median(floor_s),
     }
-    floor_rate = metrics["floor_rows_per_s"]
-    metrics["ratio_to_floor"] = rate / floor_rate
     ceiling = ctx.ratio_to("ceiling_copy", "rows_per_s", rate)
     if ceiling is not None:
         metrics["ratio_to_ceiling_copy"] = ceiling
-    floor_to_ceiling = ctx.ratio_to("ceiling_copy", "rows_per_s", floor_rate)
-    if floor_to_ceiling is not None:
-        metrics["floor_ratio_to_ceiling_copy"] = floor_to_ceiling
+    for name, durations in floors.items():  # floor_*, index_floor_*
+        floor_rate = count / statistics.median(durations)
+        metrics[f"{name}_rows_per_s"] = floor_rate
+        metrics[f"{name}_ratio_to_copy"] = floor_rate / copy_rate
+        to_ceiling = ctx.ratio_to("ceiling_copy", "rows_per_s", floor_rate)
+        if to_ceiling is not None:
+            metrics[f"{name}_ratio_to_ceiling_copy"] = to_ceiling
+        metrics[f"ratio_to_{name}"] = rate / floor_rate
+    for side, seconds in cpu.items():
+        if seconds is not None:
+            metrics[f"{side}_cpu_s_per_1k_rows"] = seconds * 1000 / count
+    if all(seconds is not None for seconds in cpu.values()):
+        metrics["cpu_s_per_1k_rows"] = sum(seconds or 0.0 for seconds in cpu.values()) * 1000 / count
+    floor_rate = metrics["floor_rows_per_s"]
     notes = list(problems)
     if rate < TARGET_FLOOR_RATIO * floor_rate:
         notes.append(f"below {TARGET_FLOOR_RATIO:.0%} of the floor ({floor_rate:,.0f} rows/s)")
@@ -300,7 +369,10 @@ def _result(
             "counts": batch["counts"],
             "checked": checked,
             "copy_table": "plain, logged, no index, the CSV's 20 columns as text",
-            "floor_table": "LIKE referrals INCLUDING ALL (its indexes), the batch's finished rows",
+            "floor_table": "LIKE referrals INCLUDING ALL, its foreign keys and triggers; the batch's finished rows",
+            "index_floor_table": "LIKE referrals INCLUDING ALL (its indexes only), the batch's finished rows",
+            "cpu": "from the upload's first byte to the batch completed: the workers, the server, every process of "
+            "the database server (its own CPU only when it runs on this machine)",
             "seed": referral_gen.DEFAULT_SEED,
         },
         note="; ".join(notes),

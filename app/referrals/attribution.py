@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.bulk import JsonText, equals_any, insert_rows
+from app.core.bulk import JsonText, copy_records, equals_any, insert_rows
 from app.core.business_time import business_day
 from app.core.models import new_id, new_ids
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
@@ -353,12 +354,7 @@ async def _insert(
             ).scalars()
         )
         rows = [row for row in rows if row[_ID] in claimed]
-    inserted: dict[str, str] = {
-        str(external_ref): str(referral_id)
-        for referral_id, external_ref in await insert_rows(
-            session, _REFERRALS, _REFERRAL_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id", "external_ref")
-        )
-    }
+    inserted = await _write_referrals(session, rows)
     await record_intake(session, partner_id, list(inserted.values()), status, now)
     if status in HOLDING_STATUSES and len(inserted) < len(rows):
         unclaimed = [row for row in rows if inserted.get(row[_EXTERNAL_REF]) != row[_ID]]
@@ -373,6 +369,33 @@ async def _insert(
         else:
             outcomes[candidate.line] = Outcome(candidate.line, referral_id, status, created=True)
     return lost
+
+
+COPY_FROM = 64  # referrals of one write from which they are COPYed straight into the table
+
+
+async def _write_referrals(session: AsyncSession, rows: list[tuple[Any, ...]]) -> dict[str, str]:
+    """Insert referral rows (in the order of ``_REFERRAL_COLUMNS``) but those whose id or reference is taken;
+    returns external_ref → id of the rows inserted.
+
+    Many rows are COPYed straight into ``referrals`` under a savepoint: no staging table, no second pass over the
+    rows in the database. COPY cannot pass over a conflict, so a unique violation (a reference used meanwhile by a
+    concurrent submission) rolls back to the savepoint and the rows go the way of a few, an ``INSERT … ON CONFLICT
+    DO NOTHING`` that leaves out exactly the conflicting ones: the outcome is the same either way."""
+    if len(rows) >= COPY_FROM:
+        try:
+            async with session.begin_nested():
+                await copy_records(session, _REFERRALS.name, _REFERRAL_COLUMNS, rows)
+        except asyncpg.UniqueViolationError:
+            pass
+        else:
+            return {row[_EXTERNAL_REF]: row[_ID] for row in rows}
+    return {
+        str(external_ref): str(referral_id)
+        for referral_id, external_ref in await insert_rows(
+            session, _REFERRALS, _REFERRAL_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id", "external_ref")
+        )
+    }
 
 
 async def _settle_lost_claims(

@@ -92,6 +92,23 @@ def build_candidate(
     return encrypted_candidate(line, data, program.id, program.attribution_window_days, cipher, index, today)
 
 
+@dataclass(slots=True)
+class PlainReferral:
+    """A validated referral as the plain values intake encrypts and indexes (the identifier and mobile normalised,
+    the consent evidence as its JSON)."""
+
+    program_id: str
+    external_ref: str
+    kind: str
+    name: str
+    mobile: str | None
+    identifier: str
+    birth_year: int | None
+    declared_assets_band: str | None
+    employer: str | None
+    consent: JsonText | None
+
+
 def encrypted_candidate(
     line: int,
     data: ReferralCreate,
@@ -112,25 +129,46 @@ def encrypted_candidate(
         assert isinstance(subject, EnterpriseSubject)
         identifier, mobile = subject.credit_code, subject.contact_mobile
         birth_year, assets, employer = None, None, None
-    return Candidate(
-        line=line,
+    plain = PlainReferral(
         program_id=program_id,
-        attribution_window_days=window_days,
         external_ref=data.external_ref,
         kind=data.kind.value,
-        identity_hash=identity_index(index, data.kind, identifier),
-        mobile_hash=mobile_index(index, mobile) if mobile else None,
-        name_ct=cipher.encrypt(subject.name, NAME_COLUMN),
-        mobile_ct=cipher.encrypt(mobile, MOBILE_COLUMN) if mobile else None,
-        identifier_ct=cipher.encrypt(identifier, IDENTIFIER_COLUMN),
-        name_masked=mask_name(subject.name),
-        mobile_masked=mask_mobile(mobile) if mobile else None,
-        identifier_masked=mask_identifier(identifier),
+        name=subject.name,
+        mobile=mobile,
+        identifier=identifier,
         birth_year=birth_year,
-        age_band=age_band(birth_year, today),
         declared_assets_band=assets.value if assets else None,
         employer=employer,
         consent=JsonText(data.consent.model_dump_json()) if data.consent else None,
+    )
+    return sealed_candidate(line, plain, window_days, cipher, index, today)
+
+
+def sealed_candidate(
+    line: int, plain: PlainReferral, window_days: int, cipher: DataCipher, index: BlindIndex, today: date
+) -> Candidate:
+    """Encrypt and index a validated referral's values; nothing in clear leaves this function but masks and age
+    band."""
+    mobile, identifier = plain.mobile, plain.identifier
+    return Candidate(
+        line=line,
+        program_id=plain.program_id,
+        attribution_window_days=window_days,
+        external_ref=plain.external_ref,
+        kind=plain.kind,
+        identity_hash=identity_index(index, plain.kind, identifier),
+        mobile_hash=mobile_index(index, mobile) if mobile else None,
+        name_ct=cipher.encrypt(plain.name, NAME_COLUMN),
+        mobile_ct=cipher.encrypt(mobile, MOBILE_COLUMN) if mobile else None,
+        identifier_ct=cipher.encrypt(identifier, IDENTIFIER_COLUMN),
+        name_masked=mask_name(plain.name),
+        mobile_masked=mask_mobile(mobile) if mobile else None,
+        identifier_masked=mask_identifier(identifier),
+        birth_year=plain.birth_year,
+        age_band=age_band(plain.birth_year, today),
+        declared_assets_band=plain.declared_assets_band,
+        employer=plain.employer,
+        consent=plain.consent,
     )
 
 

@@ -22,8 +22,10 @@ from app.referrals.batches.files import (
 from app.referrals.batches.models import (
     LineOutcome,
 )
+from app.referrals.batches.well_formed import Bounds, well_formed
 from app.referrals.models import ReferralStatus
 from app.referrals.schemas import ReferralCreate
+from app.referrals.service import PlainReferral
 
 _SUBJECT_COLUMNS = (
     "name",
@@ -165,9 +167,10 @@ def _validation_errors(error: ValidationError, batch_format: BatchFormat) -> lis
 
 
 def parse_line(
-    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, record: Record
-) -> ReferralCreate | LineResult:
-    """One data record (see ``files``) as a validated ``ReferralCreate``, or its error result."""
+    batch_format: BatchFormat, columns: Sequence[str] | None, line: int, record: Record, bounds: Bounds | None = None
+) -> ReferralCreate | PlainReferral | LineResult:
+    """One data record (see ``files``) as a validated ``ReferralCreate`` (or, for a CSV row in plain form, its
+    values: ``well_formed``, given the ``bounds`` of the time), or its error result."""
     if isinstance(record, dict):
         return line_error(line, None, None, record.get("unreadable") or MALFORMED)
     if isinstance(record, str):  # a JSON line
@@ -181,6 +184,8 @@ def parse_line(
             return LineResult(line, LineOutcome.error, external_ref, errors=_validation_errors(exc, batch_format))
     assert columns is not None and len(columns) == len(record)
     body = _csv_body(columns, record)
+    if bounds is not None and (plain := well_formed(body, bounds)) is not None:
+        return plain
     try:
         return ReferralCreate.model_validate(body)
     except ValidationError as exc:

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import select, text, update
@@ -35,8 +36,10 @@ from app.referrals.batches.models import (
     ReferralBatchChunk,
     chunk_purpose,
 )
-from app.referrals.service import encrypted_candidate, open_programs
+from app.referrals.batches.well_formed import Bounds
+from app.referrals.service import PlainReferral, encrypted_candidate, open_programs, sealed_candidate
 
+_OUTCOME = RESULT_COLUMNS.index("outcome")
 PREPARE_SLICE = 100  # lines validated and encrypted between two yields to the event loop
 MAX_ATTEMPTS = 5  # failed processing runs before a batch is marked failed
 
@@ -106,8 +109,9 @@ def prepare_lines(
     # Read once, not per line: attributes of ORM objects cost an instrumented lookup each time.
     batch_format, columns = batch.format, batch.columns
     windows = {program.id: program.attribution_window_days for program in (programs or {}).values()}
+    bounds = Bounds.now()
     for number, record in lines:
-        parsed = parse_line(batch_format, columns, number, record)
+        parsed = parse_line(batch_format, columns, number, record, bounds)
         if isinstance(parsed, LineResult):
             prepared.results.append(parsed)
         elif programs is None:
@@ -116,7 +120,10 @@ def prepare_lines(
             message = "No active program with this id accepts your referrals."
             prepared.results.append(line_error(number, parsed.external_ref, "program_id", message))
         else:
-            candidate = encrypted_candidate(number, parsed, parsed.program_id, window, cipher, index, today)
+            if isinstance(parsed, PlainReferral):
+                candidate = sealed_candidate(number, parsed, window, cipher, index, today)
+            else:
+                candidate = encrypted_candidate(number, parsed, parsed.program_id, window, cipher, index, today)
             prepared.candidates.append(candidate)
             prepared.external_refs[number] = parsed.external_ref
     return prepared
@@ -140,16 +147,14 @@ async def prepare_chunk(
     return PreparedChunk.combine(parts)
 
 
-def _result(outcome: Outcome, external_ref: str) -> LineResult:
+def _record(batch_id: str, outcome: Outcome, external_ref: str) -> tuple[Any, ...]:
+    """The result row of an attributed line (``LineResult.record``'s columns), made at once: no result object for
+    each of a chunk's thousands of lines."""
     if outcome.referral_id is None:
-        return line_error(outcome.line, external_ref, outcome.error_field, outcome.error or "refused")
-    if not outcome.created:
-        return LineResult(
-            outcome.line, LineOutcome.returned_existing, external_ref, outcome.referral_id, outcome.status
-        )
+        return line_error(outcome.line, external_ref, outcome.error_field, outcome.error or "refused").record(batch_id)
     assert outcome.status is not None
-    outcome_kind = LineOutcome(outcome.status.value)
-    return LineResult(outcome.line, outcome_kind, external_ref, outcome.referral_id, outcome.status)
+    kind = LineOutcome(outcome.status.value) if outcome.created else LineOutcome.returned_existing
+    return (batch_id, outcome.line, kind.value, external_ref, outcome.referral_id, outcome.status.value, None)
 
 
 async def apply_chunk(
@@ -175,25 +180,27 @@ async def apply_chunk(
         if unstaged is None:  # processed by an earlier run
             results, candidates = [], []
     outcomes = await attribute(session, batch.partner_id, candidates, now, batch_id=batch.id)
-    results = results + [_result(outcome, prepared.external_refs[outcome.line]) for outcome in outcomes]
-    await copy_records(session, "referral_batch_results", RESULT_COLUMNS, [r.record(batch.id) for r in results])
-    counts = Counter(result.outcome for result in results)
+    external_refs = prepared.external_refs
+    records = [result.record(batch.id) for result in results]
+    records += [_record(batch.id, outcome, external_refs[outcome.line]) for outcome in outcomes]
+    await copy_records(session, "referral_batch_results", RESULT_COLUMNS, records)
+    counts = Counter(record[_OUTCOME] for record in records)
     done = await session.scalar(
         update(ReferralBatch)
         .where(col(ReferralBatch.id) == batch.id, sa.text(OPEN_SQL))
         .values(
-            processed=col(ReferralBatch.processed) + len(results),
+            processed=col(ReferralBatch.processed) + len(records),
             eligible=col(ReferralBatch.eligible) + counts[LineOutcome.eligible],
             existing_client=col(ReferralBatch.existing_client) + counts[LineOutcome.existing_client],
             duplicate=col(ReferralBatch.duplicate) + counts[LineOutcome.duplicate],
             returned_existing=col(ReferralBatch.returned_existing) + counts[LineOutcome.returned_existing],
             errors=col(ReferralBatch.errors) + counts[LineOutcome.error],
             status=sa.case(
-                (col(ReferralBatch.processed) + len(results) >= col(ReferralBatch.total_lines), BatchStatus.completed),
+                (col(ReferralBatch.processed) + len(records) >= col(ReferralBatch.total_lines), BatchStatus.completed),
                 else_=BatchStatus.processing,
             ),
             completed_at=sa.case(
-                (col(ReferralBatch.processed) + len(results) >= col(ReferralBatch.total_lines), now), else_=None
+                (col(ReferralBatch.processed) + len(records) >= col(ReferralBatch.total_lines), now), else_=None
             ),
             updated_at=now,
         )
