@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import asyncpg
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import Select, event
+from sqlalchemy import Select, TextClause, event
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
@@ -237,28 +237,106 @@ class CompiledRead:
         return rows
 
     async def _as_sqlalchemy_error(self, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
-        """The error as ``session.execute`` raises it (the problem handler answers those), the connection
-        invalidated when it is gone."""
-        translated: Any = error
+        return await as_sqlalchemy_error(self.sql, connection, adapted, error)
+
+
+async def as_sqlalchemy_error(sql: str, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
+    """An asyncpg ``error`` of ``sql`` run on ``adapted`` (the asyncpg adapter of ``connection``) as
+    ``session.execute`` raises it (the problem handler answers those), the connection invalidated when it is gone."""
+    translated: Any = error
+    try:
+        adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
+    except Exception as dbapi_error:
+        translated = dbapi_error
+    sqlstate = getattr(translated, "sqlstate", None)
+    gone = connection.dialect.is_disconnect(translated, adapted, None) or (
+        isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES)
+    )
+    if gone:
+        await connection.invalidate(translated)
+    return DBAPIError.instance(
+        sql,
+        None,
+        translated,
+        connection.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=connection.dialect,
+    )
+
+
+# --- compiled statements ------------------------------------------------------------------------------------------
+
+
+def runs_alone(session: AsyncSession) -> bool:
+    """Whether a statement of this request would run alone (``CompiledStatement.row``): the session is bound to the
+    engine (not to the tests' one connection) and its transaction has not begun (holds no connection yet)."""
+    if not isinstance(session.bind, AsyncEngine):
+        return False
+    transaction = session.sync_session.get_transaction()
+    # SessionTransaction._connections: the connections the session's transaction has begun (empty until first use).
+    return transaction is None or not transaction._connections
+
+
+class StatementUndone(Exception):
+    """The statement met the condition of its ``undo_if`` and failed on purpose: nothing it did is kept."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def undo_if(condition: str, reason: str) -> str:
+    """A SQL expression (NULL) that fails the statement, with ``reason``, where ``condition`` holds.
+
+    The text becomes an integer only once ``condition`` is known to hold, row by row: a constant would be cast (and
+    fail) while the statement is planned. ``reason`` must be a plain word (letters and dashes).
+    """
+    return f"CAST(CASE WHEN {condition} THEN '{reason}' END AS integer)"
+
+
+class CompiledStatement:
+    """A text statement (``sa.text``, values bound by name) compiled once, for the writes the hottest routes make
+    in one statement; run on the asyncpg connection directly (asyncpg keeps it prepared), its row as asyncpg reads
+    it: no ORM, no SQLAlchemy execution context.
+
+    When the request's transaction has not begun (``runs_alone``), the statement runs alone on a connection of the
+    pool, in autocommit: a statement is atomic by itself, and BEGIN and COMMIT would cost a round trip each. The
+    request holds no other connection meanwhile, and its session still begins its own transaction afterwards if the
+    request needs one. Otherwise it runs in the request's transaction, as ``session.execute`` would.
+    """
+
+    def __init__(self, statement: TextClause, *, undo_reasons: tuple[str, ...] = ()) -> None:
+        compiled = statement.compile(dialect=_ASYNCPG)
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+        self._undo_reasons = tuple(f'"{reason}"' for reason in undo_reasons)  # as PostgreSQL quotes the text
+
+    async def row(self, session: AsyncSession, values: Mapping[str, Any]) -> asyncpg.Record | None:
+        """The statement's one row (None when it returns none). Raises ``StatementUndone`` when it failed on
+        purpose (``undo_if``), SQLAlchemy's errors otherwise."""
+        arguments = [values[name] for name in self._names]
+        if runs_alone(session):
+            assert isinstance(session.bind, AsyncEngine)
+            async with session.bind.connect() as connection:
+                return await self._fetchrow(connection, arguments, alone=True)
+        return await self._fetchrow(await session.connection(), arguments, alone=False)
+
+    async def _fetchrow(self, connection: AsyncConnection, arguments: list[Any], *, alone: bool) -> Any:
+        pooled = await connection.get_raw_connection()
+        adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter
         try:
-            adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
-        except Exception as dbapi_error:
-            translated = dbapi_error
-        sqlstate = getattr(translated, "sqlstate", None)
-        gone = connection.dialect.is_disconnect(translated, adapted, None) or (
-            isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES)
-        )
-        if gone:
-            await connection.invalidate(translated)
-        return DBAPIError.instance(
-            self.sql,
-            None,
-            translated,
-            connection.dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=gone,
-            dialect=connection.dialect,
-        )
+            async with adapted._execute_mutex:
+                if not alone and adapted._transaction is None:
+                    await adapted._start_transaction()  # the request's transaction, begun on first use
+                return await adapted._connection.fetchrow(self.sql, *arguments)
+        except asyncpg.InvalidTextRepresentationError as error:
+            reason = next((reason for reason in self._undo_reasons if reason in str(error)), None)
+            if reason is None:
+                raise await as_sqlalchemy_error(self.sql, connection, adapted, error) from error
+            raise StatementUndone(reason.strip('"')) from error
+        except Exception as error:
+            raise await as_sqlalchemy_error(self.sql, connection, adapted, error) from error
 
 
 # --- notices ------------------------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ or person sent before → that referral, 200; a reference used for another perso
 its conflict), and a key claimed meanwhile by a concurrent request. An insert that loses a race to a concurrent
 holder or reference after the key was claimed is settled by the general path too, and its answer remembered.
 
+When the request has not used the database yet, the statement runs alone (``CompiledStatement``: no BEGIN nor
+COMMIT, it commits by itself); an insert that loses its race then fails the statement on purpose (``LOST_A_RACE``),
+so that neither the key's claim nor the person's is kept, and the general path runs in a transaction of its own.
+
 The current holder is read from ``identity_holders`` (by the identity) and its referral on its partner's rows; an
 ``eligible`` referral is written only with its claim there (the race of rule 6: one key, whoever races).
 """
@@ -23,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.business_time import business_day
+from app.core.database import CompiledStatement, StatementUndone, runs_alone, undo_if
 from app.core.idempotency import (
     RETENTION,
     STORED_ANSWER_CTE,
@@ -67,8 +72,17 @@ _INSERTED = (
     "employer, consent, window_ends_at, outcome_at, created_at, updated_at"
 )
 
-_SUBMIT = sa.text(
-    f"""
+# Run alone (``runs_alone``), the statement commits by itself: an insert that lost its race must then undo the
+# whole statement, the key's claim (with an answer that is not the referral's) and the person's claim with it.
+LOST_A_RACE = "submission-lost-a-race"
+_LOST_A_RACE_SQL = (
+    "CAST(:undo_if_lost AS boolean) AND c.body IS NOT NULL AND d.outcome IN ('eligible', 'existing_client') "
+    "AND NOT EXISTS (SELECT 1 FROM created)"
+)
+
+_SUBMIT = CompiledStatement(
+    sa.text(
+        f"""
     WITH
     program AS (
         SELECT p.id, p.attribution_window_days FROM programs AS p JOIN partners AS partner ON partner.id = p.partner_id
@@ -158,9 +172,12 @@ _SUBMIT = sa.text(
     {intake_sql("created")}
     SELECT d.outcome, c.status_code AS claimed_status, c.body AS claimed_body,
            s.request_hash AS stored_hash, s.status_code AS stored_status, s.body AS stored_body,
-           EXISTS (SELECT 1 FROM created) AS inserted, EXISTS (SELECT 1 FROM taken) AS taken
+           EXISTS (SELECT 1 FROM created) AS inserted, EXISTS (SELECT 1 FROM taken) AS taken,
+           {undo_if(_LOST_A_RACE_SQL, LOST_A_RACE)} AS undone
     FROM decided AS d LEFT JOIN claimed AS c ON true LEFT JOIN stored AS s ON true
     """
+    ),
+    undo_reasons=(LOST_A_RACE,),
 )
 
 _UNCLAIM = sa.text("DELETE FROM identity_holders WHERE identity_hash = :identity_hash AND referral_id = :referral_id")
@@ -197,9 +214,10 @@ async def submit_in_one_statement(
 ) -> OneStatement:
     received_event, attributed_event = new_ids("rev", 2)
     referral_id = new_id("ref")
-    row = (
-        await session.execute(
-            _SUBMIT,
+    alone = runs_alone(session)
+    try:
+        row = await _SUBMIT.row(
+            session,
             {
                 "owner": owner,
                 "key": key,
@@ -227,21 +245,26 @@ async def submit_in_one_statement(
                 "consent": str(candidate.consent) if candidate.consent is not None else None,
                 "received_event": received_event,
                 "attributed_event": attributed_event,
+                "undo_if_lost": alone,
             },
         )
-    ).one()
-    if row.outcome == "stored":
-        if row.stored_hash != request_hash:
+    except StatementUndone:  # run alone, lost the insert to a concurrent holder or reference: nothing was kept
+        return OneStatement("lost", None)
+    assert row is not None  # the statement's last SELECT has one row
+    if row["outcome"] == "stored":
+        if row["stored_hash"] != request_hash:
             raise IdempotencyKeyReused("This Idempotency-Key was used with a different request; use a new key.")
-        return OneStatement(row.outcome, StoredAnswer(row.stored_status or 200, row.stored_body, replayed=True))
-    if row.outcome == "no_program":
+        return OneStatement(
+            row["outcome"], StoredAnswer(row["stored_status"] or 200, row["stored_body"], replayed=True)
+        )
+    if row["outcome"] == "no_program":
         raise ProgramNotAvailable("No active program with this id accepts your referrals.", field="program_id")
-    if row.outcome == "ref_taken":
+    if row["outcome"] == "ref_taken":
         raise ExternalRefTaken("external_ref already used for another referral", field="external_ref")
-    if row.outcome == "general" or row.claimed_body is None:
-        return OneStatement(row.outcome, None)
-    if row.outcome != "known" and not row.inserted:  # lost the insert to a concurrent holder or reference
-        if row.taken:  # the person was claimed for the referral that lost to a concurrent reference: given back
+    if row["outcome"] == "general" or row["claimed_body"] is None:
+        return OneStatement(row["outcome"], None)
+    if row["outcome"] != "known" and not row["inserted"]:  # lost the insert to a concurrent holder or reference
+        if row["taken"]:  # the person was claimed for the referral that lost to a concurrent reference: given back
             await session.execute(_UNCLAIM, {"identity_hash": candidate.identity_hash, "referral_id": referral_id})
-        return OneStatement(row.outcome, None, claimed=True)
-    return OneStatement(row.outcome, StoredAnswer(row.claimed_status, row.claimed_body, replayed=False))
+        return OneStatement(row["outcome"], None, claimed=True)
+    return OneStatement(row["outcome"], StoredAnswer(row["claimed_status"], row["claimed_body"], replayed=False))
