@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic_core import from_json
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +17,7 @@ from sqlmodel import col
 
 from app.catalog.service import mark_fee_schedules_used
 from app.conversions.lifecycle import AnyReferral, Event
-from app.core.bulk import JsonText, copy_rows_new, driver_connection, equals_any, json_text
+from app.core.bulk import JsonText, copy_rows_new, equals_any, json_text
 from app.core.models import new_id
 from app.fees.cap_usage import CAPPED_RULES, PartnerMonth, add_usage_deltas, capped, usage_deltas
 from app.fees.models import AccrualStatus, FeeAccrual, FeeRule
@@ -57,26 +58,35 @@ class LedgerLine:
 
 
 # Referral by referral (each an index scan of ``ix_fee_accruals_referral``), so that the cost follows the call's
-# referrals whatever the size of the ledger; the referrals in key order, each one's lines in time order.
-_EARLIER_LINES = """
-SELECT r.id, l.id, l.source_key, l.partner_id, l.fee_schedule_id, l.rule, l.amount_fen, l.status, l.occurred_at,
-       l.reverses_id, l.arithmetic::text
-FROM unnest($1::varchar[]) AS r(id)
-CROSS JOIN LATERAL (
-    SELECT * FROM fee_accruals AS a WHERE a.referral_id = r.id ORDER BY a.occurred_at, a.id FOR UPDATE
-) AS l
-"""
+# referrals whatever the size of the ledger; the referrals in key order, each one's lines in time order. Each
+# referral with its partner: the ledger's distribution key (docs/scaling.md).
+_EARLIER_LINES = sa.text(
+    """
+    SELECT r.id, l.id, l.source_key, l.partner_id, l.fee_schedule_id, l.rule, l.amount_fen, l.status, l.occurred_at,
+           l.reverses_id, l.arithmetic::text
+    FROM unnest(CAST(:ids AS varchar[]), CAST(:partners AS varchar[])) AS r(id, partner_id)
+    CROSS JOIN LATERAL (
+        SELECT * FROM fee_accruals AS a
+        WHERE a.partner_id = r.partner_id AND a.referral_id = r.id
+        ORDER BY a.occurred_at, a.id
+        FOR UPDATE
+    ) AS l
+    """
+)
 
 
-async def lock_earlier_lines(session: AsyncSession, referral_ids: Iterable[str]) -> dict[str, list[LedgerLine]]:
-    """The ledger lines of these referrals, locked until the transaction ends, by referral, in time order."""
-    ordered = sorted(set(referral_ids))
+async def lock_earlier_lines(
+    session: AsyncSession, referrals: Mapping[str, AnyReferral]
+) -> dict[str, list[LedgerLine]]:
+    """The ledger lines of these referrals (by id), locked until the transaction ends, by referral, in time order."""
+    ordered = sorted(referrals)
     by_referral: dict[str, list[LedgerLine]] = defaultdict(list)
     if not ordered:
         return by_referral
-    await session.flush()  # lines written through the ORM before, if any, are read too
-    connection = await driver_connection(session)
-    for row in await connection.fetch(_EARLIER_LINES, ordered):
+    rows = await session.execute(
+        _EARLIER_LINES, {"ids": ordered, "partners": [referrals[referral_id].partner_id for referral_id in ordered]}
+    )
+    for row in rows.all():
         by_referral[row[0]].append(
             LedgerLine(
                 row[1],

@@ -122,8 +122,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     "(partner_id, id), as its router already knows the caller's partner",
     ("conversion feed", "conversion_events"): "app/conversions: the flush of the events it loaded, by id only; "
     "key them by (client_ref, id)",
-    ("conversion feed", "fee_accruals"): "app/fees: the accruals of the referrals an event touches, by referral "
-    "id only; add the referrals' partner_id",
 }
 
 
