@@ -375,12 +375,12 @@ class HotRead(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         by_fastapi = super().get_route_handler()
-        inclusion = _inclusion.get() if _inclusion is not None else None
         if _inclusion is None:
             return by_fastapi  # pragma: no cover
         # The route as included (the app's dependencies, the app as overrides provider), or as declared.
+        inclusion = _inclusion.get()
         route: Any = inclusion if inclusion is not None and inclusion.original_route is self else self
-        where = f"{route.path_format}"
+        where = route.path_format
         call = _Call.of(self.endpoint, where)
         unresolved = {dependant.call for dependant in route.dependant.dependencies} - call.calls - _SATISFIED
         if unresolved or route.dependant.path_params or route.body_field is not None or route.response_field is None:
