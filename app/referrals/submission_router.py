@@ -8,7 +8,7 @@ application/json``) that parses, an ``Idempotency-Key`` of 1 to 200 characters. 
 handler, which answers it as before: up to that decision nothing was done that the general handler does not do again
 (the body is read once, Starlette keeps it). From the principal on, the order is FastAPI's: the guard, then the
 session and the principal (its errors come first), then the body's validation, then the endpoint; the session's
-transaction commits before the answer is sent, as ``SessionDep`` does. The OpenAPI document is the route's own.
+transaction commits before the answer is sent, as ``SessionDep``'s does. The OpenAPI document is the route's own.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class SubmissionRoute(APIRoute):
             if guarded:
                 await guard_request(request)
             database: Database = request.app.state.database
-            async with database.sessionmaker() as session, session.begin():
+            # SessionDep's session and its one transaction, begun on first use (a submission run alone uses none):
+            # committed once the endpoint returned, before the answer is sent; rolled back on any error.
+            async with database.sessionmaker() as session:
                 principal = await authenticate(scopes, request, session, await bearer(request))
                 values, errors = await request_body_to_args(body_fields, received, embed_body_fields=False)
                 if errors:
@@ -81,6 +83,8 @@ class SubmissionRoute(APIRoute):
                     principal=principal,
                     once=OnceOnly(request, session, key),
                 )
+                if session.in_transaction():
+                    await session.commit()
             return response
 
         return handler
