@@ -92,7 +92,7 @@ DOCUMENTED_ROUTERS = (
 )
 # Matched first: a call is matched against the routers in the order they were included, route by route (and twice
 # per router), so the calls made most are included first. Their paths are their own: no other route can match them.
-MATCHED_FIRST = (programs_router, audit_router)
+MATCHED_FIRST = (programs_router, audit_router, referrals_router)
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any
 
 import asyncpg
@@ -237,31 +237,33 @@ class CompiledRead:
         return rows
 
     async def _as_sqlalchemy_error(self, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
-        return await as_sqlalchemy_error(self.sql, connection, adapted, error)
+        return await as_sqlalchemy_error(self.sql, connection.dialect, adapted, error, connection.invalidate)
 
 
-async def as_sqlalchemy_error(sql: str, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
-    """An asyncpg ``error`` of ``sql`` run on ``adapted`` (the asyncpg adapter of ``connection``) as
-    ``session.execute`` raises it (the problem handler answers those), the connection invalidated when it is gone."""
+async def as_sqlalchemy_error(
+    sql: str, dialect: Any, adapted: Any, error: Exception, invalidate: Callable[[Exception], Awaitable[None]]
+) -> Exception:
+    """An asyncpg ``error`` of ``sql`` run on ``adapted`` (SQLAlchemy's asyncpg adapter) as ``session.execute``
+    raises it (the problem handler answers those), the connection invalidated when it is gone."""
     translated: Any = error
     try:
         adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
     except Exception as dbapi_error:
         translated = dbapi_error
     sqlstate = getattr(translated, "sqlstate", None)
-    gone = connection.dialect.is_disconnect(translated, adapted, None) or (
+    gone = dialect.is_disconnect(translated, adapted, None) or (
         isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES)
     )
     if gone:
-        await connection.invalidate(translated)
+        await invalidate(translated)
     return DBAPIError.instance(
         sql,
         None,
         translated,
-        connection.dialect.loaded_dbapi.Error,
+        dialect.loaded_dbapi.Error,
         hide_parameters=True,
         connection_invalidated=gone,
-        dialect=connection.dialect,
+        dialect=dialect,
     )
 
 
@@ -317,14 +319,31 @@ class CompiledStatement:
         purpose (``undo_if``), SQLAlchemy's errors otherwise."""
         arguments = [values[name] for name in self._names]
         if runs_alone(session):
-            assert isinstance(session.bind, AsyncEngine)
-            async with session.bind.connect() as connection:
-                return await self._fetchrow(connection, arguments, alone=True)
-        return await self._fetchrow(await session.connection(), arguments, alone=False)
+            engine = session.bind
+            assert isinstance(engine, AsyncEngine)
+            # The pool's connection itself (no SQLAlchemy Connection around it: nothing else runs on it).
+            pooled = await greenlet_spawn(engine.sync_engine.raw_connection)
 
-    async def _fetchrow(self, connection: AsyncConnection, arguments: list[Any], *, alone: bool) -> Any:
-        pooled = await connection.get_raw_connection()
-        adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter
+            async def invalidate(error: Exception) -> None:
+                await greenlet_spawn(pooled.invalidate, error)
+
+            try:
+                return await self._fetchrow(pooled.dbapi_connection, engine.dialect, invalidate, arguments, alone=True)
+            finally:
+                await greenlet_spawn(pooled.close)
+        connection = await session.connection()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        return await self._fetchrow(adapted, connection.dialect, connection.invalidate, arguments, alone=False)
+
+    async def _fetchrow(
+        self,
+        adapted: Any,  # SQLAlchemy's asyncpg adapter
+        dialect: Any,
+        invalidate: Callable[[Exception], Awaitable[None]],
+        arguments: list[Any],
+        *,
+        alone: bool,
+    ) -> Any:
         try:
             async with adapted._execute_mutex:
                 if not alone and adapted._transaction is None:
@@ -333,10 +352,10 @@ class CompiledStatement:
         except asyncpg.InvalidTextRepresentationError as error:
             reason = next((reason for reason in self._undo_reasons if reason in str(error)), None)
             if reason is None:
-                raise await as_sqlalchemy_error(self.sql, connection, adapted, error) from error
+                raise await as_sqlalchemy_error(self.sql, dialect, adapted, error, invalidate) from error
             raise StatementUndone(reason.strip('"')) from error
         except Exception as error:
-            raise await as_sqlalchemy_error(self.sql, connection, adapted, error) from error
+            raise await as_sqlalchemy_error(self.sql, dialect, adapted, error, invalidate) from error
 
 
 # --- notices ------------------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from app.referrals.schemas import (
     UnmaskedSubject,
     Withdrawal,
 )
+from app.referrals.submission_router import SubmissionRoute
 
 partner_router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses=problem_responses(401, 403, 404, 429))
 staff_router = APIRouter(prefix="/v1/admin", tags=["attribution"], responses=problem_responses(401, 403, 404, 429))
@@ -85,21 +86,6 @@ def event_out(event: ReferralEvent) -> ReferralEventOut:
 # --- partner ----------------------------------------------------------------------------------------------------
 
 
-@partner_router.post(
-    "",
-    status_code=201,
-    response_model=ReferralOut,
-    responses={
-        200: {"model": ReferralOut, "description": "You already referred this person: your existing referral"},
-        **problem_responses(409, 422),
-    },
-    summary="Submit one referral",
-    description=(
-        "Validates, encrypts and attributes at once: the answer's `status` is the attribution outcome "
-        "(`eligible`, `existing_client`, `duplicate`). Sending the same person again returns your existing "
-        "referral with 200. `Idempotency-Key` is required: the same key and body return the first answer."
-    ),
-)
 async def submit_referral(
     body: ReferralCreate,
     request: Request,
@@ -133,6 +119,26 @@ async def submit_referral(
         answer = await submit()
         return await IdempotentCall(session, principal.client_id, once.key).remember(answer.status_code, answer.body)
     return await once.create(principal.client_id, body, submit)
+
+
+partner_router.add_api_route(
+    "",
+    submit_referral,
+    methods=["POST"],
+    route_class_override=SubmissionRoute,  # the usual request without FastAPI's dependency solving
+    status_code=201,
+    response_model=ReferralOut,
+    responses={
+        200: {"model": ReferralOut, "description": "You already referred this person: your existing referral"},
+        **problem_responses(409, 422),
+    },
+    summary="Submit one referral",
+    description=(
+        "Validates, encrypts and attributes at once: the answer's `status` is the attribution outcome "
+        "(`eligible`, `existing_client`, `duplicate`). Sending the same person again returns your existing "
+        "referral with 200. `Idempotency-Key` is required: the same key and body return the first answer."
+    ),
+)
 
 
 @partner_router.get("", response_model=Page[ReferralOut], summary="Your referrals, newest first")
