@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from app.audit import service
 from app.audit.schemas import AuditEventOut
 from app.auth.deps import HotRead, Principal, requires
-from app.core.database import ReadsDep
+from app.core.compiled import ReadsDep
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses
 

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from app.audit.models import AuditEvent
 from app.audit.schemas import AuditEventOut
-from app.core.database import CompiledRead, ReadScope, rows_of
+from app.core.compiled import CompiledRead, ReadScope, rows_of
 from app.core.pagination import PageParams, after_position, cursor_position
 
 

@@ -29,7 +29,8 @@ from app.auth.tokens import InvalidToken, unverified_kid, verify_access_token
 from app.auth.verified import VerifiedTokens
 from app.core import clock
 from app.core.clock import FrozenClock
-from app.core.database import ReadScope, SessionDep, request_reads
+from app.core.compiled import ReadScope, request_reads
+from app.core.database import SessionDep
 from app.core.problems import Forbidden, Problem, Unauthorized
 from app.core.request_guards import guard_request
 from app.core.tenancy import Tenant

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from app.catalog.models import BundledProduct, FeeSchedule, FeeScheduleStatus, Program, ProgramProduct
 from app.catalog.schemas import FeeScheduleOut, ProductOut, ProgramOut
 from app.core import business_time
-from app.core.database import CompiledRead, ReadScope, rows_of
+from app.core.compiled import CompiledRead, ReadScope, rows_of
 from app.core.pagination import Page, PageParams, after_position, cursor_position, page_of
 from app.core.tenancy import Tenant
 

@@ -25,7 +25,8 @@ from app.catalog.schemas import (
     ProgramUpdate,
     StatusChange,
 )
-from app.core.database import ReadsDep, SessionDep
+from app.core.compiled import ReadsDep
+from app.core.database import SessionDep
 from app.core.idempotency import IdempotentCreate
 from app.core.pagination import Page, PageParams, page_of, page_params
 from app.core.problems import problem_responses

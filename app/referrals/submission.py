@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.business_time import business_day
-from app.core.database import CompiledStatement, StatementUndone, runs_alone, undo_if
+from app.core.compiled import CompiledStatement, StatementUndone, runs_alone, undo_if
 from app.core.idempotency import (
     RETENTION,
     STORED_ANSWER_CTE,

@@ -18,7 +18,8 @@ from app.auth.deps import HotRead, Principal, requires
 from app.auth.limits import TokenBuckets
 from app.auth.scopes import PrincipalKind
 from app.catalog.models import PartnerKind
-from app.core.database import ReadsDep, SessionDep
+from app.core.compiled import ReadsDep
+from app.core.database import SessionDep
 from app.core.pagination import Page
 from app.core.problems import install_problem_handlers
 from tests.conftest import CallerFactory

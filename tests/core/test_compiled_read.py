@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent
 from app.catalog.models import PartnerKind, Program, ProgramChannel, ProgramStatus
-from app.core.database import CompiledRead
+from app.core.compiled import CompiledRead
 
 _events = AuditEvent.__table__  # type: ignore[attr-defined]
 _programs = Program.__table__  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Partner, PartnerKind, PartnerStatus
 from app.console import formatting
 from app.core import business_time, clock
-from app.core.database import ReadScope
+from app.core.compiled import ReadScope
 from app.core.pagination import PageParams
 from app.core.problems import Problem
 from app.core.tenancy import Tenant
