@@ -46,12 +46,27 @@ class CompiledRead:
             if (processor := column.type._cached_result_processor(_ASYNCPG, None)) is not None
         )
 
-    async def rows(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The rows, each as ``{column: value}``, read on ``connection`` (within its transaction, if it has one)."""
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The positional arguments of ``sql`` for ``values`` (by name; a literal of the statement otherwise)."""
         arguments = []
         for name, literal, processor in self._parameters:
             value = values.get(name, literal)
             arguments.append(processor(value) if processor is not None else value)
+        return arguments
+
+    def decoded(self, records: list[asyncpg.Record]) -> list[dict[str, Any]]:
+        """asyncpg's records as ``session.execute`` would give their values, each row as ``{column: value}``."""
+        rows = []
+        for record in records:
+            values = list(record)
+            for index, processor in self._decoders:
+                values[index] = processor(values[index])
+            rows.append(dict(zip(self.columns, values, strict=True)))
+        return rows
+
+    async def rows(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows, each as ``{column: value}``, read on ``connection`` (within its transaction, if it has one)."""
+        arguments = self.arguments(values)
         pooled = await connection.get_raw_connection()
         adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter: its transaction begins on first use
         try:
@@ -61,13 +76,7 @@ class CompiledRead:
                 records = await adapted._connection.fetch(self.sql, *arguments)
         except Exception as error:
             raise await self._as_sqlalchemy_error(connection, adapted, error) from error
-        rows = []
-        for record in records:
-            decoded = list(record)
-            for index, processor in self._decoders:
-                decoded[index] = processor(decoded[index])
-            rows.append(dict(zip(self.columns, decoded, strict=True)))
-        return rows
+        return self.decoded(records)
 
     async def _as_sqlalchemy_error(self, connection: AsyncConnection, adapted: Any, error: Exception) -> Exception:
         return await as_sqlalchemy_error(self.sql, connection.dialect, adapted, error, connection.invalidate)
@@ -260,10 +269,7 @@ async def rows_of(reads: ReadScope, read: CompiledRead, values: Mapping[str, Any
     engine = reads.pooled_engine
     if engine is None:
         return await read.rows(await read_connection(await reads.session()), values)
-    arguments = []
-    for name, literal, processor in read._parameters:
-        value = values.get(name, literal)
-        arguments.append(processor(value) if processor is not None else value)
+    arguments = read.arguments(values)
     pooled = await engine.raw_connection()
     try:
         adapted: Any = pooled.dbapi_connection  # SQLAlchemy's asyncpg adapter, checked in with no transaction
@@ -271,38 +277,9 @@ async def rows_of(reads: ReadScope, read: CompiledRead, values: Mapping[str, Any
             async with adapted._execute_mutex:
                 records = await adapted._connection.fetch(read.sql, *arguments)
         except Exception as error:
-            raise await _pooled_read_error(engine, pooled, adapted, read.sql, error) from error
+            raise await as_sqlalchemy_error(
+                read.sql, engine.dialect, adapted, error, lambda gone: greenlet_spawn(pooled.invalidate, gone)
+            ) from error
     finally:
         pooled.close()  # back to the pool: its reset (a rollback) has no transaction to end, so no round trip
-    rows = []
-    for record in records:
-        decoded = list(record)
-        for index, processor in read._decoders:
-            decoded[index] = processor(decoded[index])
-        rows.append(dict(zip(read.columns, decoded, strict=True)))
-    return rows
-
-
-async def _pooled_read_error(engine: AsyncEngine, pooled: Any, adapted: Any, sql: str, error: Exception) -> Exception:
-    """The error as ``session.execute`` raises it (as ``CompiledRead``'s), the connection invalidated when gone."""
-    translated: Any = error
-    try:
-        adapted._handle_exception(error)  # raises the DB-API form of the asyncpg error
-    except Exception as dbapi_error:
-        translated = dbapi_error
-    dialect = engine.dialect
-    sqlstate = getattr(translated, "sqlstate", None)
-    gone = dialect.is_disconnect(translated, adapted, None) or (
-        isinstance(sqlstate, str) and sqlstate.startswith(DISCONNECT_SQLSTATES)
-    )
-    if gone:
-        await greenlet_spawn(pooled.invalidate, translated)
-    return DBAPIError.instance(
-        sql,
-        None,
-        translated,
-        dialect.loaded_dbapi.Error,
-        hide_parameters=True,
-        connection_invalidated=gone,
-        dialect=dialect,
-    )
+    return read.decoded(records)
