@@ -186,11 +186,7 @@ async def copy_rows_new(
     raw = await driver_connection(session)
     await raw.execute("SAVEPOINT copy_rows_new")
     try:
-        await raw.copy_records_to_table(
-            table.name,
-            records=records,
-            columns=[*names, *(constants or {})],  # type: ignore[arg-type]
-        )
+        await copy_records(session, table.name, [*names, *(constants or {})], list(records))  # type: ignore[arg-type]
     except asyncpg.UniqueViolationError:
         await raw.execute("ROLLBACK TO SAVEPOINT copy_rows_new")
         await raw.execute("RELEASE SAVEPOINT copy_rows_new")

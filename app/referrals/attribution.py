@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.core.bulk import JsonText, copy_records, equals_any, insert_rows
+from app.core.bulk import JsonText, copy_rows_new, equals_any
 from app.core.business_time import business_day
 from app.core.models import new_id, new_ids
 from app.core.partner_filter import EVERY_PARTNER, PartnerFilter
@@ -371,31 +370,13 @@ async def _insert(
     return lost
 
 
-COPY_FROM = 64  # referrals of one write from which they are COPYed straight into the table
-
-
 async def _write_referrals(session: AsyncSession, rows: list[tuple[Any, ...]]) -> dict[str, str]:
     """Insert referral rows (in the order of ``_REFERRAL_COLUMNS``) but those whose id or reference is taken;
-    returns external_ref → id of the rows inserted.
-
-    Many rows are COPYed straight into ``referrals`` under a savepoint: no staging table, no second pass over the
-    rows in the database. COPY cannot pass over a conflict, so a unique violation (a reference used meanwhile by a
-    concurrent submission) rolls back to the savepoint and the rows go the way of a few, an ``INSERT … ON CONFLICT
-    DO NOTHING`` that leaves out exactly the conflicting ones: the outcome is the same either way."""
-    if len(rows) >= COPY_FROM:
-        try:
-            async with session.begin_nested():
-                await copy_records(session, _REFERRALS.name, _REFERRAL_COLUMNS, rows)
-        except asyncpg.UniqueViolationError:
-            pass
-        else:
-            return {row[_EXTERNAL_REF]: row[_ID] for row in rows}
-    return {
-        str(external_ref): str(referral_id)
-        for referral_id, external_ref in await insert_rows(
-            session, _REFERRALS, _REFERRAL_COLUMNS, rows, on_conflict_do_nothing=True, returning=("id", "external_ref")
-        )
-    }
+    returns external_ref → id of the rows inserted. Many rows are COPYed straight in (``copy_rows_new``); a
+    reference used meanwhile by a concurrent submission sends them through ``ON CONFLICT DO NOTHING`` instead, which
+    leaves out exactly the conflicting ones: the outcome is the same either way."""
+    written = await copy_rows_new(session, _REFERRALS, _REFERRAL_COLUMNS, rows, returning=("id", "external_ref"))
+    return {str(external_ref): str(referral_id) for referral_id, external_ref in written}
 
 
 async def _settle_lost_claims(

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core import bulk
 from app.core.config import Settings
 from app.core.database import Database, create_engine
 from app.main import create_app
@@ -55,9 +56,9 @@ class Writes:
 def writes(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Writes:
     """The path under test: ``copy`` as shipped, or ``insert`` (COPY never tried); the COPYs sent are counted."""
     if request.param == "insert":
-        monkeypatch.setattr(attribution, "COPY_FROM", 10**9)
+        monkeypatch.setattr(bulk, "COPY_FROM", 10**9)
     writes = Writes(request.param, [])
-    real = attribution.copy_records
+    real = bulk.copy_records
 
     async def counted(session: AsyncSession, table: str, columns: Any, records: list[Any]) -> None:
         try:
@@ -67,7 +68,7 @@ def writes(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> W
             raise
         writes.copies.append((table, len(records), "ok"))
 
-    monkeypatch.setattr(attribution, "copy_records", counted)
+    monkeypatch.setattr(bulk, "copy_records", counted)
     return writes
 
 
