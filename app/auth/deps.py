@@ -363,6 +363,20 @@ class _Call:
         return values
 
 
+def as_included(route: APIRoute) -> Any:
+    """The route whose handler FastAPI is building: as included (the app's dependencies, the app as its overrides
+    provider), or as declared."""
+    inclusion = _inclusion.get() if _inclusion is not None else None
+    return inclusion if inclusion is not None and inclusion.original_route is route else route
+
+
+def overridden(route: Any) -> bool:
+    """Whether a dependency of ``route`` is overridden now (the tests'): a fast route then leaves the call to
+    FastAPI, which honours overrides."""
+    provider = route.dependency_overrides_provider
+    return provider is not None and bool(getattr(provider, "dependency_overrides", None))
+
+
 class HotRead(APIRoute):
     """A read-only GET whose calls skip FastAPI's dependency resolution (the cost of a call, more than its
     statement): the handler checks the query itself, resolves the principal with ``principal_of`` (the rate limit
@@ -378,9 +392,7 @@ class HotRead(APIRoute):
         by_fastapi = super().get_route_handler()
         if _inclusion is None:
             return by_fastapi  # pragma: no cover
-        # The route as included (the app's dependencies, the app as overrides provider), or as declared.
-        inclusion = _inclusion.get()
-        route: Any = inclusion if inclusion is not None and inclusion.original_route is self else self
+        route = as_included(self)
         where = route.path_format
         call = _Call.of(self.endpoint, where)
         unresolved = {dependant.call for dependant in route.dependant.dependencies} - call.calls - _SATISFIED
@@ -398,7 +410,6 @@ def _hot_handler(
     route: Any, call: _Call, by_fastapi: Callable[[Request], Coroutine[Any, Any, Response]]
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     endpoint, keys = route.endpoint, call.keys
-    overrides_provider = route.dependency_overrides_provider
     status_code = route.status_code or 200
     serialization = {
         "field": route.response_field,
@@ -412,7 +423,7 @@ def _hot_handler(
     }
 
     async def handle(request: Request) -> Response:
-        if overrides_provider is not None and getattr(overrides_provider, "dependency_overrides", None):
+        if overridden(route):
             return await by_fastapi(request)
         given: Mapping[str, str] = {}
         if request.scope["query_string"]:

@@ -4,11 +4,12 @@ request, the general one of FastAPI for any other.
 FastAPI's handler solves the route's dependencies anew on every call (the request guard, the session, the principal,
 the idempotency key, the body), which costs more CPU than the submission itself. ``SubmissionRoute`` does the same
 work in the same order by hand when the request has the usual shape: no query string, a JSON body (``Content-Type:
-application/json``) that parses, an ``Idempotency-Key`` of 1 to 200 characters. Any other request goes to FastAPI's
-handler, which answers it as before: up to that decision nothing was done that the general handler does not do again
-(the body is read once, Starlette keeps it). From the principal on, the order is FastAPI's: the guard, then the
-session and the principal (its errors come first), then the body's validation, then the endpoint; the session's
-transaction commits before the answer is sent, as ``SessionDep``'s does. The OpenAPI document is the route's own.
+application/json``) that parses, an ``Idempotency-Key`` of 1 to 200 characters. Any other request, and any while a
+dependency is overridden, goes to FastAPI's handler, which answers it as before: up to that decision nothing was done
+that the general handler does not do again (the body is read once, Starlette keeps it). From the principal on, the
+order is FastAPI's: the guard, then the session and the principal (its errors come first), then the body's
+validation, then the endpoint; the session's transaction commits before the answer is sent, as ``SessionDep``'s
+does. The OpenAPI document is the route's own.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.dependencies.utils import request_body_to_args
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute, _effective_route_context_var
+from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 
-from app.auth.deps import authenticate, bearer
+from app.auth.deps import as_included, authenticate, bearer, overridden
 from app.core.database import Database
 from app.core.idempotency import OnceOnly
 from app.core.request_guards import guard_request
@@ -39,10 +40,8 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 class SubmissionRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         general = super().get_route_handler()
-        effective = _effective_route_context_var.get()  # the route as included, with the app's dependencies
-        dependant = (
-            effective.dependant if effective is not None and effective.original_route is self else self.dependant
-        )
+        route = as_included(self)
+        dependant = route.dependant
         calls = tuple(getattr(dependency.call, "__name__", None) for dependency in dependant.dependencies)
         guarded = calls[:1] == (_GUARD,)
         if calls[guarded:] != _DEPENDENCIES:
@@ -55,7 +54,8 @@ class SubmissionRoute(APIRoute):
         async def handler(request: Request) -> Response:
             key = request.headers.get(_KEY_HEADER)
             if (
-                request.scope["query_string"]
+                overridden(route)
+                or request.scope["query_string"]
                 or key is None
                 or len(key) not in _KEY_LENGTHS
                 or request.headers.get("content-type") != "application/json"

@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.deps import authenticate
+from app.core.problems import Forbidden
 from app.referrals.models import Referral
 from tests.conftest import CallerFactory
 from tests.referrals.conftest import PartnerDesk, individual
@@ -133,3 +136,15 @@ async def test_requests_of_another_shape_go_to_fastapis_handler(client: httpx.As
     assert [error["loc"] for error in long_key.json()["errors"]] == [["header", "Idempotency-Key"]]
     assert [error["loc"] for error in query.json()["errors"]] == [["query", "dry_run"]]
     assert not_json.json()["errors"][0]["type"] == "json_invalid"
+
+
+async def test_an_override_is_honoured(app: FastAPI, client: httpx.AsyncClient, bank: PartnerDesk) -> None:
+    """While a dependency is overridden, even the usual request is FastAPI's, which honours the override."""
+
+    def refuse() -> None:
+        raise Forbidden("refused by the override")
+
+    app.dependency_overrides[authenticate] = refuse
+    body = json.dumps(individual(bank.program.id), ensure_ascii=False).encode()
+    answer = await client.post(REFERRALS, content=body, headers={**bank.headers(), "Content-Type": OWN})
+    assert answer.status_code == 403 and answer.json()["detail"] == "refused by the override", answer.text
